@@ -1,0 +1,1 @@
+"""KMC Sense analysis: researchers' tools over recorded samples (load, analyze, simulate)."""

@@ -1,0 +1,131 @@
+"""The `kmc` command: one entry point for the researchers' tools (and, later, the gateway).
+
+Bad input ends with a one-line message naming the file, line and problem, and exit status 2;
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from kmc_host.detect import ConfigError
+
+from .samples_io import SamplesFileError
+
+EXIT_BAD_INPUT = 2
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    from .analyze import analyze_file
+
+    summary = analyze_file(
+        args.samples,
+        args.out,
+        tz=args.tz,
+        roster_path=args.roster,
+        skip_invalid=args.skip_invalid,
+        min_monitored_hours=args.min_monitored_hours,
+    )
+    print("\n".join(summary.lines()))
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from .simulate import simulate_ward
+
+    started = time.perf_counter()
+    out, truth, rows = simulate_ward(
+        args.out, args.devices, args.days, seed=args.seed, tz=args.tz, start=args.start, truth_dir=args.truth
+    )
+    print(f"wrote {rows} samples of {args.devices} straps over {args.days:g} days to {out}")
+    print(f"ground truth and roster in {truth}/ ({time.perf_counter() - started:.1f} s)")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    """A simulated ward analysed end to end: simulate, analyze, score against the truth."""
+    from .analyze import analyze_file
+    from .score import score
+    from .simulate import simulate_ward
+
+    base = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="kmc-demo-"))
+    samples = base / "samples.csv"
+    print(f"== simulating {args.straps} straps for {args.days:g} days (seed {args.seed}) ==")
+    _, truth, rows = simulate_ward(samples, args.straps, args.days, seed=args.seed, tz=args.tz, truth_dir=base / "truth")
+    print(f"{rows} samples -> {samples}")
+    print("== kmc analyze ==")
+    t0 = time.perf_counter()
+    summary = analyze_file(samples, base / "analysis", tz=args.tz, roster_path=truth / "roster.csv")
+    elapsed = time.perf_counter() - t0
+    print("\n".join(summary.lines()))
+    print(f"analysed {rows} samples in {elapsed:.1f} s ({rows / max(elapsed, 1e-9) / 1e6:.1f} M samples/s)")
+    print("== detector against ground truth ==")
+    result = score(truth, base / "analysis")
+    print("\n".join(result.lines()))
+    print(f"outputs in {base}/analysis")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="kmc", description="KMC Sense: objective Kangaroo Mother Care measurement.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    a = sub.add_parser("analyze", help="detect sessions, hours per day and alerts in a samples file")
+    a.add_argument("samples", help="samples file (.csv, .csv.gz or .parquet)")
+    a.add_argument("--out", required=True, help="output folder")
+    a.add_argument("--tz", default="UTC", help="facility time zone, IANA name (default UTC)")
+    a.add_argument("--roster", help="roster CSV: device,infant_id,birth_time,birth_weight_g")
+    a.add_argument(
+        "--skip-invalid",
+        action="store_true",
+        help="leave out invalid rows (counted and listed in the summary) instead of stopping",
+    )
+    a.add_argument(
+        "--min-monitored-hours",
+        type=float,
+        default=20.0,
+        help="hours of data a day needs to count in the coverage indicators (default 20)",
+    )
+    a.set_defaults(run=_analyze)
+
+    s = sub.add_parser("simulate", help="write a simulated ward's samples and its ground truth")
+    s.add_argument("--devices", type=int, default=10, help="number of straps")
+    s.add_argument("--days", type=float, default=3.0, help="days to simulate")
+    s.add_argument("--out", required=True, help="samples file to write (.csv or .parquet)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--tz", default="UTC", help="time zone whose midnight starts the simulation")
+    s.add_argument("--start", default="2026-03-02", help="first local date (YYYY-MM-DD)")
+    s.add_argument("--truth", help="truth folder (default: beside --out, named <stem>_truth)")
+    s.set_defaults(run=_simulate)
+
+    d = sub.add_parser("demo", help="simulate a ward, analyse it and score it against the truth")
+    d.add_argument("--straps", type=int, default=12)
+    d.add_argument("--days", type=float, default=3.0)
+    d.add_argument("--seed", type=int, default=1)
+    d.add_argument("--tz", default="Africa/Addis_Ababa")
+    d.add_argument("--out", help="folder for the demo files (default: a new temporary folder)")
+    d.set_defaults(run=_demo)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except (SamplesFileError, ConfigError, ValueError) as exc:
+        print(f"kmc {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as exc:
+        print(f"kmc {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

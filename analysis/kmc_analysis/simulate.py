@@ -1,0 +1,380 @@
+"""A simulated ward: 1 Hz strap samples with physiological realism, and the ground truth.
+
+Each strap gets a baby (birth time, weight) and a care pattern, then a day plan built from a few
+hundred activity segments; the samples are painted from the plan with numpy, one strap at a time.
+
+What is in the signal (each a thing the detector must get right or must ignore):
+- KMC sessions, *continuous* (long sessions, short breaks) or *intermittent* (a few per day,
+  some shorter than the 60 min WHO minimum); nappy changes (1-3.5 min without contact) inside them;
+  brief contact dropouts (1-6 s) and contact flicker while the baby is positioned.
+- In the cot: contact glitches (1-3 s), nurse handling (2-8 min of intermittent contact),
+  strap detachments (5-40 min, worn == 0, the inner sensor cooling to room air), with the sensor
+  settling back after re-attachment (first-order rise, tau 45-80 s).
+- Cooling episodes outside KMC (nadir 34.8-36.3 C), rare warm episodes, slow skin temperature
+  drift, warming during KMC, caregiver-side temperature on the outer face.
+- Radio gaps (5 s - 3 min of missing rows, at most 1 min inside KMC, now and then a longer
+  one in the cot), sensor
+  noise and 0.01 C quantisation, admission part-way through the first day.
+
+Ground truth (what really happened, not what a detector says) goes to a folder, in the same
+columns as `kmc analyze` writes: sessions.csv, alerts.csv (cold bands, hyperthermia and
+strap_off), daily.csv, plus roster.csv for the babies.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from numpy.typing import NDArray
+
+from kmc_host.detect import DetectorConfig, local_day_edges, zone
+from kmc_host.detect.intervals import seconds_in_bins
+
+DAY = 86400
+MIN = 60
+DEFAULT_START = "2026-03-02"
+
+
+@dataclass
+class Plan:
+    """One strap's truth as intervals, in seconds from the start of the simulation."""
+
+    kmc: list[tuple[int, int]] = field(default_factory=list)
+    detached: list[tuple[int, int]] = field(default_factory=list)
+    handling: list[tuple[int, int]] = field(default_factory=list)
+    cooling: list[tuple[int, int, int, int, float]] = field(default_factory=list)  # a,b,c,e,nadir
+    warm: list[tuple[int, int, int, int, float]] = field(default_factory=list)
+    gaps: list[tuple[int, int]] = field(default_factory=list)
+
+
+@dataclass
+class Strap:
+    device: str
+    infant_id: str
+    birth_time: float
+    birth_weight_g: float
+    t0: float
+    time: NDArray[np.int64]
+    infant_c: NDArray[np.float64]
+    outer_c: NDArray[np.float64]
+    contact: NDArray[np.int8]
+    worn: NDArray[np.int8]
+    battery_v: NDArray[np.float64]
+    plan: Plan
+    true_infant_c: NDArray[np.float64]
+    present: NDArray[np.bool_]
+
+
+def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
+    return float(rng.uniform(lo, hi))
+
+
+def _plan_care(rng: np.random.Generator, admit: int, end: int) -> Plan:
+    """Alternate cot and KMC periods from admission to the end of the simulation."""
+    plan = Plan()
+    continuous = rng.random() < 0.45
+    cur = admit + int(_u(rng, 5, 60) * MIN)
+    cots: list[tuple[int, int]] = [(admit, cur)]
+    while cur < end:
+        if continuous:
+            length = int(_u(rng, 2.0, 9.0) * 3600)
+            gap = int(_u(rng, 15, 75) * MIN)
+        else:
+            length = int(rng.choice([_u(rng, 20, 55), _u(rng, 60, 180), _u(rng, 60, 240)]) * MIN)
+            gap = int(_u(rng, 1.0, 6.0) * 3600)
+        s, e = cur, min(cur + length, end)
+        if e - s >= 15 * MIN:
+            plan.kmc.append((s, e))
+        cots.append((e, min(e + gap, end)))
+        cur = e + gap
+    # Events in the cot, kept clear of session edges so the truth stays unambiguous.
+    margin = 12 * MIN
+    for a, b in cots:
+        lo, hi = a + margin, b - margin
+        if hi - lo < 20 * MIN:
+            continue
+        slots = [[lo, hi]]
+        if rng.random() < 0.30:
+            _place(rng, slots, int(_u(rng, 2, 8) * MIN), plan.handling)
+        if rng.random() < 0.25:
+            _place(rng, slots, int(_u(rng, 5, 40) * MIN), plan.detached, pad_after=12 * MIN)
+        if rng.random() < 0.35:
+            fall, hold, rise = (int(_u(rng, 6, 18) * MIN), int(_u(rng, 4, 35) * MIN), int(_u(rng, 8, 20) * MIN))
+            got = _place(rng, slots, fall + hold + rise, None)
+            if got is not None:
+                a0 = got[0]
+                plan.cooling.append((a0, a0 + fall, a0 + fall + hold, a0 + fall + hold + rise, _u(rng, 34.8, 36.3)))
+        if rng.random() < 0.04:
+            up, hold, down = (int(_u(rng, 8, 15) * MIN), int(_u(rng, 5, 25) * MIN), int(_u(rng, 8, 15) * MIN))
+            got = _place(rng, slots, up + hold + down, None)
+            if got is not None:
+                a0 = got[0]
+                plan.warm.append((a0, a0 + up, a0 + up + hold, a0 + up + hold + down, _u(rng, 37.7, 38.2)))
+        if rng.random() < 0.03:
+            _place(rng, slots, int(_u(rng, 8, 30) * MIN), plan.gaps)
+    plan.handling.sort()
+    plan.detached.sort()
+    return plan
+
+
+def _place(
+    rng: np.random.Generator,
+    slots: list[list[int]],
+    length: int,
+    into: list[tuple[int, int]] | None,
+    pad_after: int = 2 * MIN,
+) -> tuple[int, int] | None:
+    """Put an event of `length` into a free slot, keeping it and `pad_after` clear of others."""
+    fits = [k for k, (a, b) in enumerate(slots) if b - a >= length + pad_after]
+    if not fits:
+        return None
+    k = int(rng.choice(fits))
+    a, b = slots[k]
+    s = a + int(rng.integers(0, b - a - length - pad_after + 1))
+    e = s + length
+    slots[k:k + 1] = [x for x in ([a, s - 2 * MIN], [e + pad_after, b]) if x[1] > x[0]]
+    if into is not None:
+        into.append((s, e))
+    return s, e
+
+
+def _paint_contact(rng: np.random.Generator, n: int, plan: Plan) -> NDArray[np.int8]:
+    contact = np.zeros(n, np.int8)
+    for s, e in plan.kmc:
+        contact[s:e] = 1
+        # positioning flicker in the first seconds
+        for _ in range(int(rng.integers(0, 3))):
+            k = s + int(rng.integers(0, 20))
+            contact[k:k + int(rng.integers(1, 3))] = 0
+        # nappy changes every 2-3 h, 1-3.5 min
+        k = s + int(_u(rng, 60, 150) * MIN)
+        while k < e - 10 * MIN:
+            contact[k:k + int(_u(rng, 1, 3.5) * MIN)] = 0
+            k += int(_u(rng, 120, 180) * MIN)
+        # dropouts of 1-6 s, about every 10 min
+        m = rng.poisson((e - s) / 600)
+        for k in rng.integers(s, e, m):
+            contact[k:k + int(rng.integers(1, 7))] = 0
+    for s, e in plan.handling:  # bursts of contact 20-90 s with 5-30 s off
+        k = s
+        while k < e:
+            on = int(rng.integers(20, 90))
+            contact[k:min(k + on, e)] = 1
+            k += on + int(rng.integers(5, 30))
+    glitches = rng.integers(0, n, rng.poisson(n / 3600))
+    for k in glitches:
+        contact[k:k + int(rng.integers(1, 4))] = 1
+    return contact
+
+
+def _profile(t: NDArray[np.float64], a: int, b: int, c: int, e: int, depth: float) -> NDArray[np.float64]:
+    """Trapezoid: 0 before a, ramps to `depth` by b, holds to c, back to 0 by e."""
+    return depth * np.interp(t, [a, b, c, e], [0.0, 1.0, 1.0, 0.0], left=0.0, right=0.0)
+
+
+def simulate_strap(rng: np.random.Generator, index: int, days: float, t0: float, width: int) -> Strap:
+    """One strap's samples and truth."""
+    n = int(days * DAY)
+    admit = int(_u(rng, 0, 10) * 3600) if index % 3 else 0
+    plan = _plan_care(rng, admit, n)
+    t = np.arange(n, dtype=np.float64)
+
+    # true skin temperature: baseline, slow drift, warming in KMC, cooling and warm episodes
+    base = rng.normal(36.85, 0.1)
+    drift = sum(
+        _u(rng, 0.03, 0.08) * np.sin(2 * np.pi * t / _u(rng, 3, 11) / 3600 + _u(rng, 0, 6)) for _ in range(3)
+    )
+    in_kmc = np.zeros(n)
+    for s, e in plan.kmc:
+        in_kmc[s:e] = 1.0
+    kmc_warm = 0.15 * np.convolve(in_kmc, np.ones(600) / 600, mode="full")[:n]
+    true_c = base + drift + kmc_warm
+    for a, b, c, e, nadir in plan.cooling:
+        true_c -= _profile(t, a, b, c, e, float(base + 0.25 - nadir))
+    for a, b, c, e, peak in plan.warm:
+        true_c += _profile(t, a, b, c, e, float(peak - base))
+
+    worn = np.ones(n, np.int8)
+    sensor = true_c.copy()
+    room = _u(rng, 25.0, 30.0)
+    for s, e in plan.detached:
+        worn[s:e] = 0
+        start_c = sensor[s]
+        k = np.arange(e - s)
+        sensor[s:e] = room + (start_c - room) * np.exp(-k / _u(rng, 120, 240))
+        tau = _u(rng, 45, 80)
+        k2 = np.arange(min(15 * MIN, n - e))
+        sensor[e:e + k2.size] = true_c[e:e + k2.size] + (sensor[e - 1] - true_c[e:e + k2.size]) * np.exp(-k2 / tau)
+    infant = np.round(sensor + rng.normal(0, 0.03, n), 2)
+
+    contact = _paint_contact(rng, n, plan)
+    contact[worn == 0] = 0
+    outer_true = np.where(contact == 1, _u(rng, 34.8, 35.6), _u(rng, 29.0, 33.0))
+    outer = np.round(np.convolve(outer_true, np.ones(90) / 90, mode="same") + rng.normal(0, 0.05, n), 2)
+    outer[:45] = outer[45]
+    outer[-45:] = outer[-46]
+
+    present = np.zeros(n, bool)
+    present[admit:] = True
+    gaps = list(plan.gaps)
+    for k in rng.integers(admit, n, rng.poisson(2 * days)):
+        gaps.append((int(k), int(k) + int(rng.choice([_u(rng, 5, 30), _u(rng, 30, 180)]))))
+    in_kmc_b = in_kmc > 0
+    for k, (s, e) in enumerate(gaps):
+        if in_kmc_b[s:e].any():  # inside KMC a gap stays short enough to be bridged
+            e = s + min(e - s, MIN)
+            gaps[k] = (s, e)
+        present[s:e] = False
+    plan.gaps = sorted(gaps)
+
+    battery = np.round(4.15 - 0.25 * ((t - admit) % DAY) / DAY + rng.normal(0, 0.005, n), 3)
+    birth = t0 + admit - _u(rng, 0.5, 6) * DAY
+    weight = float(np.round(rng.choice([_u(rng, 900, 1999), _u(rng, 2000, 2400)], p=[0.8, 0.2])))
+    return Strap(
+        f"KMC-{index + 1:0{width}d}",
+        f"INF-{index + 1:0{width}d}",
+        float(birth),
+        weight,
+        t0,
+        (t0 + t).astype(np.int64),
+        infant,
+        outer,
+        contact,
+        worn,
+        battery,
+        plan,
+        true_c,
+        present,
+    )
+
+
+# ---- ground truth -------------------------------------------------------------------------
+
+
+def _truth_episodes(strap: Strap, cfg: DetectorConfig) -> list[tuple[str, float, float, float]]:
+    """Cold/warm episodes from the true skin temperature while worn, and strap detachments."""
+    out: list[tuple[str, float, float, float]] = []
+    worn = (strap.worn == 1) & strap.present
+    for band in cfg.thermal_bands:
+        if band.direction == "below":
+            beyond = worn & (strap.true_infant_c < band.threshold)
+        else:
+            beyond = worn & (strap.true_infant_c > band.threshold)
+        edges = np.flatnonzero(np.diff(np.concatenate(([0], beyond.astype(np.int8), [0]))))
+        for a, b in edges.reshape(-1, 2):
+            seg = strap.true_infant_c[a:b]
+            ext = float(seg.min() if band.direction == "below" else seg.max())
+            out.append((band.kind, strap.t0 + a, strap.t0 + b, round(ext, 2)))
+    for s, e in strap.plan.detached:
+        out.append(("strap_off", strap.t0 + s, strap.t0 + e, float("nan")))
+    return out
+
+
+def _iso(t: float) -> str:
+    return dt.datetime.fromtimestamp(round(t), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class TruthWriter:
+    """The truth folder, in `kmc analyze`'s columns."""
+
+    def __init__(self, folder: Path, tz: str, cfg: DetectorConfig) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.tz = zone(tz)
+        self.cfg = cfg
+        self._fh = {name: (folder / f"{name}.csv").open("w", newline="") for name in ("sessions", "alerts", "daily", "roster")}
+        self._w = {k: csv.writer(v) for k, v in self._fh.items()}
+        self._w["sessions"].writerow(["device", "start", "end", "duration_min"])
+        self._w["alerts"].writerow(["device", "kind", "start", "end", "extreme_c"])
+        self._w["daily"].writerow(["device", "date", "kmc_hours", "monitored_hours"])
+        self._w["roster"].writerow(["device", "infant_id", "birth_time", "birth_weight_g"])
+
+    def add(self, s: Strap) -> None:
+        for a, b in s.plan.kmc:
+            self._w["sessions"].writerow([s.device, _iso(s.t0 + a), _iso(s.t0 + b), f"{(b - a) / 60:.1f}"])
+        for kind, a, b, ext in sorted(_truth_episodes(s, self.cfg), key=lambda r: (r[1], r[0])):
+            self._w["alerts"].writerow([s.device, kind, _iso(a), _iso(b), "" if np.isnan(ext) else f"{ext:.2f}"])
+        first = float(s.time[s.present][0])
+        last = float(s.time[s.present][-1])
+        dates, edges = local_day_edges(first, last, self.tz)
+        ks = np.array([s.t0 + a for a, _ in s.plan.kmc], dtype=np.float64)
+        ke = np.array([s.t0 + b for _, b in s.plan.kmc], dtype=np.float64)
+        kmc = seconds_in_bins(ks, ke, edges) / 3600
+        present_t = s.time[s.present].astype(np.float64)
+        mon = np.histogram(present_t, bins=edges)[0] / 3600
+        for k, d in enumerate(dates):
+            self._w["daily"].writerow([s.device, d.isoformat(), f"{kmc[k]:.3f}", f"{mon[k]:.3f}"])
+        self._w["roster"].writerow([s.device, s.infant_id, _iso(s.birth_time), f"{s.birth_weight_g:.0f}"])
+
+    def close(self) -> None:
+        for fh in self._fh.values():
+            fh.close()
+
+
+# ---- the ward -----------------------------------------------------------------------------
+
+
+def strap_table(s: Strap) -> pa.Table:
+    keep = s.present
+    return pa.table(
+        {
+            "time": pa.array(s.time[keep]),
+            "device": pa.array(np.full(int(keep.sum()), s.device)),
+            "infant_c": pa.array(s.infant_c[keep]),
+            "outer_c": pa.array(s.outer_c[keep]),
+            "contact": pa.array(s.contact[keep]),
+            "worn": pa.array(s.worn[keep]),
+            "battery_v": pa.array(s.battery_v[keep]),
+        }
+    )
+
+
+def start_time(date: str, tz: str) -> float:
+    """Local midnight of `date` in `tz`, as Unix seconds."""
+    d = dt.date.fromisoformat(date)
+    return dt.datetime.combine(d, dt.time(0), tzinfo=zone(tz)).timestamp()
+
+
+def simulate_ward(
+    out: str | Path,
+    devices: int,
+    days: float,
+    *,
+    seed: int = 0,
+    tz: str = "UTC",
+    start: str = DEFAULT_START,
+    truth_dir: str | Path | None = None,
+) -> tuple[Path, Path, int]:
+    """Write the samples file (CSV or Parquet by extension) and the truth folder; return rows."""
+    if devices < 1 or days <= 0:
+        raise ValueError("need at least one strap and a positive number of days")
+    out = Path(out)
+    truth = Path(truth_dir) if truth_dir else out.with_name(out.name.split(".")[0] + "_truth")
+    rng = np.random.default_rng(seed)
+    t0 = start_time(start, tz)
+    width = max(2, len(str(devices)))
+    truth_w = TruthWriter(truth, tz, DetectorConfig())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    parquet = out.suffix.lower() in (".parquet", ".pq")
+    writer: pq.ParquetWriter | pacsv.CSVWriter | None = None
+    rows = 0
+    try:
+        for i in range(devices):
+            strap = simulate_strap(np.random.default_rng(rng.integers(2**63)), i, days, t0, width)
+            table = strap_table(strap)
+            if writer is None:
+                writer = pq.ParquetWriter(out, table.schema) if parquet else pacsv.CSVWriter(out, table.schema)
+            writer.write_table(table)
+            rows += table.num_rows
+            truth_w.add(strap)
+    finally:
+        if writer is not None:
+            writer.close()
+        truth_w.close()
+    return out, truth, rows

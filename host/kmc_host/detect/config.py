@@ -1,0 +1,133 @@
+"""Detector configuration: every clinical and signal threshold in one validated place.
+
+The defaults are those of ../shared/DESIGN.md (WHO temperature bands, published KMC session rules).
+A ward changes them through its configuration file; the detector never hard-codes a number.
+Validation happens here, at the edge, so the pipeline below can trust its inputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Literal
+
+Direction = Literal["below", "above"]
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, of the wrong type or outside its allowed range."""
+
+
+@dataclass(frozen=True)
+class Band:
+    """A threshold band with persistence and hysteresis (a WHO temperature band, low battery).
+
+    The band is *entered* once the value has stayed beyond `threshold` for `persist_s`, and *left*
+    once it has stayed back past `threshold` by `hysteresis` for `persist_s`. Nested bands (cold
+    stress contains moderate hypothermia) are separate Band objects, each with its own episodes.
+    """
+
+    kind: str
+    threshold: float
+    direction: Direction
+    hysteresis: float = 0.1
+    persist_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        if not self.kind or not self.kind.replace("_", "").isalnum():
+            raise ConfigError(f"band kind {self.kind!r} must be a non-empty identifier")
+        if self.direction not in ("below", "above"):
+            raise ConfigError(f"band {self.kind}: direction must be 'below' or 'above'")
+        if self.hysteresis < 0:
+            raise ConfigError(f"band {self.kind}: hysteresis must be >= 0")
+        if self.persist_s <= 0:
+            raise ConfigError(f"band {self.kind}: persist_s must be > 0")
+
+
+def who_thermal_bands(persist_s: float = 60.0, hysteresis: float = 0.1) -> tuple[Band, ...]:
+    """The four WHO bands on infant skin temperature (DESIGN.md, Detection)."""
+    return (
+        Band("cold_stress", 36.5, "below", hysteresis, persist_s),
+        Band("moderate_hypothermia", 36.0, "below", hysteresis, persist_s),
+        Band("severe_hypothermia", 32.0, "below", hysteresis, persist_s),
+        Band("hyperthermia", 37.5, "above", hysteresis, persist_s),
+    )
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """All detector parameters, in seconds and degrees Celsius.
+
+    Sample timing
+      sample_period_s: nominal strap sampling period; the time a sample stands for when the
+        one before it is too far away to tell.
+      gap_s: a silence longer than this between two samples is missing data (a gap), not a late
+        sample. Shorter silences are covered by the sample that ends them.
+    KMC sessions (evidence: contact == 1 and worn == 1)
+      dropout_s: lift-offs of the outer pad shorter than this inside contact are closed first.
+      min_contact_s: contact runs shorter than this are noise (a touch, a glitch).
+      bridge_s: interruptions (no contact or missing data) up to this long inside a session are
+        bridged and counted in it (a nappy change).
+      min_session_s: sessions shorter than this are handling, not KMC.
+      effective_session_s: sessions at least this long are "effective" (WHO: avoid shorter).
+    Thermal alerts on infant_c + axillary_offset_c, only while worn
+      thermal_bands: the WHO bands with their persistence and hysteresis.
+      settle_s: no thermal alert this long after the strap is put (back) on.
+      assume_removed_after_gap_s: a data gap at least this long counts as a removal, so the
+        sensor settles again afterwards.
+    Device alerts
+      strap_off_s: worn == 0 for at least this long raises `strap_off`.
+      battery_band: the `battery_low` band on battery_v (volts), used when that column exists.
+    """
+
+    sample_period_s: float = 1.0
+    gap_s: float = 5.0
+    dropout_s: float = 10.0
+    min_contact_s: float = 30.0
+    bridge_s: float = 300.0
+    min_session_s: float = 600.0
+    effective_session_s: float = 3600.0
+    thermal_bands: tuple[Band, ...] = field(default_factory=who_thermal_bands)
+    axillary_offset_c: float = 0.0
+    settle_s: float = 300.0
+    assume_removed_after_gap_s: float = 300.0
+    strap_off_s: float = 120.0
+    battery_band: Band = Band("battery_low", 3.5, "below", 0.05, 60.0)
+
+    def __post_init__(self) -> None:
+        for name in (
+            "sample_period_s",
+            "gap_s",
+            "min_contact_s",
+            "min_session_s",
+            "effective_session_s",
+            "strap_off_s",
+            "assume_removed_after_gap_s",
+        ):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        for name in ("dropout_s", "bridge_s", "settle_s"):
+            if not getattr(self, name) >= 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.gap_s < self.sample_period_s:
+            raise ConfigError("gap_s must be >= sample_period_s")
+        if self.dropout_s > self.bridge_s:
+            raise ConfigError("dropout_s must be <= bridge_s (dropouts are the shortest interruptions)")
+        if not -2.0 <= self.axillary_offset_c <= 2.0:
+            raise ConfigError("axillary_offset_c must be within -2.0..2.0 C")
+        kinds = [b.kind for b in self.thermal_bands] + [self.battery_band.kind, "strap_off"]
+        if len(set(kinds)) != len(kinds):
+            raise ConfigError(f"alert kinds must be unique, got {kinds}")
+
+    @classmethod
+    def from_mapping(cls, values: dict[str, Any]) -> DetectorConfig:
+        """Build from a parsed config file section; unknown keys and wrong types are errors."""
+        known = {f.name for f in fields(cls)} - {"thermal_bands", "battery_band"}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown detector setting(s): {', '.join(unknown)}")
+        clean: dict[str, float] = {}
+        for key, value in values.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"detector setting {key} must be a number, got {value!r}")
+            clean[key] = float(value)
+        return replace(cls(), **clean)

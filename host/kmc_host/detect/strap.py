@@ -1,0 +1,260 @@
+"""One strap's detector: samples in (any chunking), sessions and alert episodes out.
+
+The live gateway feeds each notification batch as it arrives; `kmc analyze` feeds a whole
+recording in one call. Both go through `StrapDetector.feed`, and the trackers it drives carry
+their state between chunks, so the results are identical however the recording is cut.
+
+Per chunk the work is a fixed number of numpy passes over the samples: the time line (coverage of
+each sample, data gaps), sensor settling after the strap is put on, then one run pass per signal
+(skin-to-skin evidence, worn, monitored time, each band). Rules then act on the short run lists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..samples import Samples
+from .bands import BandTracker, Episodes
+from .config import DetectorConfig
+from .intervals import contains
+from .runs import Runs, RunTracker
+from .sessions import SessionTracker, sessions_from_contact
+
+F64 = NDArray[np.float64]
+STRAP_OFF = "strap_off"
+
+# Per-sample states (DESIGN.md: kmc / worn / off; gap is time with no sample at all).
+STATE_GAP, STATE_OFF, STATE_WORN, STATE_KMC = 0, 1, 2, 3
+STATE_NAMES = {STATE_GAP: "gap", STATE_OFF: "off", STATE_WORN: "worn", STATE_KMC: "kmc"}
+
+
+class SampleOrderError(ValueError):
+    """Samples reached the detector out of time order or duplicated."""
+
+
+@dataclass
+class Update:
+    """What one `feed` made final: sessions and alert episodes that can no longer change."""
+
+    session_start: F64 = field(default_factory=lambda: np.empty(0))
+    session_end: F64 = field(default_factory=lambda: np.empty(0))
+    episodes: list[Episodes] = field(default_factory=list)
+
+
+@dataclass
+class StrapResult:
+    """Everything detected for one strap over a whole recording."""
+
+    device: str
+    session_start: F64
+    session_end: F64
+    episodes: dict[str, Episodes]
+    monitored_start: F64
+    monitored_end: F64
+    off_start: F64
+    off_end: F64
+    samples: int
+    effective_session_s: float
+
+    @property
+    def session_effective(self) -> NDArray[np.bool_]:
+        return (self.session_end - self.session_start) >= self.effective_session_s
+
+
+class StrapDetector:
+    """Incremental detector for one strap (see module docstring)."""
+
+    def __init__(self, device: str, cfg: DetectorConfig | None = None) -> None:
+        self.device = device
+        self.cfg = cfg = cfg or DetectorConfig()
+        self._prev_t = np.nan
+        self._prev_worn = False
+        self._settle_until = -np.inf
+        self._n = 0
+        period = cfg.sample_period_s
+        self._contact = RunTracker(period)
+        self._sessions = SessionTracker(cfg)
+        self._worn = RunTracker(period)
+        self._monitored = RunTracker(period)
+        self._bands = [BandTracker(b, period) for b in cfg.thermal_bands]
+        self._battery = BandTracker(cfg.battery_band, period)
+        self._kinds = [b.kind for b in cfg.thermal_bands] + [STRAP_OFF, cfg.battery_band.kind]
+        # Final results, accumulated as lists of arrays.
+        self._sess: list[tuple[F64, F64]] = []
+        self._eps: dict[str, list[Episodes]] = {k: [] for k in self._kinds}
+        self._mon: list[Runs] = []
+        self._off: list[Runs] = []
+
+    # ---- feeding -------------------------------------------------------------------------
+
+    def feed(self, s: Samples) -> Update:
+        """Add the next chunk of this strap's samples (strictly later than any before)."""
+        if len(s) == 0:
+            return Update()
+        cfg = self.cfg
+        t = s.time
+        dt = np.diff(t, prepend=self._prev_t)
+        bad = np.flatnonzero(dt <= 0)
+        if bad.size:
+            i = int(bad[0])
+            prev = self._prev_t if i == 0 else t[i - 1]
+            raise SampleOrderError(
+                f"strap {self.device}: sample time {t[i]!r} does not follow {prev!r} "
+                "(duplicate or out of order)"
+            )
+        brk = ~(dt <= cfg.gap_s)  # NaN (first sample ever) is a break too
+
+        worn = s.worn == 1
+        prev_worn = np.concatenate(([self._prev_worn], worn[:-1]))
+        put_on = worn & (~prev_worn | ~(dt < cfg.assume_removed_after_gap_s))
+        settle_until = np.maximum.accumulate(np.where(put_on, t + cfg.settle_s, -np.inf))
+        settle_until = np.maximum(settle_until, self._settle_until)
+        judge = worn & (t >= settle_until)
+
+        update = Update()
+        evidence = ((s.contact == 1) & worn).astype(np.int8)
+        runs = self._contact.push(t, brk, evidence)
+        self._take_sessions(runs, self._next_contact_start(float(t[-1])), update)
+        self._take_off(self._worn.push(t, brk, worn.astype(np.int8)), update)
+        self._mon.append(self._monitored.push(t, brk, np.zeros(t.size, np.int8)))
+        infant = s.infant_c + cfg.axillary_offset_c
+        for tracker in self._bands:
+            self._take(tracker.push(t, brk, infant, judge), update)
+        battery = s.battery_v if s.battery_v is not None else np.full(t.size, np.nan)
+        self._take(self._battery.push(t, brk, battery, np.isfinite(battery)), update)
+
+        self._prev_t = float(t[-1])
+        self._prev_worn = bool(worn[-1])
+        self._settle_until = float(settle_until[-1])
+        self._n += len(s)
+        return update
+
+    def finish(self) -> Update:
+        """End of the recording: close every open run and episode."""
+        update = Update()
+        self._take_sessions(self._contact.close(), np.inf, update)
+        self._take_off(self._worn.close(), update)
+        self._mon.append(self._monitored.close())
+        for tracker in [*self._bands, self._battery]:
+            self._take(tracker.finish(), update)
+        return update
+
+    def result(self) -> StrapResult:
+        """All final results so far (call after `finish` for a complete recording)."""
+        sess_s = np.concatenate([s for s, _ in self._sess]) if self._sess else np.empty(0)
+        sess_e = np.concatenate([e for _, e in self._sess]) if self._sess else np.empty(0)
+        mon = Runs.concat(self._mon)
+        off = Runs.concat(self._off)
+        return StrapResult(
+            self.device,
+            sess_s,
+            sess_e,
+            {k: Episodes.concat(k, v) for k, v in self._eps.items()},
+            mon.start,
+            mon.end,
+            off.start,
+            off.end,
+            self._n,
+            self.cfg.effective_session_s,
+        )
+
+    # ---- live view -----------------------------------------------------------------------
+
+    def open_session(self) -> tuple[float, float] | None:
+        """The session in progress (start, latest time), provisional until it ends."""
+        run = self._contact.open
+        if run is not None and run.cls == 1:
+            s, e = self._sessions.pending(run.start, run.end)
+        else:
+            s, e = self._sessions.pending()
+        if s.size and self._prev_t - e[-1] <= self.cfg.bridge_s:
+            return float(s[-1]), float(e[-1])
+        return None
+
+    def state(self) -> int:
+        """The strap's state at its latest sample (STATE_*)."""
+        if self._n == 0:
+            return STATE_GAP
+        if self.open_session() is not None:
+            return STATE_KMC
+        return STATE_WORN if self._prev_worn else STATE_OFF
+
+    def active_alerts(self) -> dict[str, tuple[float, float]]:
+        """Alerts in progress: kind -> (start, extreme so far; NaN where not a temperature)."""
+        out: dict[str, tuple[float, float]] = {}
+        for tracker in [*self._bands, self._battery]:
+            a = tracker.active()
+            if a is not None:
+                out[tracker.band.kind] = a
+        run = self._worn.open
+        if run is not None and run.cls == 0 and run.duration >= self.cfg.strap_off_s:
+            out[STRAP_OFF] = (run.start, np.nan)
+        return out
+
+    # ---- helpers -------------------------------------------------------------------------
+
+    def _next_contact_start(self, last_t: float) -> float:
+        run = self._contact.open
+        return run.start if run is not None and run.cls == 1 else last_t
+
+    def _take_sessions(self, runs: Runs, next_start: float, update: Update) -> None:
+        on = runs.cls == 1
+        s, e = self._sessions.push(runs.start[on], runs.end[on], next_start)
+        if s.size:
+            self._sess.append((s, e))
+            update.session_start, update.session_end = s, e
+
+    def _take_off(self, runs: Runs, update: Update) -> None:
+        off = runs.cls == 0
+        start, end = runs.start[off], runs.end[off]
+        self._off.append(Runs(runs.cls[off], start, end, runs.extreme[off]))
+        long = (end - start) >= self.cfg.strap_off_s
+        if long.any():
+            ep = Episodes(
+                STRAP_OFF,
+                start[long],
+                end[long],
+                np.full(int(long.sum()), np.nan),
+                start[long] + self.cfg.strap_off_s,
+            )
+            self._take(ep, update)
+
+    def _take(self, ep: Episodes, update: Update) -> None:
+        if len(ep):
+            self._eps[ep.kind].append(ep)
+            update.episodes.append(ep)
+
+
+def detect(device: str, samples: Samples, cfg: DetectorConfig | None = None) -> StrapResult:
+    """The whole recording of one strap in one pass (what `kmc analyze` does per strap)."""
+    det = StrapDetector(device, cfg)
+    det.feed(samples)
+    det.finish()
+    return det.result()
+
+
+def sample_states(samples: Samples, result: StrapResult) -> NDArray[np.int8]:
+    """Per-sample state: kmc inside a session, else worn or off by the worn flag."""
+    in_session = contains(result.session_start, result.session_end, samples.time)
+    states = np.where(samples.worn == 1, STATE_WORN, STATE_OFF).astype(np.int8)
+    states[in_session] = STATE_KMC
+    return states
+
+
+__all__ = [
+    "STATE_GAP",
+    "STATE_KMC",
+    "STATE_NAMES",
+    "STATE_OFF",
+    "STATE_WORN",
+    "SampleOrderError",
+    "StrapDetector",
+    "StrapResult",
+    "Update",
+    "detect",
+    "sample_states",
+    "sessions_from_contact",
+]
