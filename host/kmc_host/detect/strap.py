@@ -175,12 +175,16 @@ class StrapDetector:
         return None
 
     def state(self) -> int:
-        """The strap's state at its latest sample (STATE_*)."""
+        """The strap's state at its latest sample (STATE_*).
+
+        A strap that is off the baby is `off` even inside a bridged interruption; a worn strap
+        inside a session that may still go on (a nappy change) is `kmc`.
+        """
         if self._n == 0:
             return STATE_GAP
-        if self.open_session() is not None:
-            return STATE_KMC
-        return STATE_WORN if self._prev_worn else STATE_OFF
+        if not self._prev_worn:
+            return STATE_OFF
+        return STATE_KMC if self.open_session() is not None else STATE_WORN
 
     def active_alerts(self) -> dict[str, tuple[float, float]]:
         """Alerts in progress: kind -> (start, extreme so far; NaN where not a temperature)."""

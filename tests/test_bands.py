@@ -1,0 +1,88 @@
+"""Thermal and device alert episodes: persistence, hysteresis, nesting, settling."""
+
+import numpy as np
+
+from kmc_host.detect import DetectorConfig, detect
+from conftest import T0, signal
+
+OK = 36.8
+
+
+def episodes(s, kind, cfg=None):
+    r = detect("S1", s, cfg)
+    e = r.episodes[kind]
+    return list(zip((e.start - T0).tolist(), (e.end - T0).tolist(), e.extreme.round(2).tolist(), strict=True))
+
+
+def cot(seconds, temp):
+    return (seconds, 0, 1, temp)
+
+
+def test_cold_stress_needs_sixty_seconds():
+    assert episodes(signal(cot(900, OK), cot(59, 36.4), cot(600, OK)), "cold_stress") == []
+    assert episodes(signal(cot(900, OK), cot(60, 36.4), cot(600, OK)), "cold_stress") == [(900.0, 960.0, 36.4)]
+
+
+def test_hysteresis_needs_point_one_above_threshold_to_leave():
+    # 36.55 for 5 min does not end the episode: only >= 36.6 for 60 s does
+    s = signal(cot(900, OK), cot(300, 36.3), cot(300, 36.55), cot(120, 36.2), cot(59, 36.6), cot(60, 36.45), cot(600, OK))
+    assert episodes(s, "cold_stress") == [(900.0, 900 + 300 + 300 + 120 + 59 + 60.0, 36.2)]
+
+
+def test_nested_bands_each_get_their_own_row():
+    s = signal(cot(900, OK), cot(300, 36.3), cot(600, 35.5), cot(300, 36.3), cot(600, OK))
+    assert episodes(s, "cold_stress") == [(900.0, 2100.0, 35.5)]
+    assert episodes(s, "moderate_hypothermia") == [(1200.0, 1800.0, 35.5)]
+    assert episodes(s, "severe_hypothermia") == []
+
+
+def test_severe_hypothermia_and_hyperthermia():
+    s = signal(cot(900, OK), cot(120, 31.5), cot(900, OK), cot(120, 37.9), cot(600, OK))
+    assert episodes(s, "severe_hypothermia") == [(900.0, 1020.0, 31.5)]
+    assert episodes(s, "hyperthermia") == [(1920.0, 2040.0, 37.9)]
+
+
+def test_no_thermal_alert_while_off_or_settling():
+    # strap off (inner sensor in room air), back on and settling for 4 min below 36.5
+    s = signal(cot(900, OK), (600, 0, 0, 28.0), cot(240, 35.9), cot(900, OK))
+    assert episodes(s, "cold_stress") == []
+    assert [(a, b) for a, b, _ in episodes(s, "strap_off")] == [(900.0, 1500.0)]
+    # still cold after the 5 min settling: alert from the end of settling
+    s = signal(cot(900, OK), (600, 0, 0, 28.0), cot(480, 35.9), cot(900, OK))
+    assert episodes(s, "cold_stress") == [(1800.0, 1980.0, 35.9)]
+
+
+def test_cold_from_the_first_sample_waits_for_settling():
+    s = signal(cot(600, 36.0), cot(600, OK))
+    assert episodes(s, "cold_stress") == [(300.0, 600.0, 36.0)]
+
+
+def test_strap_removal_ends_an_episode():
+    s = signal(cot(900, OK), cot(300, 36.0), (300, 0, 0, 30.0), cot(900, OK))
+    assert episodes(s, "cold_stress") == [(900.0, 1200.0, 36.0)]
+
+
+def test_strap_off_needs_two_minutes():
+    s = signal(cot(900, OK), (119, 0, 0, 33.0), cot(900, OK))
+    assert episodes(s, "strap_off") == []
+    s = signal(cot(900, OK), (120, 0, 0, 33.0), cot(900, OK))
+    got = episodes(s, "strap_off")
+    assert [(a, b) for a, b, _ in got] == [(900.0, 1020.0)]
+
+
+def test_axillary_offset_shifts_the_reading():
+    s = signal(cot(900, OK), cot(300, 36.45), cot(600, OK))
+    assert len(episodes(s, "cold_stress")) == 1
+    assert episodes(s, "cold_stress", DetectorConfig(axillary_offset_c=0.1)) == []
+
+
+def test_episode_open_at_end_of_recording_is_closed_at_last_sample():
+    s = signal(cot(900, OK), cot(300, 36.1))
+    assert episodes(s, "cold_stress") == [(900.0, 1200.0, 36.1)]
+
+
+def test_battery_low_from_battery_column():
+    s = signal(cot(900, OK), cot(900, OK))
+    bat = np.where(np.arange(len(s)) < 1000, 3.9, 3.4)
+    s2 = type(s)(s.time, s.infant_c, s.outer_c, s.contact, s.worn, bat)
+    assert episodes(s2, "battery_low") == [(1000.0, 1800.0, 3.4)]

@@ -1,0 +1,87 @@
+"""The live gateway feeds chunks; the results must equal one pass over the whole recording."""
+
+import numpy as np
+import pytest
+
+from kmc_analysis.simulate import simulate_strap
+from kmc_host.detect import STATE_KMC, STATE_OFF, STATE_WORN, SampleOrderError, StrapDetector, detect
+from kmc_host.samples import Samples
+from conftest import T0, signal
+
+
+def sim_samples(seed: int, days: float = 1.0) -> Samples:
+    st = simulate_strap(np.random.default_rng(seed), seed, days, T0, 2)
+    k = st.present
+    return Samples.from_columns(st.time[k], st.infant_c[k], st.outer_c[k], st.contact[k], st.worn[k], st.battery_v[k])
+
+
+def assert_same(a, b):
+    assert np.array_equal(a.session_start, b.session_start)
+    assert np.array_equal(a.session_end, b.session_end)
+    assert np.array_equal(a.monitored_start, b.monitored_start)
+    assert np.array_equal(a.monitored_end, b.monitored_end)
+    for kind in a.episodes:
+        ea, eb = a.episodes[kind], b.episodes[kind]
+        assert np.array_equal(ea.start, eb.start), kind
+        assert np.array_equal(ea.end, eb.end), kind
+        assert np.array_equal(ea.extreme, eb.extreme, equal_nan=True), kind
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_chunks_equal_one_pass(seed):
+    s = sim_samples(seed)
+    whole = detect("S", s)
+    assert sum(len(e) for e in whole.episodes.values()) + whole.session_start.size > 0
+    rng = np.random.default_rng(100 + seed)
+    # chunk sizes from single samples (live, one notification) to hours
+    cuts = np.unique(np.concatenate((rng.integers(1, len(s), 300), np.arange(5000, 5200))))
+    det = StrapDetector("S")
+    for a, b in zip(np.r_[0, cuts], np.r_[cuts, len(s)], strict=True):
+        det.feed(s.slice(int(a), int(b)))
+    det.finish()
+    assert_same(whole, det.result())
+
+
+def test_updates_report_each_final_result_once():
+    s = sim_samples(7)
+    whole = detect("S", s)
+    det = StrapDetector("S")
+    starts, kinds = [], []
+    for a in range(0, len(s), 600):
+        u = det.feed(s.slice(a, a + 600))
+        starts += u.session_start.tolist()
+        kinds += [e.kind for e in u.episodes for _ in range(len(e))]
+    u = det.finish()
+    starts += u.session_start.tolist()
+    kinds += [e.kind for e in u.episodes for _ in range(len(e))]
+    assert starts == whole.session_start.tolist()
+    assert sorted(kinds) == sorted(k for k, e in whole.episodes.items() for _ in range(len(e)))
+
+
+def test_live_view_state_open_session_and_active_alerts():
+    s = signal((600, 0, 1, 36.8), (1200, 1, 1, 36.9), (200, 0, 0, 30.0), (900, 0, 1, 36.8), (400, 0, 1, 35.9))
+    det = StrapDetector("S")
+    det.feed(s.slice(0, 1500))
+    assert det.state() == STATE_KMC
+    assert det.open_session() == (T0 + 600, T0 + 1500)
+    det.feed(s.slice(1500, 1900))
+    assert det.state() == STATE_OFF
+    assert det.active_alerts() == {}
+    det.feed(s.slice(1900, 1960))
+    assert "strap_off" in det.active_alerts()
+    det.feed(s.slice(1960, 2900))
+    assert det.state() == STATE_WORN and det.open_session() is None
+    det.feed(s.slice(2900, 2959))
+    assert "cold_stress" not in det.active_alerts()
+    det.feed(s.slice(2959, 2961))
+    active = det.active_alerts()
+    assert set(active) == {"cold_stress", "moderate_hypothermia"}
+    assert active["cold_stress"] == (T0 + 2900, 35.9)
+
+
+def test_out_of_order_or_duplicate_samples_are_refused():
+    s = signal((100, 0, 1, 36.8))
+    det = StrapDetector("S")
+    det.feed(s.slice(0, 50))
+    with pytest.raises(SampleOrderError, match="strap S"):
+        det.feed(s.slice(49, 60))
