@@ -1,6 +1,8 @@
 """`kmc analyze`: a samples file in, the DESIGN.md output files and a human summary out.
 
-Per strap (one in memory at a time): run the same detector the gateway runs, then write
+The file is streamed through one incremental detector per strap (the same detector the live
+gateway runs), so memory stays flat for a ward-month; when the whole file has been read and
+checked, the outputs are written:
   sessions.csv  device,start,end,duration_min[,effective]
   daily.csv     device,date,kmc_hours,monitored_hours[,off_hours,sessions,effective_sessions]
   alerts.csv    device,kind,start,end,extreme_c[,alert_time,duration_min]
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import csv
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -25,17 +28,18 @@ from numpy.typing import NDArray
 from kmc_host.detect import (
     Daily,
     DetectorConfig,
+    StrapDetector,
     StrapResult,
     daily_hours,
     day_of_life_hours,
-    detect,
     rolling_24h,
     zone,
 )
+from kmc_host.samples import Samples
 
 from .coverage import DEFAULT_MIN_MONITORED_H, InfantCoverage, coverage_rows, infant_coverage
 from .roster import Infant, load_roster
-from .samples_io import LoadReport, SamplesFile
+from .samples_io import LoadReport, RowsOutOfOrder, SampleReader
 
 SESSIONS_HEADER = ["device", "start", "end", "duration_min", "effective"]
 DAILY_HEADER = [
@@ -155,22 +159,26 @@ def analyze_file(
     zone_info = zone(tz)
     roster: dict[str, Infant] = load_roster(roster_path) if roster_path else {}
     out = Path(out_dir)
-    with SamplesFile(samples_path, skip_invalid=skip_invalid) as sf:
-        summary = AnalysisSummary(sf.report, tz)
-        writers = _Writers(out, roster_path is not None)
-        try:
-            for device, samples in sf.straps():
-                result = detect(device, samples, cfg)
-                daily = daily_hours(result, zone_info)
-                summary.straps.append(_write_strap(writers, result, daily))
-                infant = roster.get(device)
-                if infant is not None:
-                    summary.infants.append(_write_infant(writers, result, daily, infant, min_monitored_hours))
-                elif roster:
-                    summary.not_in_roster.append(device)
-        finally:
-            writers.close()
-        summary.files = list(writers.paths)
+    reader = SampleReader(samples_path, skip_invalid=skip_invalid)
+    try:  # stream each strap's chunks through its own incremental detector
+        results = _detect(reader.chunks(), cfg)
+    except RowsOutOfOrder:  # some strap's rows go back in time: sort, then detect
+        results = _detect(reader.sorted_straps(), cfg)
+    summary = AnalysisSummary(reader.report, tz)
+    writers = _Writers(out, roster_path is not None)
+    try:
+        for device in sorted(results):
+            result = results[device]
+            daily = daily_hours(result, zone_info)
+            summary.straps.append(_write_strap(writers, result, daily))
+            infant = roster.get(device)
+            if infant is not None:
+                summary.infants.append(_write_infant(writers, result, daily, infant, min_monitored_hours))
+            elif roster:
+                summary.not_in_roster.append(device)
+    finally:
+        writers.close()
+    summary.files = list(writers.paths)
     if roster_path is not None:
         header, rows = coverage_rows(summary.infants)
         path = out / "coverage.csv"
@@ -180,6 +188,19 @@ def analyze_file(
             w.writerows(rows)
         summary.files.append(path)
     return summary
+
+
+def _detect(chunks: Iterator[tuple[str, Samples]], cfg: DetectorConfig) -> dict[str, StrapResult]:
+    """Feed every chunk to its strap's detector; the whole file is read before any output."""
+    detectors: dict[str, StrapDetector] = {}
+    for device, chunk in chunks:
+        det = detectors.get(device)
+        if det is None:
+            det = detectors[device] = StrapDetector(device, cfg)
+        det.feed(chunk)
+    for det in detectors.values():
+        det.finish()
+    return {device: det.result() for device, det in detectors.items()}
 
 
 def _write_strap(w: _Writers, r: StrapResult, daily: Daily) -> StrapSummary:

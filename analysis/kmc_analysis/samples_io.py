@@ -1,9 +1,13 @@
 """Reading samples files (CSV, CSV.gz, Parquet) into per-strap `Samples`, strictly.
 
 Files of a ward-week reach tens of millions of rows, so the reader streams: it converts the file
-batch by batch (pyarrow, vectorised), checks every value, and spills each strap's rows to its own
-file in a temporary folder. Each strap is then sorted and checked for duplicates on its own. Peak
-memory is a batch plus one strap, whatever the file size and row order.
+batch by batch (pyarrow, vectorised; the next batch is read in a background thread while the
+caller works on this one), checks every value, and hands out per-strap chunks in file order.
+The detector is incremental, so that is all `kmc analyze` needs when each strap's rows are in
+time order, however the straps are interleaved. When a strap's time goes backwards the reader
+says so (`RowsOutOfOrder`) and the caller starts again with `sorted_straps()`, which spills each
+strap's rows to a temporary file, sorts it and settles duplicates. Peak memory is a few batches
+(plus one strap on the sorting path), whatever the file size.
 
 Strict by default: the first bad value stops the load with `SamplesFileError`, naming the file,
 the line and the problem. With `skip_invalid=True` bad rows are left out and counted by kind, with
@@ -16,12 +20,14 @@ from __future__ import annotations
 import csv
 import gzip
 import os
+import queue
 import tempfile
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -38,7 +44,7 @@ from kmc_host.samples import (
 )
 
 EARLIEST_TIME = 1420070400.0  # 2015-01-01T00:00:00Z: earlier means a strap clock never set
-BATCH_ROWS = 1 << 16
+BATCH_ROWS = 1 << 20
 MAX_LINES_LISTED = 10
 
 SPILL_DTYPE = np.dtype(
@@ -63,6 +69,10 @@ BAD_FLAG = "flag not 0/1"
 DUPLICATE = "duplicate (device, time)"
 
 
+class RowsOutOfOrder(Exception):
+    """A strap's rows are not in time order: read again with `SampleReader.sorted_straps()`."""
+
+
 class SamplesFileError(Exception):
     """A samples file cannot be used as it is; the message names file, line and problem."""
 
@@ -84,11 +94,14 @@ class LoadReport:
     skipped_lines: dict[str, list[int]] = field(default_factory=dict)
     repairs: list[str] = field(default_factory=list)
     missing_infant_c: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def note_skipped(self, kind: str, lines: NDArray[np.int64]) -> None:
-        self.skipped[kind] += int(lines.size)
-        listed = self.skipped_lines.setdefault(kind, [])
-        listed.extend(int(x) for x in lines[: max(0, MAX_LINES_LISTED - len(listed))])
+        """Count skipped rows (called from the reader thread and the caller's)."""
+        with self._lock:
+            self.skipped[kind] += int(lines.size)
+            listed = self.skipped_lines.setdefault(kind, [])
+            listed.extend(int(x) for x in lines[: max(0, MAX_LINES_LISTED - len(listed))])
 
     def lines(self) -> list[str]:
         """Human summary of the load."""
@@ -171,95 +184,209 @@ def _to_float(col: pa.Array) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
 
 @dataclass
 class _Batch:
-    """One converted batch: numpy columns plus a problem kind per bad row."""
+    """One validated batch: numpy columns, the strap code and file line of every row."""
 
     device: NDArray[np.int32]
-    rows: NDArray[Any]
-    problems: list[tuple[str, NDArray[np.bool_], Callable[[int], str]]]
+    line: NDArray[np.int64]
+    time: NDArray[np.float64]
+    infant_c: NDArray[np.float64]
+    outer_c: NDArray[np.float64]
+    contact: NDArray[np.int8]
+    worn: NDArray[np.int8]
+    battery_v: NDArray[np.float64] | None
+
+    def take(self, idx: Any) -> _Batch:
+        bat = None if self.battery_v is None else self.battery_v[idx]
+        return _Batch(
+            self.device[idx], self.line[idx], self.time[idx], self.infant_c[idx],
+            self.outer_c[idx], self.contact[idx], self.worn[idx], bat,
+        )
+
+    def samples(self) -> Samples:
+        return Samples(self.time, self.infant_c, self.outer_c, self.contact, self.worn, self.battery_v)
 
 
-# ---- the loader --------------------------------------------------------------------------
+def _prefetch(items: Iterator[_Batch], depth: int = 2) -> Iterator[_Batch]:
+    """Run `items` in a background thread, `depth` ahead; its exceptions reach the caller."""
+    q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put(("item", item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(("done", None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            q.put(("error", exc))
+
+    worker = threading.Thread(target=produce, name="kmc-samples-reader", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, value = q.get()
+            if kind == "done":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        while worker.is_alive():
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                worker.join(timeout=0.05)
 
 
-class SamplesFile:
-    """A samples file loaded into per-strap spill files; use as a context manager.
+# ---- the reader --------------------------------------------------------------------------
 
-    with SamplesFile(path) as f:
-        print("\\n".join(f.report.lines()))
-        for device, samples in f.straps():
-            ...
+
+class SampleReader:
+    """A samples file, read as validated per-strap chunks (see the module docstring).
+
+    reader = SampleReader(path)
+    try:
+        for device, chunk in reader.chunks(): ...        # each strap's rows in time order
+    except RowsOutOfOrder:
+        for device, samples in reader.sorted_straps(): ...  # any row order
+    print("\n".join(reader.report.lines()))
     """
 
     def __init__(self, path: str | os.PathLike[str], *, skip_invalid: bool = False) -> None:
         self.path = Path(path)
         self.skip_invalid = skip_invalid
         self.report = LoadReport(str(path))
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        self._devices: dict[str, int] = {}
-        self._spills: list[IO[bytes]] = []
+        self.devices: list[str] = []  # strap ids by code, in order of first appearance
+        self._codes: dict[str, int] = {}
         self.has_battery = False
 
-    def __enter__(self) -> SamplesFile:
-        self._tmp = tempfile.TemporaryDirectory(prefix="kmc-samples-")
-        try:
-            self._load()
-        except BaseException:
-            self.close()
-            raise
-        return self
+    # -- the two ways through the file
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def chunks(self) -> Iterator[tuple[str, Samples]]:
+        """Per-strap chunks in file order; raises RowsOutOfOrder if a strap's time goes back."""
+        self._restart()
+        last_t: dict[int, float] = {}
+        last_line: dict[int, int] = {}
+        for batch in _prefetch(self._batches()):
+            for code, part in self._by_strap(batch):
+                t = part.time
+                prev = last_t.get(code, -np.inf)
+                step = np.diff(t, prepend=prev)
+                if (step < 0).any():
+                    raise RowsOutOfOrder(self.devices[code])
+                dup = np.flatnonzero(step == 0)
+                if dup.size:
+                    if not self.skip_invalid:
+                        k = int(dup[0])
+                        before = last_line[code] if k == 0 else int(part.line[k - 1])
+                        raise self._duplicate(code, float(t[k]), int(part.line[k]), before)
+                    self.report.note_skipped(DUPLICATE, part.line[dup])
+                    part = part.take(np.setdiff1d(np.arange(t.size), dup))
+                    if part.time.size == 0:
+                        continue
+                last_t[code] = float(part.time[-1])
+                last_line[code] = int(part.line[-1])
+                self.report.kept += int(part.time.size)
+                yield self.devices[code], part.samples()
+        self._finish_report(sorted(last_t))
 
-    def close(self) -> None:
-        for f in self._spills:
-            f.close()
-        self._spills = []
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
+    def sorted_straps(self) -> Iterator[tuple[str, Samples]]:
+        """Every strap whole and sorted, whatever the row order (spills to a temporary folder)."""
+        self._restart()
+        with tempfile.TemporaryDirectory(prefix="kmc-samples-") as tmp:
+            files: dict[int, Any] = {}
+            try:
+                for batch in _prefetch(self._batches()):
+                    for code, part in self._by_strap(batch):
+                        if code not in files:
+                            files[code] = open(os.path.join(tmp, f"{code}.bin"), "ab")  # noqa: SIM115
+                        files[code].write(_to_rows(part).tobytes())
+            finally:
+                for fh in files.values():
+                    fh.close()
+            straps = [(c, os.path.join(tmp, f"{c}.bin")) for c in sorted(files)]
+            settled = [(c, self._settle(c, np.fromfile(p, dtype=SPILL_DTYPE))) for c, p in straps]
+            self._finish_report([c for c, rows in settled if rows is not None and rows.size])
+            for code, rows in settled:
+                if rows is None or rows.size == 0:
+                    continue
+                yield self.devices[code], Samples(
+                    rows["time"], rows["infant_c"], rows["outer_c"], rows["contact"], rows["worn"],
+                    rows["battery_v"] if self.has_battery else None,
+                )
 
-    def straps(self) -> Iterator[tuple[str, Samples]]:
-        """Each strap's samples in time order, one strap in memory at a time."""
-        for device, code in self._devices.items():
-            rows = np.fromfile(self._spill_path(code), dtype=SPILL_DTYPE)
-            yield device, Samples(
-                rows["time"],
-                rows["infant_c"],
-                rows["outer_c"],
-                rows["contact"],
-                rows["worn"],
-                rows["battery_v"] if self.has_battery else None,
+    # -- shared steps
+
+    def _restart(self) -> None:
+        self.report = LoadReport(str(self.path))
+
+    def _finish_report(self, codes: list[int]) -> None:
+        if not codes:
+            raise SamplesFileError(self.path, None, "no valid samples in file")
+        self.report.straps = [self.devices[c] for c in codes]
+
+    def _duplicate(self, code: int, t: float, line: int, before: int) -> SamplesFileError:
+        return SamplesFileError(
+            self.path, line, f"{DUPLICATE}: strap {self.devices[code]} at time {t!r} is already on line {before}"
+        )
+
+    def _settle(self, code: int, rows: NDArray[Any]) -> NDArray[Any] | None:
+        """Sort one strap's rows into time order (stated in the report) and settle duplicates."""
+        back = np.diff(rows["time"]) < 0
+        if back.any():
+            rows = rows[np.lexsort((rows["line"], rows["time"]))]
+            self.report.repairs.append(
+                f"strap {self.devices[code]}: {int(back.sum())} rows out of time order, sorted by time"
             )
+        dup = np.flatnonzero(np.diff(rows["time"]) == 0) + 1
+        if dup.size:
+            if not self.skip_invalid:
+                k = int(dup[0])
+                raise self._duplicate(code, float(rows["time"][k]), int(rows["line"][k]), int(rows["line"][k - 1]))
+            self.report.note_skipped(DUPLICATE, np.sort(rows["line"][dup]))
+            rows = np.delete(rows, dup)
+        self.report.kept += int(rows.size)
+        return rows
 
-    # -- reading
+    @staticmethod
+    def _by_strap(batch: _Batch) -> Iterator[tuple[int, _Batch]]:
+        """Split a batch by strap, keeping each strap's rows in file order."""
+        d = batch.device
+        if d.size == 0:
+            return
+        if d[0] == d[-1] and (d == d[0]).all():
+            yield int(d[0]), batch
+            return
+        order = np.argsort(d, kind="stable")
+        cuts = np.flatnonzero(np.diff(d[order])) + 1
+        for idx in np.split(order, cuts):
+            yield int(d[idx[0]]), batch.take(idx)
 
-    def _load(self) -> None:
+    # -- reading and checking
+
+    def _batches(self) -> Iterator[_Batch]:
+        """Validated batches of the whole file (runs in the prefetch thread)."""
         if not self.path.exists():
             raise SamplesFileError(self.path, None, "file not found")
         name = self.path.name.lower()
-        if name.endswith(".parquet") or name.endswith(".pq"):
-            batches, line_of = self._parquet_batches()
-        elif name.endswith(".csv") or name.endswith(".csv.gz"):
-            batches, line_of = self._csv_batches()
+        if name.endswith((".parquet", ".pq")):
+            raw, line_of = self._parquet_batches()
+        elif name.endswith((".csv", ".csv.gz")):
+            raw, line_of = self._csv_batches()
         else:
             raise SamplesFileError(self.path, None, "unknown file type (expected .csv, .csv.gz or .parquet)")
         first_row = 0
-        for batch in batches:
-            self._take_batch(batch, first_row, line_of)
-            first_row += batch.num_rows
+        for b in raw:
+            yield self._checked(b, first_row, line_of)
+            first_row += b.num_rows
         self.report.rows = first_row
-        for f in self._spills:
-            f.close()
-        self._spills = []
-        if not self._devices:
-            raise SamplesFileError(self.path, None, "no samples in file")
-        for device, code in list(self._devices.items()):
-            if not self._finish_strap(device, code):
-                del self._devices[device]  # every row of this strap was skipped (and reported)
-        if not self._devices:
-            raise SamplesFileError(self.path, None, "no valid samples in file")
-        self.report.straps = list(self._devices)
 
     def _check_columns(self, names: list[str], line: int | None) -> None:
         missing = [c for c in REQUIRED_COLUMNS if c not in names]
@@ -279,25 +406,31 @@ class SamplesFile:
             raise SamplesFileError(self.path, line, f"repeated column(s): {', '.join(dup)}")
         self.has_battery = "battery_v" in names
 
-    def _csv_batches(self) -> tuple[Iterator[pa.RecordBatch], Callable[[int], int]]:
+    def _open_text(self) -> Any:
         opener = gzip.open if self.path.name.lower().endswith(".gz") else open
-        with opener(self.path, "rt", newline="") as fh:  # type: ignore[operator]
+        return opener(self.path, "rt", newline="")
+
+    def _csv_batches(self) -> tuple[Iterator[pa.RecordBatch], Callable[[int], int]]:
+        with self._open_text() as fh:
             header = next(csv.reader(fh), None)
         if not header:
             raise SamplesFileError(self.path, 1, "empty file: expected a header line")
         names = [h.strip() for h in header]
         self._check_columns(names, 1)
-        reader = pacsv.open_csv(
-            self.path,
-            read_options=pacsv.ReadOptions(block_size=4 << 20, column_names=names, skip_rows=1),
-            parse_options=pacsv.ParseOptions(ignore_empty_lines=False),
-            convert_options=pacsv.ConvertOptions(
-                column_types={n: pa.string() for n in names},
-                null_values=[""],
-                strings_can_be_null=True,
-                quoted_strings_can_be_null=True,
-            ),
-        )
+        try:
+            reader = pacsv.open_csv(
+                self.path,
+                read_options=pacsv.ReadOptions(block_size=16 << 20, column_names=names, skip_rows=1),
+                parse_options=pacsv.ParseOptions(ignore_empty_lines=False),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={n: pa.string() for n in names},
+                    null_values=[""],
+                    strings_can_be_null=True,
+                    quoted_strings_can_be_null=True,
+                ),
+            )
+        except pa.ArrowInvalid as exc:
+            raise self._malformed(exc, len(names)) from None
 
         def batches() -> Iterator[pa.RecordBatch]:
             while True:
@@ -306,30 +439,56 @@ class SamplesFile:
                 except StopIteration:
                     return
                 except pa.ArrowInvalid as exc:
-                    line = self._find_bad_csv_line(len(names))
-                    raise SamplesFileError(self.path, line, f"malformed CSV: {exc}") from None
+                    raise self._malformed(exc, len(names)) from None
 
         return batches(), lambda row: row + 2  # header is line 1
 
-    def _find_bad_csv_line(self, width: int) -> int | None:
-        """Error path only: the first line whose field count differs from the header's."""
-        opener = gzip.open if self.path.name.lower().endswith(".gz") else open
-        with opener(self.path, "rt", newline="") as fh:  # type: ignore[operator]
+    def _malformed(self, exc: Exception, width: int) -> SamplesFileError:
+        """Error path only: name the first line whose field count differs from the header's."""
+        with self._open_text() as fh:
             reader = csv.reader(fh)
             for row in reader:
                 if len(row) != width:
-                    return reader.line_num
-        return None
+                    return SamplesFileError(
+                        self.path, reader.line_num, f"malformed CSV: {len(row)} fields, header has {width}"
+                    )
+        return SamplesFileError(self.path, None, f"malformed CSV: {exc}")
 
     def _parquet_batches(self) -> tuple[Iterator[pa.RecordBatch], Callable[[int], int]]:
         try:
-            pf = pq.ParquetFile(self.path)
+            pf = pq.ParquetFile(self.path, read_dictionary=["device"])
         except (pa.ArrowInvalid, OSError) as exc:
             raise SamplesFileError(self.path, None, f"not a readable Parquet file: {exc}") from None
         self._check_columns(list(pf.schema_arrow.names), None)
-        return pf.iter_batches(batch_size=BATCH_ROWS), lambda row: row + 1  # row numbers
 
-    def _convert(self, b: pa.RecordBatch, first_row: int, line_of: Callable[[int], int]) -> _Batch:
+        def batches() -> Iterator[pa.RecordBatch]:  # whole row groups: the fastest way through
+            for i in range(pf.num_row_groups):
+                yield from pf.read_row_group(i).to_batches(max_chunksize=BATCH_ROWS)
+
+        return batches(), lambda row: row + 1  # row numbers, from 1
+
+    def _device_codes(self, col: pa.Array) -> tuple[NDArray[np.int32], NDArray[np.bool_]]:
+        """Strap codes for a device column (-1 where empty) and its null mask."""
+        null = col.is_null().to_numpy(zero_copy_only=False)
+        if not pa.types.is_dictionary(col.type):
+            if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+                col = pc.cast(col, pa.string())
+            col = pc.dictionary_encode(col)
+        names = pc.utf8_trim_whitespace(col.dictionary.cast(pa.string())).to_pylist()
+        codes = np.empty(len(names) + 1, np.int32)
+        for k, name in enumerate(names):
+            if name:
+                codes[k] = self._codes.setdefault(name, len(self._codes))
+                if codes[k] == len(self.devices):
+                    self.devices.append(name)
+            else:
+                codes[k] = -1
+        codes[-1] = -1  # nulls
+        idx = col.indices.fill_null(len(names)).to_numpy(zero_copy_only=False)
+        return codes[idx], null
+
+    def _checked(self, b: pa.RecordBatch, first_row: int, line_of: Callable[[int], int]) -> _Batch:
+        """Convert a batch and check every value; strict: raise on the first bad row."""
         n = b.num_rows
         cols = {name: b.column(name) for name in b.schema.names}
         problems: list[tuple[str, NDArray[np.bool_], Callable[[int], str]]] = []
@@ -337,115 +496,110 @@ class SamplesFile:
         def text(name: str) -> Callable[[int], str]:
             return lambda i: f"{name} {cols[name][i].as_py()!r}"
 
-        # device
-        dev = cols["device"]
-        if not pa.types.is_string(dev.type) and not pa.types.is_large_string(dev.type):
-            dev = pc.cast(dev, pa.string())
-        dev_null = dev.is_null().to_numpy(zero_copy_only=False)
-        enc = pc.dictionary_encode(pc.utf8_trim_whitespace(dev.fill_null("")))
-        codes = np.empty(len(enc.dictionary), np.int32)
-        for k, name in enumerate(enc.dictionary.to_pylist()):
-            codes[k] = self._devices.setdefault(name, len(self._devices)) if name else -1
-        device = codes[enc.indices.to_numpy(zero_copy_only=False)]
-        problems.append((MISSING, dev_null | (device < 0), lambda i: "device is empty"))
+        device, dev_null = self._device_codes(cols["device"])
+        problems.append((MISSING, device < 0, lambda i: "device is empty"))
 
         try:
             t, bad_t = _to_seconds(cols["time"])
         except ValueError as exc:
             raise SamplesFileError(self.path, line_of(first_row), str(exc)) from None
         t_null = cols["time"].is_null().to_numpy(zero_copy_only=False)
+        bad_t = bad_t | (~np.isfinite(t) & ~t_null)
         problems.append((MISSING, t_null, lambda i: "time is empty"))
         problems.append((BAD_TIME, bad_t, text("time")))
         with np.errstate(invalid="ignore"):
             problems.append((EARLY_TIME, ~bad_t & ~t_null & (t < EARLIEST_TIME), text("time")))
 
-        rows = np.zeros(n, SPILL_DTYPE)
-        rows["time"] = t
-        rows["line"] = line_of(first_row) + np.arange(n)
         lo, hi = TEMPERATURE_RANGE_C
+        temps = {}
         for name in ("infant_c", "outer_c"):
             v, bad = _to_float(cols[name])
             problems.append((BAD_NUMBER, bad, text(name)))
             with np.errstate(invalid="ignore"):
                 problems.append((OUT_OF_RANGE, (v < lo) | (v > hi), text(name)))
-            rows[name] = v
+            temps[name] = v
+        flags = {}
         for name in ("contact", "worn"):
             v, bad = _to_float(cols[name])
             null = cols[name].is_null().to_numpy(zero_copy_only=False)
             problems.append((MISSING, null, lambda i, name=name: f"{name} is empty"))
-            problems.append((BAD_FLAG, ~null & ~bad & (v != 0) & (v != 1), text(name)))
-            problems.append((BAD_FLAG, bad, text(name)))
-            rows[name] = np.where((v == 1), 1, 0)
+            problems.append((BAD_FLAG, bad | (~null & (v != 0) & (v != 1)), text(name)))
+            flags[name] = (v == 1).astype(np.int8)
+        battery = None
         if self.has_battery:
-            v, bad = _to_float(cols["battery_v"])
+            battery, bad = _to_float(cols["battery_v"])
             problems.append((BAD_NUMBER, bad, text("battery_v")))
-            rows["battery_v"] = v
-        else:
-            rows["battery_v"] = np.nan
-        return _Batch(device, rows, problems)
 
-    def _take_batch(self, b: pa.RecordBatch, first_row: int, line_of: Callable[[int], int]) -> None:
-        batch = self._convert(b, first_row, line_of)
-        bad_any = np.zeros(b.num_rows, bool)
-        for _, mask, _ in batch.problems:
+        line = line_of(first_row) + np.arange(n, dtype=np.int64)
+        batch = _Batch(device, line, t, temps["infant_c"], temps["outer_c"], flags["contact"], flags["worn"], battery)
+        bad_any = np.zeros(n, bool)
+        for _, mask, _ in problems:
             bad_any |= mask
         if bad_any.any():
             if not self.skip_invalid:
                 i = int(np.flatnonzero(bad_any)[0])
-                kind, _, describe = next(p for p in batch.problems if p[1][i])
-                raise SamplesFileError(self.path, line_of(first_row + i), f"{kind}: {describe(i)}")
-            seen = np.zeros(b.num_rows, bool)
-            for kind, mask, _ in batch.problems:  # each bad row counted once, under its first kind
+                kind, _, describe = next(p for p in problems if p[1][i])
+                raise SamplesFileError(self.path, int(line[i]), f"{kind}: {describe(i)}")
+            seen = np.zeros(n, bool)
+            for kind, mask, _ in problems:  # each bad row counted once, under its first kind
                 mine = mask & ~seen
                 if mine.any():
-                    self.report.note_skipped(kind, batch.rows["line"][mine])
+                    self.report.note_skipped(kind, line[mine])
                 seen |= mask
-            keep = ~bad_any
-            batch.rows, batch.device = batch.rows[keep], batch.device[keep]
-        self.report.missing_infant_c += int(np.isnan(batch.rows["infant_c"]).sum())
-        self._spill(batch.device, batch.rows)
+            batch = batch.take(~bad_any)
+        self.report.missing_infant_c += int(np.isnan(batch.infant_c).sum())
+        return batch
 
-    def _spill_path(self, code: int) -> str:
-        assert self._tmp is not None
-        return os.path.join(self._tmp.name, f"{code}.bin")
 
-    def _spill(self, device: NDArray[np.int32], rows: NDArray[Any]) -> None:
-        if rows.size == 0:
-            return
-        while len(self._spills) < len(self._devices):
-            self._spills.append(open(self._spill_path(len(self._spills)), "ab"))  # noqa: SIM115
-        order = np.argsort(device, kind="stable")
-        dev_sorted = device[order]
-        cuts = np.flatnonzero(np.diff(dev_sorted)) + 1
-        for part in np.split(order, cuts):
-            self._spills[int(device[part[0]])].write(rows[part].tobytes())
+def _to_rows(b: _Batch) -> NDArray[Any]:
+    rows = np.empty(b.time.size, SPILL_DTYPE)
+    rows["time"], rows["infant_c"], rows["outer_c"] = b.time, b.infant_c, b.outer_c
+    rows["battery_v"] = np.nan if b.battery_v is None else b.battery_v
+    rows["line"], rows["contact"], rows["worn"] = b.line, b.contact, b.worn
+    return rows
 
-    def _finish_strap(self, device: str, code: int) -> int:
-        """Sort one strap's rows into time order and settle duplicates; return rows kept."""
-        path = self._spill_path(code)
-        rows = np.fromfile(path, dtype=SPILL_DTYPE) if os.path.exists(path) else np.zeros(0, SPILL_DTYPE)
-        changed = False
-        back = np.diff(rows["time"]) < 0
-        if back.any():
-            rows = rows[np.lexsort((rows["line"], rows["time"]))]
-            self.report.repairs.append(
-                f"strap {device}: {int(back.sum())} rows out of time order, sorted by time"
-            )
-            changed = True
-        dup = np.flatnonzero(np.diff(rows["time"]) == 0) + 1
-        if dup.size:
-            if not self.skip_invalid:
-                first = int(dup[0])
-                raise SamplesFileError(
-                    self.path,
-                    int(rows["line"][first]),
-                    f"{DUPLICATE}: strap {device} at time {rows['time'][first]!r} "
-                    f"is already on line {int(rows['line'][first - 1])}",
-                )
-            self.report.note_skipped(DUPLICATE, np.sort(rows["line"][dup]))
-            rows = np.delete(rows, dup)
-            changed = True
-        if changed:
-            rows.tofile(path)
-        self.report.kept += int(rows.size)
-        return int(rows.size)
+
+class SamplesFile:
+    """All straps of a file, whole and in time order, whatever its row order (small files, tests).
+
+    Streams when it can, sorts when it must: the sort is a repair stated in `report`.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, skip_invalid: bool = False) -> None:
+        self.reader = SampleReader(path, skip_invalid=skip_invalid)
+        self._straps: dict[str, Samples] = {}
+
+    @property
+    def report(self) -> LoadReport:
+        return self.reader.report
+
+    def __enter__(self) -> SamplesFile:
+        try:
+            self._straps = _gather(self.reader.chunks())
+        except RowsOutOfOrder:
+            self._straps = dict(self.reader.sorted_straps())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._straps = {}
+
+    def straps(self) -> Iterator[tuple[str, Samples]]:
+        yield from self._straps.items()
+
+
+def _gather(chunks: Iterator[tuple[str, Samples]]) -> dict[str, Samples]:
+    parts: dict[str, list[Samples]] = {}
+    for device, chunk in chunks:
+        parts.setdefault(device, []).append(chunk)
+    out = {}
+    for device, ps in parts.items():
+        bat = None if ps[0].battery_v is None else np.concatenate([p.battery_v for p in ps])  # type: ignore[misc]
+        out[device] = Samples(
+            np.concatenate([p.time for p in ps]),
+            np.concatenate([p.infant_c for p in ps]),
+            np.concatenate([p.outer_c for p in ps]),
+            np.concatenate([p.contact for p in ps]),
+            np.concatenate([p.worn for p in ps]),
+            bat,
+        )
+    return out

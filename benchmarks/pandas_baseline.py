@@ -1,0 +1,141 @@
+"""A straightforward pandas implementation of the same detection rules, for comparison only.
+
+This is how the rules would usually be written with pandas: read the file into one DataFrame,
+sort, group by strap, group consecutive samples into runs with diff/cumsum and groupby, and
+loop over runs and episodes in Python for merging, the band state machine and hours per day. It implements the DESIGN.md defaults (no configuration) and writes the same
+sessions.csv / daily.csv / alerts.csv columns, so `bench_analyze.py` can check that both agree
+before it compares their speed.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+GAP_S, PERIOD_S = 5.0, 1.0
+DROPOUT_S, MIN_CONTACT_S, BRIDGE_S, MIN_SESSION_S = 10.0, 30.0, 300.0, 600.0
+SETTLE_S, REMOVED_GAP_S, STRAP_OFF_S, PERSIST_S, HYST = 300.0, 300.0, 120.0, 60.0, 0.1
+BANDS = [
+    ("cold_stress", 36.5, "below"),
+    ("moderate_hypothermia", 36.0, "below"),
+    ("severe_hypothermia", 32.0, "below"),
+    ("hyperthermia", 37.5, "above"),
+]
+
+
+def runs_of(g: pd.DataFrame, key: pd.Series) -> pd.DataFrame:
+    """Consecutive samples with the same key and no gap, with [start, end) times."""
+    brk = ~(g["time"].diff() <= GAP_S)
+    run_id = (brk | (key != key.shift())).cumsum()
+    runs = g.assign(key=key, brk=brk, run=run_id).groupby("run").agg(
+        key=("key", "first"), start=("time", "first"), last=("time", "last"), brk=("brk", "first")
+    )
+    next_start = runs["start"].shift(-1)
+    next_brk = runs["brk"].shift(-1, fill_value=True)
+    runs["end"] = np.where(next_brk, runs["last"] + PERIOD_S, next_start)
+    return runs
+
+
+def merge(intervals: list[list[float]], max_gap: float, inclusive: bool) -> list[list[float]]:
+    out: list[list[float]] = []
+    for s, e in intervals:
+        if out and ((s - out[-1][1] <= max_gap) if inclusive else (s - out[-1][1] < max_gap)):
+            out[-1][1] = e
+        else:
+            out.append([s, e])
+    return out
+
+
+def sessions_of(g: pd.DataFrame) -> list[list[float]]:
+    ev = ((g["contact"] == 1) & (g["worn"] == 1)).astype(int)
+    runs = runs_of(g, ev)
+    contact = [[r.start, r.end] for r in runs.itertuples() if r.key == 1]
+    contact = merge(contact, DROPOUT_S, inclusive=False)
+    contact = [c for c in contact if c[1] - c[0] >= MIN_CONTACT_S]
+    sessions = merge(contact, BRIDGE_S, inclusive=True)
+    return [s for s in sessions if s[1] - s[0] >= MIN_SESSION_S]
+
+
+def judged(g: pd.DataFrame) -> pd.Series:
+    """Worn and past the settling time after the strap was put on."""
+    worn = g["worn"] == 1
+    dt = g["time"].diff()
+    put_on = worn & (~worn.shift(fill_value=False) | ~(dt < REMOVED_GAP_S))
+    settle_until = g["time"].where(put_on).add(SETTLE_S).ffill()
+    return worn & (g["time"] >= settle_until)
+
+
+def band_episodes(g: pd.DataFrame, ok: pd.Series, thr: float, direction: str) -> list[tuple[float, float, float]]:
+    temp = g["infant_c"]
+    beyond = (temp < thr) if direction == "below" else (temp > thr)
+    back = (temp >= thr + HYST) if direction == "below" else (temp <= thr - HYST)
+    cls = pd.Series(np.select([~ok | temp.isna(), beyond, back], [0, 2, 3], 1), index=g.index)
+    runs = runs_of(g, cls)
+    runs["dur"] = runs["end"] - runs["start"]
+    runs["extreme"] = (
+        g.assign(run=(~(g["time"].diff() <= GAP_S) | (cls != cls.shift())).cumsum())
+        .groupby("run")["infant_c"]
+        .agg("min" if direction == "below" else "max")
+        .values
+    )
+    episodes = []
+    inside, start, ext, prev_end = False, 0.0, np.nan, None
+    pick = min if direction == "below" else max
+    for r in runs.itertuples():
+        if inside and prev_end is not None and r.start > prev_end + 1e-9:
+            episodes.append((start, prev_end, ext))
+            inside = False
+        if inside:
+            if r.key == 0 or (r.key == 3 and r.dur >= PERSIST_S):
+                episodes.append((start, r.start, ext))
+                inside = False
+            else:
+                ext = pick(ext, r.extreme) if not np.isnan(r.extreme) else ext
+        elif r.key == 2 and r.dur >= PERSIST_S:
+            inside, start, ext = True, r.start, r.extreme
+        prev_end = r.end
+    if inside:
+        episodes.append((start, prev_end, ext))
+    return episodes
+
+
+def iso(t: float) -> str:
+    return pd.Timestamp(round(t), unit="s", tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def analyze(samples: Path, out: Path, tz: str) -> None:
+    df = pd.read_parquet(samples) if samples.suffix == ".parquet" else pd.read_csv(samples)
+    df = df.sort_values(["device", "time"], kind="stable").reset_index(drop=True)
+    df["time"] = df["time"].astype(float)
+    out.mkdir(parents=True, exist_ok=True)
+    sess_rows, daily_rows, alert_rows = [], [], []
+    for device, g in df.groupby("device", sort=True):
+        sessions = sessions_of(g)
+        for s, e in sessions:
+            sess_rows.append((device, iso(s), iso(e), round((e - s) / 60, 1)))
+        mon = runs_of(g, pd.Series(0, index=g.index))
+        first = pd.Timestamp(mon["start"].iloc[0], unit="s", tz="UTC").tz_convert(tz).normalize()
+        last = pd.Timestamp(mon["end"].iloc[-1] - 1e-3, unit="s", tz="UTC").tz_convert(tz).normalize()
+        for day in pd.date_range(first, last, freq="D"):
+            a, b = day.timestamp(), (day + pd.DateOffset(days=1)).timestamp()
+            kmc = sum(max(0.0, min(e, b) - max(s, a)) for s, e in sessions)
+            seen = sum(max(0.0, min(r.end, b) - max(r.start, a)) for r in mon.itertuples())
+            daily_rows.append((device, day.date().isoformat(), round(kmc / 3600, 3), round(seen / 3600, 3)))
+        ok = judged(g)
+        for kind, thr, direction in BANDS:
+            for s, e, x in band_episodes(g, ok, thr, direction):
+                alert_rows.append((device, kind, iso(s), iso(e), round(x, 2)))
+        worn_runs = runs_of(g, g["worn"])
+        for r in worn_runs.itertuples():
+            if r.key == 0 and r.end - r.start >= STRAP_OFF_S:
+                alert_rows.append((device, "strap_off", iso(r.start), iso(r.end), np.nan))
+    pd.DataFrame(sess_rows, columns=["device", "start", "end", "duration_min"]).to_csv(out / "sessions.csv", index=False)
+    pd.DataFrame(daily_rows, columns=["device", "date", "kmc_hours", "monitored_hours"]).to_csv(out / "daily.csv", index=False)
+    pd.DataFrame(alert_rows, columns=["device", "kind", "start", "end", "extreme_c"]).to_csv(out / "alerts.csv", index=False)
+
+
+if __name__ == "__main__":
+    analyze(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else "UTC")

@@ -1,0 +1,85 @@
+"""`kmc analyze`, `kmc simulate` and `kmc demo` as a user runs them."""
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+KMC = [sys.executable, "-m", "kmc_analysis.cli"]
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*KMC, *args], capture_output=True, text=True, timeout=300)
+
+
+def read(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.fixture(scope="module")
+def ward(tmp_path_factory):
+    base = tmp_path_factory.mktemp("ward")
+    r = run("simulate", "--devices", "4", "--days", "2", "--out", str(base / "s.csv"), "--seed", "5", "--tz", "Africa/Nairobi")
+    assert r.returncode == 0, r.stderr
+    assert "wrote" in r.stdout
+    return base
+
+
+def test_simulate_writes_samples_truth_and_roster(ward):
+    assert (ward / "s.csv").stat().st_size > 1_000_000
+    for name in ("sessions.csv", "alerts.csv", "daily.csv", "roster.csv"):
+        assert (ward / "s_truth" / name).exists()
+    assert len(read(ward / "s_truth" / "roster.csv")) == 4
+
+
+def test_analyze_writes_the_contract_files(ward, tmp_path):
+    out = tmp_path / "out"
+    r = run("analyze", str(ward / "s.csv"), "--out", str(out), "--tz", "Africa/Nairobi", "--roster", str(ward / "s_truth" / "roster.csv"))
+    assert r.returncode == 0, r.stderr
+    with (out / "sessions.csv").open() as fh:
+        assert fh.readline().strip().startswith("device,start,end,duration_min")
+    with (out / "daily.csv").open() as fh:
+        assert fh.readline().strip().startswith("device,date,kmc_hours,monitored_hours")
+    with (out / "alerts.csv").open() as fh:
+        assert fh.readline().strip().startswith("device,kind,start,end,extreme_c")
+    sessions = read(out / "sessions.csv")
+    assert sessions and sessions[0]["start"].endswith("Z") and float(sessions[0]["duration_min"]) >= 10
+    cov = read(out / "coverage.csv")
+    assert [r["scope"] for r in cov] == ["infant"] * 4 + ["cohort"]
+    assert read(out / "day_of_life.csv")
+    # the summary: per strap days, KMC h/day, sessions, alerts
+    assert "KMC h/day" in r.stdout and "KMC-01" in r.stdout and "coverage:" in r.stdout
+
+
+def test_analyze_bad_input_is_one_clear_line_and_exit_2(tmp_path):
+    p = tmp_path / "bad.csv"
+    p.write_text("time,device,infant_c,outer_c,contact,worn\n1772400000,A,36.5,35,1,1\n1772400001,A,36.5,35,1,maybe\n")
+    r = run("analyze", str(p), "--out", str(tmp_path / "o"))
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    assert f"{p}: line 3: flag not 0/1: worn 'maybe'" in r.stderr
+    assert not (tmp_path / "o" / "sessions.csv").exists()
+
+
+def test_analyze_unknown_zone_and_missing_file(tmp_path):
+    r = run("analyze", str(tmp_path / "none.csv"), "--out", str(tmp_path / "o"), "--tz", "Nowhere/City")
+    assert r.returncode == 2 and "unknown time zone 'Nowhere/City'" in r.stderr
+    r = run("analyze", str(tmp_path / "none.csv"), "--out", str(tmp_path / "o"))
+    assert r.returncode == 2 and "file not found" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_bad_roster_names_its_line(ward, tmp_path):
+    roster = tmp_path / "roster.csv"
+    roster.write_text("device,infant_id,birth_time,birth_weight_g\nKMC-01,I1,2026-03-01T00:00:00Z,1500\nKMC-02,I2,yesterday,1500\n")
+    r = run("analyze", str(ward / "s.csv"), "--out", str(tmp_path / "o"), "--roster", str(roster))
+    assert r.returncode == 2 and f"{roster}: line 3: unparsable birth_time 'yesterday'" in r.stderr
+
+
+def test_demo_runs_end_to_end(tmp_path):
+    r = run("demo", "--straps", "3", "--days", "1", "--out", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert "sessions matched" in r.stdout and "coverage:" in r.stdout
+    assert (tmp_path / "analysis" / "alerts.csv").exists()
