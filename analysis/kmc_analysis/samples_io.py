@@ -119,10 +119,11 @@ class LoadReport:
 # ---- value conversion, one batch at a time -------------------------------------------------
 
 
-def _slow_parse(strings: pa.Array, parse: Callable[[str], float]) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+def _slow_parse(strings: pa.Array, parse: Callable[[str], float]) -> tuple[NDArray[np.float64], NDArray[np.bool_] | None]:
     """Per-value parse to locate the bad ones; used only when a batch fails the fast path."""
     values = np.full(len(strings), np.nan)
     bad = np.zeros(len(strings), bool)
+    strings = strings.cast(pa.string())
     for i, s in enumerate(strings.to_pylist()):
         if s is None:
             continue
@@ -130,7 +131,7 @@ def _slow_parse(strings: pa.Array, parse: Callable[[str], float]) -> tuple[NDArr
             values[i] = parse(s)
         except (ValueError, OverflowError):
             bad[i] = True
-    return values, bad
+    return values, bad if bad.any() else None
 
 
 def _parse_iso(s: str) -> float:
@@ -148,38 +149,66 @@ def parse_time_value(s: str) -> float:
             raise ValueError(s) from exc
 
 
-def _to_seconds(col: pa.Array) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+Mask = NDArray[np.bool_] | None  # None: no row has this problem (the common case, kept cheap)
+
+
+def _to_seconds(col: pa.Array) -> tuple[NDArray[np.float64], Mask]:
     """Unix seconds from numbers, timestamps or strings; (values, unparsable mask)."""
     if pa.types.is_timestamp(col.type):
         if col.type.tz is None:
             raise ValueError("time column holds timestamps without a UTC offset")
         us = pc.cast(col, pa.timestamp("us", tz="UTC")).cast(pa.int64())
-        return us.to_numpy(zero_copy_only=False).astype(np.float64) / 1e6, np.zeros(len(col), bool)
-    if pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
-        return _numeric(col), np.zeros(len(col), bool)
-    try:
-        return _numeric(pc.cast(col, pa.float64())), np.zeros(len(col), bool)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        pass
-    try:
-        us = pc.cast(pc.utf8_trim_whitespace(col), pa.timestamp("us", tz="UTC")).cast(pa.int64())
-        return us.to_numpy(zero_copy_only=False).astype(np.float64) / 1e6, np.zeros(len(col), bool)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return _slow_parse(col, parse_time_value)
+        return us.to_numpy(zero_copy_only=False).astype(np.float64) / 1e6, None
+    if pa.types.is_integer(col.type):
+        return _numeric(col), None
+    if not pa.types.is_floating(col.type):
+        try:
+            col = pc.cast(col, pa.float64())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            try:
+                us = pc.cast(pc.utf8_trim_whitespace(col), pa.timestamp("us", tz="UTC")).cast(pa.int64())
+                return us.to_numpy(zero_copy_only=False).astype(np.float64) / 1e6, None
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                return _slow_parse(col, parse_time_value)
+    v = _numeric(col)
+    bad = ~np.isfinite(v)  # nan, inf; nulls are reported as missing instead
+    if col.null_count:
+        bad &= ~col.is_null().to_numpy(zero_copy_only=False)
+    return v, bad if bad.any() else None
 
 
 def _numeric(col: pa.Array) -> NDArray[np.float64]:
-    return pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
+    if not pa.types.is_float64(col.type):
+        col = pc.cast(col, pa.float64())
+    return np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
-def _to_float(col: pa.Array) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+def _to_float(col: pa.Array) -> tuple[NDArray[np.float64], Mask]:
     """Floats (nulls as NaN) and a mask of unparsable values."""
     if pa.types.is_boolean(col.type):
         col = pc.cast(col, pa.int8())
     try:
-        return _numeric(col), np.zeros(len(col), bool)
+        return _numeric(col), None
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return _slow_parse(col, float)
+
+
+def _to_flag(col: pa.Array) -> tuple[NDArray[np.int8], Mask, Mask]:
+    """A 0/1 flag column: (values, not-0/1 mask, empty mask)."""
+    if pa.types.is_boolean(col.type):
+        col = pc.cast(col, pa.int8())
+    null = col.is_null().to_numpy(zero_copy_only=False) if col.null_count else None
+    if pa.types.is_integer(col.type) and null is None:
+        v = col.to_numpy(zero_copy_only=False)
+        bad = (v != 0) & (v != 1)
+        return v.astype(np.int8, copy=False), bad if bad.any() else None, None
+    f, unparsable = _to_float(col)
+    bad = (f != 0) & (f != 1)
+    if null is not None:
+        bad &= ~null
+    if unparsable is not None:
+        bad |= unparsable
+    return (f == 1).astype(np.int8), bad if bad.any() else None, null
 
 
 @dataclass
@@ -467,9 +496,8 @@ class SampleReader:
 
         return batches(), lambda row: row + 1  # row numbers, from 1
 
-    def _device_codes(self, col: pa.Array) -> tuple[NDArray[np.int32], NDArray[np.bool_]]:
-        """Strap codes for a device column (-1 where empty) and its null mask."""
-        null = col.is_null().to_numpy(zero_copy_only=False)
+    def _device_codes(self, col: pa.Array) -> NDArray[np.int32]:
+        """Strap codes for a device column; -1 where empty or missing."""
         if not pa.types.is_dictionary(col.type):
             if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
                 col = pc.cast(col, pa.string())
@@ -484,31 +512,35 @@ class SampleReader:
             else:
                 codes[k] = -1
         codes[-1] = -1  # nulls
-        idx = col.indices.fill_null(len(names)).to_numpy(zero_copy_only=False)
-        return codes[idx], null
+        indices = col.indices.fill_null(len(names)) if col.null_count else col.indices
+        return codes[indices.to_numpy(zero_copy_only=False)]
 
     def _checked(self, b: pa.RecordBatch, first_row: int, line_of: Callable[[int], int]) -> _Batch:
         """Convert a batch and check every value; strict: raise on the first bad row."""
         n = b.num_rows
         cols = {name: b.column(name) for name in b.schema.names}
-        problems: list[tuple[str, NDArray[np.bool_], Callable[[int], str]]] = []
+        problems: list[tuple[str, Mask, Callable[[int], str]]] = []
 
         def text(name: str) -> Callable[[int], str]:
             return lambda i: f"{name} {cols[name][i].as_py()!r}"
 
-        device, dev_null = self._device_codes(cols["device"])
-        problems.append((MISSING, device < 0, lambda i: "device is empty"))
+        def nulls(name: str) -> Mask:
+            c = cols[name]
+            return c.is_null().to_numpy(zero_copy_only=False) if c.null_count else None
+
+        device = self._device_codes(cols["device"])
+        no_device = device < 0
+        problems.append((MISSING, no_device if no_device.any() else None, lambda i: "device is empty"))
 
         try:
             t, bad_t = _to_seconds(cols["time"])
         except ValueError as exc:
             raise SamplesFileError(self.path, line_of(first_row), str(exc)) from None
-        t_null = cols["time"].is_null().to_numpy(zero_copy_only=False)
-        bad_t = bad_t | (~np.isfinite(t) & ~t_null)
-        problems.append((MISSING, t_null, lambda i: "time is empty"))
+        problems.append((MISSING, nulls("time"), lambda i: "time is empty"))
         problems.append((BAD_TIME, bad_t, text("time")))
         with np.errstate(invalid="ignore"):
-            problems.append((EARLY_TIME, ~bad_t & ~t_null & (t < EARLIEST_TIME), text("time")))
+            early = t < EARLIEST_TIME  # NaN (empty, unparsable) compares False
+        problems.append((EARLY_TIME, early if early.any() else None, text("time")))
 
         lo, hi = TEMPERATURE_RANGE_C
         temps = {}
@@ -516,15 +548,14 @@ class SampleReader:
             v, bad = _to_float(cols[name])
             problems.append((BAD_NUMBER, bad, text(name)))
             with np.errstate(invalid="ignore"):
-                problems.append((OUT_OF_RANGE, (v < lo) | (v > hi), text(name)))
+                outside = (v < lo) | (v > hi)
+            problems.append((OUT_OF_RANGE, outside if outside.any() else None, text(name)))
             temps[name] = v
         flags = {}
         for name in ("contact", "worn"):
-            v, bad = _to_float(cols[name])
-            null = cols[name].is_null().to_numpy(zero_copy_only=False)
+            flags[name], bad, null = _to_flag(cols[name])
             problems.append((MISSING, null, lambda i, name=name: f"{name} is empty"))
-            problems.append((BAD_FLAG, bad | (~null & (v != 0) & (v != 1)), text(name)))
-            flags[name] = (v == 1).astype(np.int8)
+            problems.append((BAD_FLAG, bad, text(name)))
         battery = None
         if self.has_battery:
             battery, bad = _to_float(cols["battery_v"])
@@ -532,16 +563,15 @@ class SampleReader:
 
         line = line_of(first_row) + np.arange(n, dtype=np.int64)
         batch = _Batch(device, line, t, temps["infant_c"], temps["outer_c"], flags["contact"], flags["worn"], battery)
-        bad_any = np.zeros(n, bool)
-        for _, mask, _ in problems:
-            bad_any |= mask
-        if bad_any.any():
+        found = [(kind, mask, describe) for kind, mask, describe in problems if mask is not None and mask.any()]
+        if found:
+            bad_any = np.logical_or.reduce([mask for _, mask, _ in found])
             if not self.skip_invalid:
                 i = int(np.flatnonzero(bad_any)[0])
-                kind, _, describe = next(p for p in problems if p[1][i])
+                kind, _, describe = next(p for p in found if p[1][i])
                 raise SamplesFileError(self.path, int(line[i]), f"{kind}: {describe(i)}")
             seen = np.zeros(n, bool)
-            for kind, mask, _ in problems:  # each bad row counted once, under its first kind
+            for kind, mask, _ in found:  # each bad row counted once, under its first kind
                 mine = mask & ~seen
                 if mine.any():
                     self.report.note_skipped(kind, line[mine])

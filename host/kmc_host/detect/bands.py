@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 from .config import Band
 from .runs import Runs, RunTracker
 
-INVALID, BETWEEN, BEYOND, BACK = 0, 1, 2, 3
+INVALID, BEYOND, BETWEEN, BACK = 0, 1, 2, 3  # ordered so that classify is two comparisons
 ENTER, EXIT = 1, -1
 _TOUCH = 1e-9  # runs closer than this are contiguous (floating-point slack)
 
@@ -59,17 +59,19 @@ class Episodes:
 
 
 def classify(value: NDArray[np.float64], valid: NDArray[np.bool_], band: Band) -> NDArray[np.int8]:
-    """Class of each sample against the band (see module docstring)."""
-    cls = np.full(value.shape, BETWEEN, dtype=np.int8)
+    """Class of each sample against the band (see module docstring).
+
+    `valid` must already exclude missing values (NaN); the class is BEYOND + the number of
+    thresholds passed on the way back (0, 1 or 2), then zeroed where not valid.
+    """
     with np.errstate(invalid="ignore"):
         if band.direction == "below":
-            cls[value < band.threshold] = BEYOND
-            cls[value >= band.threshold + band.hysteresis] = BACK
+            back = (value >= band.threshold).view(np.int8) + (value >= band.threshold + band.hysteresis).view(np.int8)
         else:
-            cls[value > band.threshold] = BEYOND
-            cls[value <= band.threshold - band.hysteresis] = BACK
-    cls[~valid | ~np.isfinite(value)] = INVALID
-    return cls
+            back = (value <= band.threshold).view(np.int8) + (value <= band.threshold - band.hysteresis).view(np.int8)
+    back += BEYOND
+    back *= valid.view(np.int8)
+    return back
 
 
 class BandTracker:

@@ -96,7 +96,9 @@ class StrapDetector:
             return Update()
         cfg = self.cfg
         t = s.time
-        dt = np.diff(t, prepend=self._prev_t)
+        dt = np.empty_like(t)
+        dt[0] = t[0] - self._prev_t
+        np.subtract(t[1:], t[:-1], out=dt[1:])
         bad = np.flatnonzero(dt <= 0)
         if bad.size:
             i = int(bad[0])
@@ -106,31 +108,45 @@ class StrapDetector:
                 "(duplicate or out of order)"
             )
         brk = ~(dt <= cfg.gap_s)  # NaN (first sample ever) is a break too
-
-        worn = s.worn == 1
-        prev_worn = np.concatenate(([self._prev_worn], worn[:-1]))
-        put_on = worn & (~prev_worn | ~(dt < cfg.assume_removed_after_gap_s))
-        settle_until = np.maximum.accumulate(np.where(put_on, t + cfg.settle_s, -np.inf))
-        settle_until = np.maximum(settle_until, self._settle_until)
-        judge = worn & (t >= settle_until)
+        judge = self._judged(t, dt, s.worn)
 
         update = Update()
-        evidence = ((s.contact == 1) & worn).astype(np.int8)
+        evidence = s.contact & s.worn  # 0/1 flags: skin-to-skin evidence
         runs = self._contact.push(t, brk, evidence)
         self._take_sessions(runs, self._next_contact_start(float(t[-1])), update)
-        self._take_off(self._worn.push(t, brk, worn.astype(np.int8)), update)
+        self._take_off(self._worn.push(t, brk, s.worn), update)
         self._mon.append(self._monitored.push(t, brk, np.zeros(t.size, np.int8)))
-        infant = s.infant_c + cfg.axillary_offset_c
+        infant = s.infant_c + cfg.axillary_offset_c if cfg.axillary_offset_c else s.infant_c
+        judge &= np.isfinite(infant)
         for tracker in self._bands:
             self._take(tracker.push(t, brk, infant, judge), update)
-        battery = s.battery_v if s.battery_v is not None else np.full(t.size, np.nan)
-        self._take(self._battery.push(t, brk, battery, np.isfinite(battery)), update)
+        if s.battery_v is not None:
+            self._take(self._battery.push(t, brk, s.battery_v, np.isfinite(s.battery_v)), update)
+        else:
+            self._take(self._battery.push(t, brk, np.full(t.size, np.nan), np.zeros(t.size, bool)), update)
 
         self._prev_t = float(t[-1])
-        self._prev_worn = bool(worn[-1])
-        self._settle_until = float(settle_until[-1])
+        self._prev_worn = bool(s.worn[-1] == 1)
         self._n += len(s)
         return update
+
+    def _judged(self, t: F64, dt: F64, worn_flag: NDArray[np.int8]) -> NDArray[np.bool_]:
+        """Worn and past the settling time since the strap was last put on.
+
+        Put on: worn after not worn, after a data gap long enough to be a removal, or at the
+        first sample ever. Settling windows are marked with a +1/-1 difference array (the
+        onsets are few), so this is a couple of passes over the chunk.
+        """
+        cfg = self.cfg
+        worn = worn_flag == 1
+        prev_worn = np.concatenate(([self._prev_worn], worn[:-1]))
+        onset = np.flatnonzero(worn & (~prev_worn | ~(dt < cfg.assume_removed_after_gap_s)))
+        settling = t < self._settle_until
+        for i in onset.tolist():  # one slice per put-on event, not per sample
+            until = float(t[i]) + cfg.settle_s
+            settling[i : int(np.searchsorted(t, until, side="left"))] = True
+            self._settle_until = max(self._settle_until, until)
+        return worn & ~settling
 
     def finish(self) -> Update:
         """End of the recording: close every open run and episode."""
