@@ -2,7 +2,8 @@
 
 This is how the rules would usually be written with pandas: read the file into one DataFrame,
 sort, group by strap, group consecutive samples into runs with diff/cumsum and groupby, and
-loop over runs and episodes in Python for merging, the band state machine and hours per day. It implements the DESIGN.md defaults (no configuration) and writes the same
+loop over runs and episodes in Python for merging, the band state machine and hours per day.
+It implements the DESIGN.md defaults (no configuration) and writes the same
 sessions.csv / daily.csv / alerts.csv columns, so `bench_analyze.py` can check that both agree
 before it compares their speed.
 """
@@ -30,8 +31,15 @@ def runs_of(g: pd.DataFrame, key: pd.Series) -> pd.DataFrame:
     """Consecutive samples with the same key and no gap, with [start, end) times."""
     brk = ~(g["time"].diff() <= GAP_S)
     run_id = (brk | (key != key.shift())).cumsum()
-    runs = g.assign(key=key, brk=brk, run=run_id).groupby("run").agg(
-        key=("key", "first"), start=("time", "first"), last=("time", "last"), brk=("brk", "first")
+    runs = (
+        g.assign(key=key, brk=brk, run=run_id)
+        .groupby("run")
+        .agg(
+            key=("key", "first"),
+            start=("time", "first"),
+            last=("time", "last"),
+            brk=("brk", "first"),
+        )
     )
     next_start = runs["start"].shift(-1)
     next_brk = runs["brk"].shift(-1, fill_value=True)
@@ -68,7 +76,9 @@ def judged(g: pd.DataFrame) -> pd.Series:
     return worn & (g["time"] >= settle_until)
 
 
-def band_episodes(g: pd.DataFrame, ok: pd.Series, thr: float, direction: str) -> list[tuple[float, float, float]]:
+def band_episodes(
+    g: pd.DataFrame, ok: pd.Series, thr: float, direction: str
+) -> list[tuple[float, float, float]]:
     temp = g["infant_c"]
     beyond = (temp < thr) if direction == "below" else (temp > thr)
     back = (temp >= thr + HYST) if direction == "below" else (temp <= thr - HYST)
@@ -118,12 +128,16 @@ def analyze(samples: Path, out: Path, tz: str) -> None:
             sess_rows.append((device, iso(s), iso(e), round((e - s) / 60, 1)))
         mon = runs_of(g, pd.Series(0, index=g.index))
         first = pd.Timestamp(mon["start"].iloc[0], unit="s", tz="UTC").tz_convert(tz).normalize()
-        last = pd.Timestamp(mon["end"].iloc[-1] - 1e-3, unit="s", tz="UTC").tz_convert(tz).normalize()
+        last = (
+            pd.Timestamp(mon["end"].iloc[-1] - 1e-3, unit="s", tz="UTC").tz_convert(tz).normalize()
+        )
         for day in pd.date_range(first, last, freq="D"):
             a, b = day.timestamp(), (day + pd.DateOffset(days=1)).timestamp()
             kmc = sum(max(0.0, min(e, b) - max(s, a)) for s, e in sessions)
             seen = sum(max(0.0, min(r.end, b) - max(r.start, a)) for r in mon.itertuples())
-            daily_rows.append((device, day.date().isoformat(), round(kmc / 3600, 3), round(seen / 3600, 3)))
+            daily_rows.append(
+                (device, day.date().isoformat(), round(kmc / 3600, 3), round(seen / 3600, 3))
+            )
         ok = judged(g)
         for kind, thr, direction in BANDS:
             for s, e, x in band_episodes(g, ok, thr, direction):
@@ -132,9 +146,15 @@ def analyze(samples: Path, out: Path, tz: str) -> None:
         for r in worn_runs.itertuples():
             if r.key == 0 and r.end - r.start >= STRAP_OFF_S:
                 alert_rows.append((device, "strap_off", iso(r.start), iso(r.end), np.nan))
-    pd.DataFrame(sess_rows, columns=["device", "start", "end", "duration_min"]).to_csv(out / "sessions.csv", index=False)
-    pd.DataFrame(daily_rows, columns=["device", "date", "kmc_hours", "monitored_hours"]).to_csv(out / "daily.csv", index=False)
-    pd.DataFrame(alert_rows, columns=["device", "kind", "start", "end", "extreme_c"]).to_csv(out / "alerts.csv", index=False)
+    pd.DataFrame(sess_rows, columns=["device", "start", "end", "duration_min"]).to_csv(
+        out / "sessions.csv", index=False
+    )
+    pd.DataFrame(daily_rows, columns=["device", "date", "kmc_hours", "monitored_hours"]).to_csv(
+        out / "daily.csv", index=False
+    )
+    pd.DataFrame(alert_rows, columns=["device", "kind", "start", "end", "extreme_c"]).to_csv(
+        out / "alerts.csv", index=False
+    )
 
 
 if __name__ == "__main__":

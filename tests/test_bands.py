@@ -1,9 +1,8 @@
 """Thermal and device alert episodes: persistence, hysteresis, nesting, settling."""
 
 import numpy as np
-
-from kmc_host.detect import DetectorConfig, detect
 from conftest import T0, signal
+from kmc_host.detect import DetectorConfig, detect
 
 OK = 36.8
 
@@ -11,7 +10,11 @@ OK = 36.8
 def episodes(s, kind, cfg=None):
     r = detect("S1", s, cfg)
     e = r.episodes[kind]
-    return list(zip((e.start - T0).tolist(), (e.end - T0).tolist(), e.extreme.round(2).tolist(), strict=True))
+    return list(
+        zip(
+            (e.start - T0).tolist(), (e.end - T0).tolist(), e.extreme.round(2).tolist(), strict=True
+        )
+    )
 
 
 def cot(seconds, temp):
@@ -20,12 +23,22 @@ def cot(seconds, temp):
 
 def test_cold_stress_needs_sixty_seconds():
     assert episodes(signal(cot(900, OK), cot(59, 36.4), cot(600, OK)), "cold_stress") == []
-    assert episodes(signal(cot(900, OK), cot(60, 36.4), cot(600, OK)), "cold_stress") == [(900.0, 960.0, 36.4)]
+    assert episodes(signal(cot(900, OK), cot(60, 36.4), cot(600, OK)), "cold_stress") == [
+        (900.0, 960.0, 36.4)
+    ]
 
 
 def test_hysteresis_needs_point_one_above_threshold_to_leave():
     # 36.55 for 5 min does not end the episode: only >= 36.6 for 60 s does
-    s = signal(cot(900, OK), cot(300, 36.3), cot(300, 36.55), cot(120, 36.2), cot(59, 36.6), cot(60, 36.45), cot(600, OK))
+    s = signal(
+        cot(900, OK),
+        cot(300, 36.3),
+        cot(300, 36.55),
+        cot(120, 36.2),
+        cot(59, 36.6),
+        cot(60, 36.45),
+        cot(600, OK),
+    )
     assert episodes(s, "cold_stress") == [(900.0, 900 + 300 + 300 + 120 + 59 + 60.0, 36.2)]
 
 

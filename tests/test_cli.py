@@ -22,7 +22,19 @@ def read(path: Path) -> list[dict[str, str]]:
 @pytest.fixture(scope="module")
 def ward(tmp_path_factory):
     base = tmp_path_factory.mktemp("ward")
-    r = run("simulate", "--devices", "4", "--days", "2", "--out", str(base / "s.csv"), "--seed", "5", "--tz", "Africa/Nairobi")
+    r = run(
+        "simulate",
+        "--devices",
+        "4",
+        "--days",
+        "2",
+        "--out",
+        str(base / "s.csv"),
+        "--seed",
+        "5",
+        "--tz",
+        "Africa/Nairobi",
+    )
     assert r.returncode == 0, r.stderr
     assert "wrote" in r.stdout
     return base
@@ -37,7 +49,16 @@ def test_simulate_writes_samples_truth_and_roster(ward):
 
 def test_analyze_writes_the_contract_files(ward, tmp_path):
     out = tmp_path / "out"
-    r = run("analyze", str(ward / "s.csv"), "--out", str(out), "--tz", "Africa/Nairobi", "--roster", str(ward / "s_truth" / "roster.csv"))
+    r = run(
+        "analyze",
+        str(ward / "s.csv"),
+        "--out",
+        str(out),
+        "--tz",
+        "Africa/Nairobi",
+        "--roster",
+        str(ward / "s_truth" / "roster.csv"),
+    )
     assert r.returncode == 0, r.stderr
     with (out / "sessions.csv").open() as fh:
         assert fh.readline().strip().startswith("device,start,end,duration_min")
@@ -46,7 +67,9 @@ def test_analyze_writes_the_contract_files(ward, tmp_path):
     with (out / "alerts.csv").open() as fh:
         assert fh.readline().strip().startswith("device,kind,start,end,extreme_c")
     sessions = read(out / "sessions.csv")
-    assert sessions and sessions[0]["start"].endswith("Z") and float(sessions[0]["duration_min"]) >= 10
+    assert (
+        sessions and sessions[0]["start"].endswith("Z") and float(sessions[0]["duration_min"]) >= 10
+    )
     cov = read(out / "coverage.csv")
     assert [r["scope"] for r in cov] == ["infant"] * 4 + ["cohort"]
     assert read(out / "day_of_life.csv")
@@ -56,7 +79,9 @@ def test_analyze_writes_the_contract_files(ward, tmp_path):
 
 def test_analyze_bad_input_is_one_clear_line_and_exit_2(tmp_path):
     p = tmp_path / "bad.csv"
-    p.write_text("time,device,infant_c,outer_c,contact,worn\n1772400000,A,36.5,35,1,1\n1772400001,A,36.5,35,1,maybe\n")
+    p.write_text(
+        "time,device,infant_c,outer_c,contact,worn\n1772400000,A,36.5,35,1,1\n1772400001,A,36.5,35,1,maybe\n"
+    )
     r = run("analyze", str(p), "--out", str(tmp_path / "o"))
     assert r.returncode == 2
     assert "Traceback" not in r.stderr
@@ -65,7 +90,9 @@ def test_analyze_bad_input_is_one_clear_line_and_exit_2(tmp_path):
 
 
 def test_analyze_unknown_zone_and_missing_file(tmp_path):
-    r = run("analyze", str(tmp_path / "none.csv"), "--out", str(tmp_path / "o"), "--tz", "Nowhere/City")
+    r = run(
+        "analyze", str(tmp_path / "none.csv"), "--out", str(tmp_path / "o"), "--tz", "Nowhere/City"
+    )
     assert r.returncode == 2 and "unknown time zone 'Nowhere/City'" in r.stderr
     r = run("analyze", str(tmp_path / "none.csv"), "--out", str(tmp_path / "o"))
     assert r.returncode == 2 and "file not found" in r.stderr and "Traceback" not in r.stderr
@@ -73,7 +100,9 @@ def test_analyze_unknown_zone_and_missing_file(tmp_path):
 
 def test_bad_roster_names_its_line(ward, tmp_path):
     roster = tmp_path / "roster.csv"
-    roster.write_text("device,infant_id,birth_time,birth_weight_g\nKMC-01,I1,2026-03-01T00:00:00Z,1500\nKMC-02,I2,yesterday,1500\n")
+    roster.write_text(
+        "device,infant_id,birth_time,birth_weight_g\nKMC-01,I1,2026-03-01T00:00:00Z,1500\nKMC-02,I2,yesterday,1500\n"
+    )
     r = run("analyze", str(ward / "s.csv"), "--out", str(tmp_path / "o"), "--roster", str(roster))
     assert r.returncode == 2 and f"{roster}: line 3: unparsable birth_time 'yesterday'" in r.stderr
 

@@ -2,17 +2,25 @@
 
 import numpy as np
 import pytest
-
-from kmc_analysis.simulate import simulate_strap
-from kmc_host.detect import STATE_KMC, STATE_OFF, STATE_WORN, SampleOrderError, StrapDetector, detect
-from kmc_host.samples import Samples
 from conftest import T0, signal
+from kmc_analysis.simulate import simulate_strap
+from kmc_host.detect import (
+    STATE_KMC,
+    STATE_OFF,
+    STATE_WORN,
+    SampleOrderError,
+    StrapDetector,
+    detect,
+)
+from kmc_host.samples import Samples
 
 
 def sim_samples(seed: int, days: float = 1.0) -> Samples:
     st = simulate_strap(np.random.default_rng(seed), seed, days, T0, 2)
     k = st.present
-    return Samples.from_columns(st.time[k], st.infant_c[k], st.outer_c[k], st.contact[k], st.worn[k], st.battery_v[k])
+    return Samples.from_columns(
+        st.time[k], st.infant_c[k], st.outer_c[k], st.contact[k], st.worn[k], st.battery_v[k]
+    )
 
 
 def assert_same(a, b):
@@ -59,7 +67,13 @@ def test_updates_report_each_final_result_once():
 
 
 def test_live_view_state_open_session_and_active_alerts():
-    s = signal((600, 0, 1, 36.8), (1200, 1, 1, 36.9), (200, 0, 0, 30.0), (900, 0, 1, 36.8), (400, 0, 1, 35.9))
+    s = signal(
+        (600, 0, 1, 36.8),
+        (1200, 1, 1, 36.9),
+        (200, 0, 0, 30.0),
+        (900, 0, 1, 36.8),
+        (400, 0, 1, 35.9),
+    )
     det = StrapDetector("S")
     det.feed(s.slice(0, 1500))
     assert det.state() == STATE_KMC

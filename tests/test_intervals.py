@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-
 from kmc_host.detect.intervals import (
     contains,
     covered_before,
@@ -40,6 +39,9 @@ def test_windows():
     assert got.tolist() == [30.0 + 20.0, 10.0]  # (20, 120] holds 20..50 and 100..120
 
 
-@pytest.mark.parametrize(("t", "inside"), [(0.0, True), (49.9, True), (50.0, False), (99.0, False), (1009.0, True), (-1.0, False)])
+@pytest.mark.parametrize(
+    ("t", "inside"),
+    [(0.0, True), (49.9, True), (50.0, False), (99.0, False), (1009.0, True), (-1.0, False)],
+)
 def test_contains_half_open(t, inside):
     assert contains(S, E, np.array([t]))[0] == inside

@@ -1,5 +1,4 @@
 import numpy as np
-
 from kmc_host.detect.runs import Runs, RunTracker
 
 
@@ -41,7 +40,9 @@ def test_any_chunking_gives_the_same_runs():
     value = rng.normal(36, 1, n)
     whole = runs_in_chunks(t, brk, cls, value, [])
     for seed in range(10):
-        cuts = sorted(np.random.default_rng(seed).choice(np.arange(1, n), 40, replace=False).tolist())
+        cuts = sorted(
+            np.random.default_rng(seed).choice(np.arange(1, n), 40, replace=False).tolist()
+        )
         part = runs_in_chunks(t, brk, cls, value, cuts)
         for name in ("cls", "start", "end", "extreme"):
             assert np.array_equal(getattr(whole, name), getattr(part, name)), name

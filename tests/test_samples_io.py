@@ -7,7 +7,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from kmc_analysis.samples_io import SamplesFile, SamplesFileError
 
 HEADER = "time,device,infant_c,outer_c,contact,worn\n"
@@ -29,7 +28,10 @@ def rows(n, device="A", t0=1_772_400_000, step=1):
 
 
 def test_csv_many_straps_interleaved(tmp_path):
-    body = "".join(a + b for a, b in zip(rows(50, "A").splitlines(True), rows(50, "B").splitlines(True), strict=True))
+    body = "".join(
+        a + b
+        for a, b in zip(rows(50, "A").splitlines(True), rows(50, "B").splitlines(True), strict=True)
+    )
     report, straps = load(write(tmp_path, body))
     assert sorted(straps) == ["A", "B"]
     assert len(straps["A"]) == 50 and report.kept == 100 and report.repairs == []
@@ -79,7 +81,9 @@ def test_bad_values_name_file_line_and_problem(tmp_path, line, expected):
 
 def test_duplicate_device_time_names_both_lines(tmp_path):
     body = rows(3) + "1772400001,A,36.1,35,1,1\n"
-    with pytest.raises(SamplesFileError, match=r"line 5: duplicate \(device, time\): strap A .* already on line 3"):
+    with pytest.raises(
+        SamplesFileError, match=r"line 5: duplicate \(device, time\): strap A .* already on line 3"
+    ):
         load(write(tmp_path, body))
 
 
@@ -102,10 +106,20 @@ def test_bad_header(tmp_path, header, expected):
 
 
 def test_skip_invalid_reports_counts_kinds_and_lines(tmp_path):
-    body = rows(3) + "1772401000,A,99,35,1,1\n" + "1772401001,A,36,35,7,1\n" + "1772400001,A,36.1,35,1,1\n" + rows(2, t0=1772402000)
+    body = (
+        rows(3)
+        + "1772401000,A,99,35,1,1\n"
+        + "1772401001,A,36,35,7,1\n"
+        + "1772400001,A,36.1,35,1,1\n"
+        + rows(2, t0=1772402000)
+    )
     report, straps = load(write(tmp_path, body), skip_invalid=True)
     assert len(straps["A"]) == 5
-    assert report.skipped == {"temperature outside 10-45 C": 1, "flag not 0/1": 1, "duplicate (device, time)": 1}
+    assert report.skipped == {
+        "temperature outside 10-45 C": 1,
+        "flag not 0/1": 1,
+        "duplicate (device, time)": 1,
+    }
     assert report.skipped_lines["temperature outside 10-45 C"] == [5]
     assert report.skipped_lines["duplicate (device, time)"] == [7]
     text = "\n".join(report.lines())
@@ -120,7 +134,9 @@ def test_missing_temperature_is_kept_and_counted(tmp_path):
 
 
 def test_parquet_with_timestamps_and_battery(tmp_path):
-    t = pa.array(np.array([1772398800, 1772398801], dtype="datetime64[s]")).cast(pa.timestamp("s", tz="UTC"))
+    t = pa.array(np.array([1772398800, 1772398801], dtype="datetime64[s]")).cast(
+        pa.timestamp("s", tz="UTC")
+    )
     table = pa.table(
         {
             "time": t,
@@ -136,11 +152,24 @@ def test_parquet_with_timestamps_and_battery(tmp_path):
     _, straps = load(tmp_path / "s.parquet")
     a = straps["A"]
     assert a.time.tolist() == [1772398800.0, 1772398801.0]
-    assert a.contact.tolist() == [1, 0] and a.battery_v is not None and a.battery_v.tolist() == [3.9, 3.9]
+    assert (
+        a.contact.tolist() == [1, 0]
+        and a.battery_v is not None
+        and a.battery_v.tolist() == [3.9, 3.9]
+    )
 
 
 def test_parquet_bad_value_names_row(tmp_path):
-    table = pa.table({"time": [1772398800, 1772398801], "device": ["A", "A"], "infant_c": [36.5, 60.0], "outer_c": [35.0, 35.0], "contact": [1, 1], "worn": [1, 1]})
+    table = pa.table(
+        {
+            "time": [1772398800, 1772398801],
+            "device": ["A", "A"],
+            "infant_c": [36.5, 60.0],
+            "outer_c": [35.0, 35.0],
+            "contact": [1, 1],
+            "worn": [1, 1],
+        }
+    )
     pq.write_table(table, tmp_path / "s.parquet")
     with pytest.raises(SamplesFileError, match=r"s.parquet: line 2: temperature outside"):
         load(tmp_path / "s.parquet")

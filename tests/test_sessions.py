@@ -2,10 +2,9 @@
 
 import numpy as np
 import pytest
-
-from kmc_host.detect import DetectorConfig, detect, sample_states, STATE_KMC, STATE_OFF, STATE_WORN
-from kmc_host.detect.sessions import sessions_from_contact
 from conftest import T0, drop_rows, signal
+from kmc_host.detect import STATE_KMC, STATE_OFF, STATE_WORN, DetectorConfig, detect, sample_states
+from kmc_host.detect.sessions import sessions_from_contact
 
 COT = (0, 1, 36.8)
 KMC = (1, 1, 36.9)

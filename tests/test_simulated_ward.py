@@ -5,7 +5,6 @@ every cold episode of >= 6 min alerted within 3 min, no false thermal alert afte
 """
 
 import pytest
-
 from kmc_analysis.analyze import analyze_file
 from kmc_analysis.score import score
 from kmc_analysis.simulate import simulate_ward
@@ -16,7 +15,9 @@ SEEDS = range(12)
 @pytest.mark.parametrize("seed", SEEDS)
 def test_detector_meets_the_criteria_on_a_simulated_ward(tmp_path, seed):
     samples = tmp_path / "s.parquet"
-    _, truth, _ = simulate_ward(samples, 4, 2.0, seed=seed, tz="Africa/Addis_Ababa", truth_dir=tmp_path / "truth")
+    _, truth, _ = simulate_ward(
+        samples, 4, 2.0, seed=seed, tz="Africa/Addis_Ababa", truth_dir=tmp_path / "truth"
+    )
     analyze_file(samples, tmp_path / "out", tz="Africa/Addis_Ababa")
     sc = score(truth, tmp_path / "out")
     assert sc.truth_sessions > 0 and sc.cold_episodes >= 0 and sc.days > 0
@@ -27,7 +28,9 @@ def test_the_simulator_contains_what_the_criteria_test(tmp_path):
     """Across the seeds the scenarios include cold episodes, detachments and short sessions."""
     totals = {"cold": 0, "reattach": 0, "sessions": 0}
     for seed in SEEDS:
-        _, truth, _ = simulate_ward(tmp_path / f"{seed}.parquet", 4, 2.0, seed=seed, truth_dir=tmp_path / f"t{seed}")
+        _, truth, _ = simulate_ward(
+            tmp_path / f"{seed}.parquet", 4, 2.0, seed=seed, truth_dir=tmp_path / f"t{seed}"
+        )
         analyze_file(tmp_path / f"{seed}.parquet", tmp_path / f"o{seed}")
         sc = score(truth, tmp_path / f"o{seed}")
         totals["cold"] += sc.cold_episodes

@@ -23,8 +23,6 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
-from numpy.typing import NDArray
-
 from kmc_host.detect import (
     Daily,
     DetectorConfig,
@@ -36,6 +34,7 @@ from kmc_host.detect import (
     zone,
 )
 from kmc_host.samples import Samples
+from numpy.typing import NDArray
 
 from .coverage import DEFAULT_MIN_MONITORED_H, InfantCoverage, coverage_rows, infant_coverage
 from .roster import Infant, load_roster
@@ -106,7 +105,9 @@ class AnalysisSummary:
 
             c = cohort_coverage(self.infants)
             shares = ", ".join(
-                f">= {b:g} h: {100 * v:.0f}%" for b, v in c.share_infants_reaching.items() if not np.isnan(v)
+                f">= {b:g} h: {100 * v:.0f}%"
+                for b, v in c.share_infants_reaching.items()
+                if not np.isnan(v)
             )
             out.append(
                 f"coverage: {c.eligible_infants} eligible infants (< 2000 g) with {c.infant_days} "
@@ -173,7 +174,9 @@ def analyze_file(
             summary.straps.append(_write_strap(writers, result, daily))
             infant = roster.get(device)
             if infant is not None:
-                summary.infants.append(_write_infant(writers, result, daily, infant, min_monitored_hours))
+                summary.infants.append(
+                    _write_infant(writers, result, daily, infant, min_monitored_hours)
+                )
             elif roster:
                 summary.not_in_roster.append(device)
     finally:
@@ -251,10 +254,17 @@ def _write_strap(w: _Writers, r: StrapResult, daily: Daily) -> StrapSummary:
             w.alerts.writerow(row)
 
     if r.monitored_start.size:
-        hours = np.arange(np.ceil(r.monitored_start[0] / 3600.0), np.floor(r.monitored_end[-1] / 3600.0) + 1) * 3600.0
+        hours = (
+            np.arange(
+                np.ceil(r.monitored_start[0] / 3600.0), np.floor(r.monitored_end[-1] / 3600.0) + 1
+            )
+            * 3600.0
+        )
         kmc24, mon24 = rolling_24h(r, hours)
-        for row in zip([r.device] * hours.size, iso_utc(hours), _fmt(kmc24, 3), _fmt(mon24, 3), strict=True):
-            w.rolling.writerow(row)
+        for hour_row in zip(
+            [r.device] * hours.size, iso_utc(hours), _fmt(kmc24, 3), _fmt(mon24, 3), strict=True
+        ):
+            w.rolling.writerow(hour_row)
 
     n_days = len(daily.dates)
     return StrapSummary(

@@ -40,7 +40,13 @@ def _simulate(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     out, truth, rows = simulate_ward(
-        args.out, args.devices, args.days, seed=args.seed, tz=args.tz, start=args.start, truth_dir=args.truth
+        args.out,
+        args.devices,
+        args.days,
+        seed=args.seed,
+        tz=args.tz,
+        start=args.start,
+        truth_dir=args.truth,
     )
     print(f"wrote {rows} samples of {args.devices} straps over {args.days:g} days to {out}")
     print(f"ground truth and roster in {truth}/ ({time.perf_counter() - started:.1f} s)")
@@ -56,14 +62,18 @@ def _demo(args: argparse.Namespace) -> int:
     base = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="kmc-demo-"))
     samples = base / "samples.csv"
     print(f"== simulating {args.straps} straps for {args.days:g} days (seed {args.seed}) ==")
-    _, truth, rows = simulate_ward(samples, args.straps, args.days, seed=args.seed, tz=args.tz, truth_dir=base / "truth")
+    _, truth, rows = simulate_ward(
+        samples, args.straps, args.days, seed=args.seed, tz=args.tz, truth_dir=base / "truth"
+    )
     print(f"{rows} samples -> {samples}")
     print("== kmc analyze ==")
     t0 = time.perf_counter()
     summary = analyze_file(samples, base / "analysis", tz=args.tz, roster_path=truth / "roster.csv")
     elapsed = time.perf_counter() - t0
     print("\n".join(summary.lines()))
-    print(f"analysed {rows} samples in {elapsed:.1f} s ({rows / max(elapsed, 1e-9) / 1e6:.1f} M samples/s)")
+    print(
+        f"analysed {rows} samples in {elapsed:.1f} s ({rows / max(elapsed, 1e-9) / 1e6:.1f} M samples/s)"
+    )
     print("== detector against ground truth ==")
     result = score(truth, base / "analysis")
     print("\n".join(result.lines()))
@@ -72,10 +82,14 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="kmc", description="KMC Sense: objective Kangaroo Mother Care measurement.")
+    p = argparse.ArgumentParser(
+        prog="kmc", description="KMC Sense: objective Kangaroo Mother Care measurement."
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
-    a = sub.add_parser("analyze", help="detect sessions, hours per day and alerts in a samples file")
+    a = sub.add_parser(
+        "analyze", help="detect sessions, hours per day and alerts in a samples file"
+    )
     a.add_argument("samples", help="samples file (.csv, .csv.gz or .parquet)")
     a.add_argument("--out", required=True, help="output folder")
     a.add_argument("--tz", default="UTC", help="facility time zone, IANA name (default UTC)")

@@ -71,7 +71,10 @@ def cohort_coverage(infants: list[InfantCoverage]) -> CohortCoverage:
     return CohortCoverage(
         len(counted),
         days,
-        {b: (sum(i.reaches(b) for i in counted) / len(counted)) if counted else nan for b in BANDS_H},
+        {
+            b: (sum(i.reaches(b) for i in counted) / len(counted)) if counted else nan
+            for b in BANDS_H
+        },
         {b: (sum(i.days_meeting[b] for i in counted) / days) if days else nan for b in BANDS_H},
     )
 
@@ -80,7 +83,15 @@ def coverage_rows(infants: list[InfantCoverage]) -> tuple[list[str], list[list[o
     """coverage.csv: one row per infant, then one `cohort` row."""
     tags = [f"{b:g}h" for b in BANDS_H]
     header = (
-        ["scope", "infant_id", "device", "birth_weight_g", "eligible", "observed_days", "mean_kmc_hours"]
+        [
+            "scope",
+            "infant_id",
+            "device",
+            "birth_weight_g",
+            "eligible",
+            "observed_days",
+            "mean_kmc_hours",
+        ]
         + [f"days_ge_{t}" for t in tags]
         + [f"reaches_{t}" for t in tags]
         + ["eligible_infants"]
@@ -91,7 +102,15 @@ def coverage_rows(infants: list[InfantCoverage]) -> tuple[list[str], list[list[o
     blank = [""] * (1 + 2 * len(BANDS_H))
     for i in infants:
         rows.append(
-            ["infant", i.infant_id, i.device, f"{i.birth_weight_g:g}", int(i.eligible), i.observed_days, _num(i.mean_kmc_hours)]
+            [
+                "infant",
+                i.infant_id,
+                i.device,
+                f"{i.birth_weight_g:g}",
+                int(i.eligible),
+                i.observed_days,
+                _num(i.mean_kmc_hours),
+            ]
             + [i.days_meeting[b] for b in BANDS_H]
             + [int(i.reaches(b)) for b in BANDS_H]
             + blank

@@ -50,12 +50,16 @@ def load_roster(path: str | Path) -> dict[str, Infant]:
                 birth = parse_time_value((row["birth_time"] or "").strip())
             except ValueError:
                 raise SamplesFileError(
-                    path, line, f"unparsable birth_time {row['birth_time']!r} (Unix seconds or ISO 8601 with offset)"
+                    path,
+                    line,
+                    f"unparsable birth_time {row['birth_time']!r} (Unix seconds or ISO 8601 with offset)",
                 ) from None
             try:
                 weight = float(row["birth_weight_g"])
             except (TypeError, ValueError):
-                raise SamplesFileError(path, line, f"unparsable birth_weight_g {row['birth_weight_g']!r}") from None
+                raise SamplesFileError(
+                    path, line, f"unparsable birth_weight_g {row['birth_weight_g']!r}"
+                ) from None
             if not 300 <= weight <= 6000:
                 raise SamplesFileError(path, line, f"birth_weight_g {weight:g} outside 300-6000 g")
             infants[device] = Infant(device, infant_id, birth, weight)

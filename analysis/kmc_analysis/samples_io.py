@@ -34,14 +34,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-from numpy.typing import NDArray
-
 from kmc_host.samples import (
     OPTIONAL_COLUMNS,
     REQUIRED_COLUMNS,
     TEMPERATURE_RANGE_C,
     Samples,
 )
+from numpy.typing import NDArray
 
 EARLIEST_TIME = 1420070400.0  # 2015-01-01T00:00:00Z: earlier means a strap clock never set
 BATCH_ROWS = 1 << 20
@@ -105,7 +104,9 @@ class LoadReport:
 
     def lines(self) -> list[str]:
         """Human summary of the load."""
-        out = [f"{self.path}: {self.rows} rows, {self.kept} samples kept, {len(self.straps)} straps"]
+        out = [
+            f"{self.path}: {self.rows} rows, {self.kept} samples kept, {len(self.straps)} straps"
+        ]
         for kind, n in sorted(self.skipped.items()):
             shown = ", ".join(str(x) for x in self.skipped_lines.get(kind, []))
             more = " ..." if n > MAX_LINES_LISTED else ""
@@ -119,7 +120,9 @@ class LoadReport:
 # ---- value conversion, one batch at a time -------------------------------------------------
 
 
-def _slow_parse(strings: pa.Array, parse: Callable[[str], float]) -> tuple[NDArray[np.float64], NDArray[np.bool_] | None]:
+def _slow_parse(
+    strings: pa.Array, parse: Callable[[str], float]
+) -> tuple[NDArray[np.float64], NDArray[np.bool_] | None]:
     """Per-value parse to locate the bad ones; used only when a batch fails the fast path."""
     values = np.full(len(strings), np.nan)
     bad = np.zeros(len(strings), bool)
@@ -166,7 +169,9 @@ def _to_seconds(col: pa.Array) -> tuple[NDArray[np.float64], Mask]:
             col = pc.cast(col, pa.float64())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             try:
-                us = pc.cast(pc.utf8_trim_whitespace(col), pa.timestamp("us", tz="UTC")).cast(pa.int64())
+                us = pc.cast(pc.utf8_trim_whitespace(col), pa.timestamp("us", tz="UTC")).cast(
+                    pa.int64()
+                )
                 return us.to_numpy(zero_copy_only=False).astype(np.float64) / 1e6, None
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 return _slow_parse(col, parse_time_value)
@@ -227,12 +232,20 @@ class _Batch:
     def take(self, idx: Any) -> _Batch:
         bat = None if self.battery_v is None else self.battery_v[idx]
         return _Batch(
-            self.device[idx], self.line[idx], self.time[idx], self.infant_c[idx],
-            self.outer_c[idx], self.contact[idx], self.worn[idx], bat,
+            self.device[idx],
+            self.line[idx],
+            self.time[idx],
+            self.infant_c[idx],
+            self.outer_c[idx],
+            self.contact[idx],
+            self.worn[idx],
+            bat,
         )
 
     def samples(self) -> Samples:
-        return Samples(self.time, self.infant_c, self.outer_c, self.contact, self.worn, self.battery_v)
+        return Samples(
+            self.time, self.infant_c, self.outer_c, self.contact, self.worn, self.battery_v
+        )
 
 
 def _prefetch(items: Iterator[_Batch], depth: int = 2) -> Iterator[_Batch]:
@@ -346,9 +359,16 @@ class SampleReader:
             for code, rows in settled:
                 if rows is None or rows.size == 0:
                     continue
-                yield self.devices[code], Samples(
-                    rows["time"], rows["infant_c"], rows["outer_c"], rows["contact"], rows["worn"],
-                    rows["battery_v"] if self.has_battery else None,
+                yield (
+                    self.devices[code],
+                    Samples(
+                        rows["time"],
+                        rows["infant_c"],
+                        rows["outer_c"],
+                        rows["contact"],
+                        rows["worn"],
+                        rows["battery_v"] if self.has_battery else None,
+                    ),
                 )
 
     # -- shared steps
@@ -363,7 +383,9 @@ class SampleReader:
 
     def _duplicate(self, code: int, t: float, line: int, before: int) -> SamplesFileError:
         return SamplesFileError(
-            self.path, line, f"{DUPLICATE}: strap {self.devices[code]} at time {t!r} is already on line {before}"
+            self.path,
+            line,
+            f"{DUPLICATE}: strap {self.devices[code]} at time {t!r} is already on line {before}",
         )
 
     def _settle(self, code: int, rows: NDArray[Any]) -> NDArray[Any] | None:
@@ -378,7 +400,9 @@ class SampleReader:
         if dup.size:
             if not self.skip_invalid:
                 k = int(dup[0])
-                raise self._duplicate(code, float(rows["time"][k]), int(rows["line"][k]), int(rows["line"][k - 1]))
+                raise self._duplicate(
+                    code, float(rows["time"][k]), int(rows["line"][k]), int(rows["line"][k - 1])
+                )
             self.report.note_skipped(DUPLICATE, np.sort(rows["line"][dup]))
             rows = np.delete(rows, dup)
         self.report.kept += int(rows.size)
@@ -410,7 +434,9 @@ class SampleReader:
         elif name.endswith((".csv", ".csv.gz")):
             raw, line_of = self._csv_batches()
         else:
-            raise SamplesFileError(self.path, None, "unknown file type (expected .csv, .csv.gz or .parquet)")
+            raise SamplesFileError(
+                self.path, None, "unknown file type (expected .csv, .csv.gz or .parquet)"
+            )
         first_row = 0
         for b in raw:
             yield self._checked(b, first_row, line_of)
@@ -449,7 +475,9 @@ class SampleReader:
         try:
             reader = pacsv.open_csv(
                 self.path,
-                read_options=pacsv.ReadOptions(block_size=16 << 20, column_names=names, skip_rows=1),
+                read_options=pacsv.ReadOptions(
+                    block_size=16 << 20, column_names=names, skip_rows=1
+                ),
                 parse_options=pacsv.ParseOptions(ignore_empty_lines=False),
                 convert_options=pacsv.ConvertOptions(
                     column_types={n: pa.string() for n in names},
@@ -479,7 +507,9 @@ class SampleReader:
             for row in reader:
                 if len(row) != width:
                     return SamplesFileError(
-                        self.path, reader.line_num, f"malformed CSV: {len(row)} fields, header has {width}"
+                        self.path,
+                        reader.line_num,
+                        f"malformed CSV: {len(row)} fields, header has {width}",
                     )
         return SamplesFileError(self.path, None, f"malformed CSV: {exc}")
 
@@ -524,19 +554,24 @@ class SampleReader:
         def text(name: str) -> Callable[[int], str]:
             return lambda i: f"{name} {cols[name][i].as_py()!r}"
 
+        def empty(name: str) -> Callable[[int], str]:
+            return lambda i: f"{name} is empty"
+
         def nulls(name: str) -> Mask:
             c = cols[name]
             return c.is_null().to_numpy(zero_copy_only=False) if c.null_count else None
 
         device = self._device_codes(cols["device"])
         no_device = device < 0
-        problems.append((MISSING, no_device if no_device.any() else None, lambda i: "device is empty"))
+        problems.append(
+            (MISSING, no_device if no_device.any() else None, lambda i: "device is empty")
+        )
 
         try:
             t, bad_t = _to_seconds(cols["time"])
         except ValueError as exc:
             raise SamplesFileError(self.path, line_of(first_row), str(exc)) from None
-        problems.append((MISSING, nulls("time"), lambda i: "time is empty"))
+        problems.append((MISSING, nulls("time"), empty("time")))
         problems.append((BAD_TIME, bad_t, text("time")))
         with np.errstate(invalid="ignore"):
             early = t < EARLIEST_TIME  # NaN (empty, unparsable) compares False
@@ -554,7 +589,7 @@ class SampleReader:
         flags = {}
         for name in ("contact", "worn"):
             flags[name], bad, null = _to_flag(cols[name])
-            problems.append((MISSING, null, lambda i, name=name: f"{name} is empty"))
+            problems.append((MISSING, null, empty(name)))
             problems.append((BAD_FLAG, bad, text(name)))
         battery = None
         if self.has_battery:
@@ -562,8 +597,21 @@ class SampleReader:
             problems.append((BAD_NUMBER, bad, text("battery_v")))
 
         line = line_of(first_row) + np.arange(n, dtype=np.int64)
-        batch = _Batch(device, line, t, temps["infant_c"], temps["outer_c"], flags["contact"], flags["worn"], battery)
-        found = [(kind, mask, describe) for kind, mask, describe in problems if mask is not None and mask.any()]
+        batch = _Batch(
+            device,
+            line,
+            t,
+            temps["infant_c"],
+            temps["outer_c"],
+            flags["contact"],
+            flags["worn"],
+            battery,
+        )
+        found = [
+            (kind, mask, describe)
+            for kind, mask, describe in problems
+            if mask is not None and mask.any()
+        ]
         if found:
             bad_any = np.logical_or.reduce([mask for _, mask, _ in found])
             if not self.skip_invalid:

@@ -78,8 +78,12 @@ def score(
     sc = Score()
     ts, ds = _read(truth_dir / "sessions.csv"), _read(out_dir / "sessions.csv")
     for dev in sorted({r["device"] for r in ts} | {r["device"] for r in ds}):
-        t = np.array([[_t(r["start"]), _t(r["end"])] for r in ts if r["device"] == dev]).reshape(-1, 2)
-        d = np.array([[_t(r["start"]), _t(r["end"])] for r in ds if r["device"] == dev]).reshape(-1, 2)
+        t = np.array([[_t(r["start"]), _t(r["end"])] for r in ts if r["device"] == dev]).reshape(
+            -1, 2
+        )
+        d = np.array([[_t(r["start"]), _t(r["end"])] for r in ds if r["device"] == dev]).reshape(
+            -1, 2
+        )
         used = np.zeros(len(d), bool)
         for a, b in t:
             sc.truth_sessions += 1
@@ -95,8 +99,12 @@ def score(
         for a, b in d[~used]:
             sc.problems.append(f"{dev}: detected session {a:.0f}-{b:.0f} has no truth partner")
 
-    truth_days = {(r["device"], r["date"]): float(r["kmc_hours"]) for r in _read(truth_dir / "daily.csv")}
-    det_days = {(r["device"], r["date"]): float(r["kmc_hours"]) for r in _read(out_dir / "daily.csv")}
+    truth_days = {
+        (r["device"], r["date"]): float(r["kmc_hours"]) for r in _read(truth_dir / "daily.csv")
+    }
+    det_days = {
+        (r["device"], r["date"]): float(r["kmc_hours"]) for r in _read(out_dir / "daily.csv")
+    }
     for key, hours in truth_days.items():
         sc.days += 1
         diff = abs(det_days.get(key, 0.0) - hours)
@@ -107,7 +115,7 @@ def score(
             sc.problems.append(f"{key}: KMC hours {det_days.get(key)} vs truth {hours}")
 
     ta, da = _read(truth_dir / "alerts.csv"), _read(out_dir / "alerts.csv")
-    det = {}
+    det: dict[tuple[str, str], list[float]] = {}
     for r in da:
         det.setdefault((r["device"], r["kind"]), []).append(_t(r["start"]))
     for r in ta:
@@ -124,7 +132,9 @@ def score(
             sc.worst_alert_delay_s = max(sc.worst_alert_delay_s, float(delay.min()))
         else:
             sc.problems.append(f"{r['device']}: {r['kind']} from {r['start']} not alerted")
-    truth_thermal = [(r["device"], _t(r["start"]), _t(r["end"])) for r in ta if r["kind"] in THERMAL]
+    truth_thermal = [
+        (r["device"], _t(r["start"]), _t(r["end"])) for r in ta if r["kind"] in THERMAL
+    ]
     for r in ta:
         if r["kind"] != "strap_off":
             continue
@@ -137,5 +147,7 @@ def score(
             real = any(dv == r["device"] and a - edge_tol_s <= s <= b for dv, a, b in truth_thermal)
             if on <= s <= on + settle_window_s and not real:
                 sc.false_after_reattach += 1
-                sc.problems.append(f"{r['device']}: {d_['kind']} at {d_['start']} right after re-attachment")
+                sc.problems.append(
+                    f"{r['device']}: {d_['kind']} at {d_['start']} right after re-attachment"
+                )
     return sc

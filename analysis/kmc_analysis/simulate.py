@@ -33,10 +33,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-from numpy.typing import NDArray
-
 from kmc_host.detect import DetectorConfig, local_day_edges, zone
 from kmc_host.detect.intervals import seconds_in_bins
+from numpy.typing import NDArray
 
 DAY = 86400
 MIN = 60
@@ -107,17 +106,29 @@ def _plan_care(rng: np.random.Generator, admit: int, end: int) -> Plan:
         if rng.random() < 0.25:
             _place(rng, slots, int(_u(rng, 5, 40) * MIN), plan.detached, pad_after=12 * MIN)
         if rng.random() < 0.35:
-            fall, hold, rise = (int(_u(rng, 6, 18) * MIN), int(_u(rng, 4, 35) * MIN), int(_u(rng, 8, 20) * MIN))
+            fall, hold, rise = (
+                int(_u(rng, 6, 18) * MIN),
+                int(_u(rng, 4, 35) * MIN),
+                int(_u(rng, 8, 20) * MIN),
+            )
             got = _place(rng, slots, fall + hold + rise, None)
             if got is not None:
                 a0 = got[0]
-                plan.cooling.append((a0, a0 + fall, a0 + fall + hold, a0 + fall + hold + rise, _nadir(rng)))
+                plan.cooling.append(
+                    (a0, a0 + fall, a0 + fall + hold, a0 + fall + hold + rise, _nadir(rng))
+                )
         if rng.random() < 0.04:
-            up, hold, down = (int(_u(rng, 8, 15) * MIN), int(_u(rng, 5, 25) * MIN), int(_u(rng, 8, 15) * MIN))
+            up, hold, down = (
+                int(_u(rng, 8, 15) * MIN),
+                int(_u(rng, 5, 25) * MIN),
+                int(_u(rng, 8, 15) * MIN),
+            )
             got = _place(rng, slots, up + hold + down, None)
             if got is not None:
                 a0 = got[0]
-                plan.warm.append((a0, a0 + up, a0 + up + hold, a0 + up + hold + down, _u(rng, 37.7, 38.2)))
+                plan.warm.append(
+                    (a0, a0 + up, a0 + up + hold, a0 + up + hold + down, _u(rng, 37.7, 38.2))
+                )
         if rng.random() < 0.03:
             _place(rng, slots, int(_u(rng, 8, 30) * MIN), plan.gaps)
     plan.handling.sort()
@@ -146,7 +157,7 @@ def _place(
     a, b = slots[k]
     s = a + int(rng.integers(0, b - a - length - pad_after + 1))
     e = s + length
-    slots[k:k + 1] = [x for x in ([a, s - 2 * MIN], [e + pad_after, b]) if x[1] > x[0]]
+    slots[k : k + 1] = [x for x in ([a, s - 2 * MIN], [e + pad_after, b]) if x[1] > x[0]]
     if into is not None:
         into.append((s, e))
     return s, e
@@ -159,34 +170,38 @@ def _paint_contact(rng: np.random.Generator, n: int, plan: Plan) -> NDArray[np.i
         # positioning flicker in the first seconds
         for _ in range(int(rng.integers(0, 3))):
             k = s + int(rng.integers(0, 20))
-            contact[k:k + int(rng.integers(1, 3))] = 0
+            contact[k : k + int(rng.integers(1, 3))] = 0
         # nappy changes every 2-3 h, 1-3.5 min
         k = s + int(_u(rng, 60, 150) * MIN)
         while k < e - 10 * MIN:
-            contact[k:k + int(_u(rng, 1, 3.5) * MIN)] = 0
+            contact[k : k + int(_u(rng, 1, 3.5) * MIN)] = 0
             k += int(_u(rng, 120, 180) * MIN)
         # dropouts of 1-6 s, about every 10 min
         m = rng.poisson((e - s) / 600)
         for k in rng.integers(s, e, m):
-            contact[k:k + int(rng.integers(1, 7))] = 0
+            contact[k : k + int(rng.integers(1, 7))] = 0
     for s, e in plan.handling:  # bursts of contact 20-90 s with 5-30 s off
         k = s
         while k < e:
             on = int(rng.integers(20, 90))
-            contact[k:min(k + on, e)] = 1
+            contact[k : min(k + on, e)] = 1
             k += on + int(rng.integers(5, 30))
     glitches = rng.integers(0, n, rng.poisson(n / 3600))
     for k in glitches:
-        contact[k:k + int(rng.integers(1, 4))] = 1
+        contact[k : k + int(rng.integers(1, 4))] = 1
     return contact
 
 
-def _profile(t: NDArray[np.float64], a: int, b: int, c: int, e: int, depth: float) -> NDArray[np.float64]:
+def _profile(
+    t: NDArray[np.float64], a: int, b: int, c: int, e: int, depth: float
+) -> NDArray[np.float64]:
     """Trapezoid: 0 before a, ramps to `depth` by b, holds to c, back to 0 by e."""
     return depth * np.interp(t, [a, b, c, e], [0.0, 1.0, 1.0, 0.0], left=0.0, right=0.0)
 
 
-def simulate_strap(rng: np.random.Generator, index: int, days: float, t0: float, width: int) -> Strap:
+def simulate_strap(
+    rng: np.random.Generator, index: int, days: float, t0: float, width: int
+) -> Strap:
     """One strap's samples and truth."""
     n = int(days * DAY)
     admit = int(_u(rng, 0, 10) * 3600) if index % 3 else 0
@@ -197,7 +212,8 @@ def simulate_strap(rng: np.random.Generator, index: int, days: float, t0: float,
     # cooling and warm episodes with their nadir / peak set exactly where the plan says
     base = float(np.clip(rng.normal(36.9, 0.08), 36.7, 37.1))
     drift = sum(
-        _u(rng, 0.01, 0.04) * np.sin(2 * np.pi * t / _u(rng, 3, 11) / 3600 + _u(rng, 0, 6)) for _ in range(3)
+        _u(rng, 0.01, 0.04) * np.sin(2 * np.pi * t / _u(rng, 3, 11) / 3600 + _u(rng, 0, 6))
+        for _ in range(3)
     )
     in_kmc = np.zeros(n)
     for s, e in plan.kmc:
@@ -219,13 +235,17 @@ def simulate_strap(rng: np.random.Generator, index: int, days: float, t0: float,
         sensor[s:e] = room + (start_c - room) * np.exp(-k / _u(rng, 120, 240))
         tau = _u(rng, 30, 55)  # the sensor settles within the detector's 5 min
         k2 = np.arange(min(15 * MIN, n - e))
-        sensor[e:e + k2.size] = true_c[e:e + k2.size] + (sensor[e - 1] - true_c[e:e + k2.size]) * np.exp(-k2 / tau)
+        sensor[e : e + k2.size] = true_c[e : e + k2.size] + (
+            sensor[e - 1] - true_c[e : e + k2.size]
+        ) * np.exp(-k2 / tau)
     infant = np.round(sensor + rng.normal(0, 0.02, n), 2)  # TMP117 with averaging, 0.01 C steps
 
     contact = _paint_contact(rng, n, plan)
     contact[worn == 0] = 0
     outer_true = np.where(contact == 1, _u(rng, 34.8, 35.6), _u(rng, 29.0, 33.0))
-    outer = np.round(np.convolve(outer_true, np.ones(90) / 90, mode="same") + rng.normal(0, 0.05, n), 2)
+    outer = np.round(
+        np.convolve(outer_true, np.ones(90) / 90, mode="same") + rng.normal(0, 0.05, n), 2
+    )
     outer[:45] = outer[45]
     outer[-45:] = outer[-46]
 
@@ -235,10 +255,10 @@ def simulate_strap(rng: np.random.Generator, index: int, days: float, t0: float,
     for k in rng.integers(admit, n, rng.poisson(2 * days)):
         gaps.append((int(k), int(k) + int(rng.choice([_u(rng, 5, 30), _u(rng, 30, 180)]))))
     in_kmc_b = in_kmc > 0
-    for k, (s, e) in enumerate(gaps):
+    for g, (s, e) in enumerate(gaps):
         if in_kmc_b[s:e].any():  # inside KMC a gap stays short enough to be bridged
             e = s + min(e - s, MIN)
-            gaps[k] = (s, e)
+            gaps[g] = (s, e)
         present[s:e] = False
     plan.gaps = sorted(gaps)
 
@@ -296,7 +316,10 @@ class TruthWriter:
         folder.mkdir(parents=True, exist_ok=True)
         self.tz = zone(tz)
         self.cfg = cfg
-        self._fh = {name: (folder / f"{name}.csv").open("w", newline="") for name in ("sessions", "alerts", "daily", "roster")}
+        self._fh = {
+            name: (folder / f"{name}.csv").open("w", newline="")
+            for name in ("sessions", "alerts", "daily", "roster")
+        }
         self._w = {k: csv.writer(v) for k, v in self._fh.items()}
         self._w["sessions"].writerow(["device", "start", "end", "duration_min"])
         self._w["alerts"].writerow(["device", "kind", "start", "end", "extreme_c"])
@@ -305,9 +328,13 @@ class TruthWriter:
 
     def add(self, s: Strap) -> None:
         for a, b in s.plan.kmc:
-            self._w["sessions"].writerow([s.device, _iso(s.t0 + a), _iso(s.t0 + b), f"{(b - a) / 60:.1f}"])
-        for kind, a, b, ext in sorted(_truth_episodes(s, self.cfg), key=lambda r: (r[1], r[0])):
-            self._w["alerts"].writerow([s.device, kind, _iso(a), _iso(b), "" if np.isnan(ext) else f"{ext:.2f}"])
+            self._w["sessions"].writerow(
+                [s.device, _iso(s.t0 + a), _iso(s.t0 + b), f"{(b - a) / 60:.1f}"]
+            )
+        for kind, ea, eb, ext in sorted(_truth_episodes(s, self.cfg), key=lambda r: (r[1], r[0])):
+            self._w["alerts"].writerow(
+                [s.device, kind, _iso(ea), _iso(eb), "" if np.isnan(ext) else f"{ext:.2f}"]
+            )
         first = float(s.time[s.present][0])
         last = float(s.time[s.present][-1])
         dates, edges = local_day_edges(first, last, self.tz)
@@ -318,7 +345,9 @@ class TruthWriter:
         mon = np.histogram(present_t, bins=edges)[0] / 3600
         for k, d in enumerate(dates):
             self._w["daily"].writerow([s.device, d.isoformat(), f"{kmc[k]:.3f}", f"{mon[k]:.3f}"])
-        self._w["roster"].writerow([s.device, s.infant_id, _iso(s.birth_time), f"{s.birth_weight_g:.0f}"])
+        self._w["roster"].writerow(
+            [s.device, s.infant_id, _iso(s.birth_time), f"{s.birth_weight_g:.0f}"]
+        )
 
     def close(self) -> None:
         for fh in self._fh.values():
@@ -377,7 +406,11 @@ def simulate_ward(
             strap = simulate_strap(np.random.default_rng(rng.integers(2**63)), i, days, t0, width)
             table = strap_table(strap)
             if writer is None:
-                writer = pq.ParquetWriter(out, table.schema) if parquet else pacsv.CSVWriter(out, table.schema)
+                writer = (
+                    pq.ParquetWriter(out, table.schema)
+                    if parquet
+                    else pacsv.CSVWriter(out, table.schema)
+                )
             writer.write_table(table)
             rows += table.num_rows
             truth_w.add(strap)

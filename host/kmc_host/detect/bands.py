@@ -66,9 +66,13 @@ def classify(value: NDArray[np.float64], valid: NDArray[np.bool_], band: Band) -
     """
     with np.errstate(invalid="ignore"):
         if band.direction == "below":
-            back = (value >= band.threshold).view(np.int8) + (value >= band.threshold + band.hysteresis).view(np.int8)
+            back = (value >= band.threshold).view(np.int8) + (
+                value >= band.threshold + band.hysteresis
+            ).view(np.int8)
         else:
-            back = (value <= band.threshold).view(np.int8) + (value <= band.threshold - band.hysteresis).view(np.int8)
+            back = (value <= band.threshold).view(np.int8) + (
+                value <= band.threshold - band.hysteresis
+            ).view(np.int8)
     back += BEYOND
     back *= valid.view(np.int8)
     return back

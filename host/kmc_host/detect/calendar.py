@@ -28,7 +28,9 @@ def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown time zone {name!r} (use an IANA name such as Africa/Addis_Ababa)") from exc
+        raise ValueError(
+            f"unknown time zone {name!r} (use an IANA name such as Africa/Addis_Ababa)"
+        ) from exc
 
 
 def local_day_edges(t0: float, t1: float, tz: ZoneInfo) -> tuple[list[dt.date], F64]:
@@ -37,7 +39,9 @@ def local_day_edges(t0: float, t1: float, tz: ZoneInfo) -> tuple[list[dt.date], 
     last = dt.datetime.fromtimestamp(max(t0, t1 - 1e-3), tz).date()  # t1 itself is not covered
     dates = [first + dt.timedelta(days=k) for k in range((last - first).days + 1)]
     edges = [dt.datetime.combine(d, dt.time(0), tzinfo=tz).timestamp() for d in dates]
-    edges.append(dt.datetime.combine(last + dt.timedelta(days=1), dt.time(0), tzinfo=tz).timestamp())
+    edges.append(
+        dt.datetime.combine(last + dt.timedelta(days=1), dt.time(0), tzinfo=tz).timestamp()
+    )
     return dates, np.asarray(edges)
 
 
@@ -56,8 +60,12 @@ class Daily:
 def daily_hours(result: StrapResult, tz: ZoneInfo) -> Daily:
     """Hours per local calendar day over the days this strap has data."""
     if result.monitored_start.size == 0:
-        return Daily([], np.empty(0), np.empty(0), np.empty(0), np.empty(0, np.int64), np.empty(0, np.int64))
-    dates, edges = local_day_edges(float(result.monitored_start[0]), float(result.monitored_end[-1]), tz)
+        return Daily(
+            [], np.empty(0), np.empty(0), np.empty(0), np.empty(0, np.int64), np.empty(0, np.int64)
+        )
+    dates, edges = local_day_edges(
+        float(result.monitored_start[0]), float(result.monitored_end[-1]), tz
+    )
     # a session counts on each day it touches; effective ones likewise
     first_day = np.searchsorted(edges, result.session_start, side="right") - 1
     last_day = np.searchsorted(edges, result.session_end, side="left") - 1
@@ -94,7 +102,7 @@ def day_of_life_hours(result: StrapResult, birth_time: float) -> tuple[NDArray[n
     first = max(0, int((result.monitored_start[0] - birth_time) // DAY_S))
     last = max(first, int((result.monitored_end[-1] - 1e-3 - birth_time) // DAY_S))
     days = np.arange(first, last + 1)
-    edges = birth_time + DAY_S * np.arange(first, last + 2)
+    edges = np.asarray(birth_time + DAY_S * np.arange(first, last + 2), dtype=np.float64)
     kmc = seconds_in_bins(result.session_start, result.session_end, edges) / 3600.0
     mon = seconds_in_bins(result.monitored_start, result.monitored_end, edges) / 3600.0
     return days + 1, kmc, mon

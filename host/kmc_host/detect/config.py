@@ -111,7 +111,9 @@ class DetectorConfig:
         if self.gap_s < self.sample_period_s:
             raise ConfigError("gap_s must be >= sample_period_s")
         if self.dropout_s > self.bridge_s:
-            raise ConfigError("dropout_s must be <= bridge_s (dropouts are the shortest interruptions)")
+            raise ConfigError(
+                "dropout_s must be <= bridge_s (dropouts are the shortest interruptions)"
+            )
         if not -2.0 <= self.axillary_offset_c <= 2.0:
             raise ConfigError("axillary_offset_c must be within -2.0..2.0 C")
         kinds = [b.kind for b in self.thermal_bands] + [self.battery_band.kind, "strap_off"]
@@ -125,7 +127,7 @@ class DetectorConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ConfigError(f"unknown detector setting(s): {', '.join(unknown)}")
-        clean: dict[str, float] = {}
+        clean: dict[str, Any] = {}
         for key, value in values.items():
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ConfigError(f"detector setting {key} must be a number, got {value!r}")

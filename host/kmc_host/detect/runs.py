@@ -146,13 +146,24 @@ class RunTracker:
             if boundary[0]:
                 old = self.open
                 end = old.end if brk[0] else float(t[0])
-                closed.append(Runs(np.array([old.cls], np.int8), np.array([old.start]), np.array([end]), np.array([old.extreme])))
+                closed.append(
+                    Runs(
+                        np.array([old.cls], np.int8),
+                        np.array([old.start]),
+                        np.array([end]),
+                        np.array([old.extreme]),
+                    )
+                )
             else:  # the chunk's first run continues the open run
                 run_start[0] = self.open.start
                 run_ext[0] = _combine(self.open.extreme, float(run_ext[0]), self.reduce)
         closed.append(Runs(run_cls[:-1], run_start[:-1], run_end, run_ext[:-1]))
         self.open = OpenRun(
-            int(run_cls[-1]), float(run_start[-1]), float(run_last[-1]), float(run_ext[-1]), self.period
+            int(run_cls[-1]),
+            float(run_start[-1]),
+            float(run_last[-1]),
+            float(run_ext[-1]),
+            self.period,
         )
         return Runs.concat(closed)
 

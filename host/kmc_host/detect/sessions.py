@@ -57,7 +57,9 @@ class SessionTracker:
         self._start, self._end = s[k:], e[k:]
         return sessions_from_contact(s[:k], e[:k], self.cfg)
 
-    def pending(self, open_start: float | None = None, open_end: float | None = None) -> tuple[F64, F64]:
+    def pending(
+        self, open_start: float | None = None, open_end: float | None = None
+    ) -> tuple[F64, F64]:
         """Provisional sessions from the runs not yet final (plus an open contact run if given)."""
         s, e = self._start, self._end
         if open_start is not None and open_end is not None:
