@@ -100,12 +100,15 @@ def main() -> None:
     ap.add_argument("--straps", type=int, default=100)
     ap.add_argument("--days", type=float, default=7.0)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument(
+        "--format", choices=["parquet", "csv"], default="parquet", help="input file format"
+    )
     ap.add_argument("--skip-baseline", action="store_true", help="do not run the pandas baseline")
     ap.add_argument("--data", type=Path, default=HERE / "data")
     ap.add_argument("--results", type=Path, default=HERE / "results")
     args = ap.parse_args()
 
-    samples = args.data / f"ward_{args.straps}x{args.days:g}d_seed{args.seed}.parquet"
+    samples = args.data / f"ward_{args.straps}x{args.days:g}d_seed{args.seed}.{args.format}"
     if not samples.exists():
         print(f"simulating {args.straps} straps x {args.days:g} days -> {samples}")
         subprocess.run(
@@ -125,7 +128,7 @@ def main() -> None:
             ],
             check=True,
         )
-    work = args.results / samples.stem
+    work = args.results / samples.name.replace(".", "_")
     work.mkdir(parents=True, exist_ok=True)
 
     ours_s, ours_mb, out = run_measured(
@@ -166,7 +169,7 @@ def main() -> None:
                 "outputs_vs_pandas": agreement(work / "ours", work / "pandas"),
             }
         )
-    (args.results / f"{samples.stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.results / f"{work.name}.json").write_text(json.dumps(result, indent=2) + "\n")
     width = max(len(k) for k in result)
     for k, v in result.items():
         print(f"{k:<{width}}  {v}")

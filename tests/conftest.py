@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from kmc_host.samples import Samples
 
 T0 = 1_772_398_800.0  # 2026-03-01T21:00:00Z, midnight in Africa/Addis_Ababa

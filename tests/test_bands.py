@@ -1,6 +1,7 @@
 """Thermal and device alert episodes: persistence, hysteresis, nesting, settling."""
 
 import numpy as np
+
 from conftest import T0, signal
 from kmc_host.detect import DetectorConfig, detect
 

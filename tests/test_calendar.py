@@ -4,6 +4,7 @@ import datetime as dt
 
 import numpy as np
 import pytest
+
 from conftest import T0, signal
 from kmc_host.detect import daily_hours, day_of_life_hours, detect, rolling_24h, zone
 

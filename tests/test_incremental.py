@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from conftest import T0, signal
 from kmc_analysis.simulate import simulate_strap
 from kmc_host.detect import (

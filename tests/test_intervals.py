@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from kmc_host.detect.intervals import (
     contains,
     covered_before,

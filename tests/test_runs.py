@@ -1,4 +1,5 @@
 import numpy as np
+
 from kmc_host.detect.runs import Runs, RunTracker
 
 

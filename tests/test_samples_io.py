@@ -7,6 +7,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
 from kmc_analysis.samples_io import SamplesFile, SamplesFileError
 
 HEADER = "time,device,infant_c,outer_c,contact,worn\n"

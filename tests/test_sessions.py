@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from conftest import T0, drop_rows, signal
 from kmc_host.detect import STATE_KMC, STATE_OFF, STATE_WORN, DetectorConfig, detect, sample_states
 from kmc_host.detect.sessions import sessions_from_contact

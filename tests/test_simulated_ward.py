@@ -5,6 +5,7 @@ every cold episode of >= 6 min alerted within 3 min, no false thermal alert afte
 """
 
 import pytest
+
 from kmc_analysis.analyze import analyze_file
 from kmc_analysis.score import score
 from kmc_analysis.simulate import simulate_ward

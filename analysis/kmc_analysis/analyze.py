@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
+from numpy.typing import NDArray
+
 from kmc_host.detect import (
     Daily,
     DetectorConfig,
@@ -34,7 +36,6 @@ from kmc_host.detect import (
     zone,
 )
 from kmc_host.samples import Samples
-from numpy.typing import NDArray
 
 from .coverage import DEFAULT_MIN_MONITORED_H, InfantCoverage, coverage_rows, infant_coverage
 from .roster import Infant, load_roster

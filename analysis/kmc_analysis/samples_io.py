@@ -34,13 +34,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+from numpy.typing import NDArray
+
 from kmc_host.samples import (
     OPTIONAL_COLUMNS,
     REQUIRED_COLUMNS,
     TEMPERATURE_RANGE_C,
     Samples,
 )
-from numpy.typing import NDArray
 
 EARLIEST_TIME = 1420070400.0  # 2015-01-01T00:00:00Z: earlier means a strap clock never set
 BATCH_ROWS = 1 << 20

@@ -33,9 +33,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+from numpy.typing import NDArray
+
 from kmc_host.detect import DetectorConfig, local_day_edges, zone
 from kmc_host.detect.intervals import seconds_in_bins
-from numpy.typing import NDArray
 
 DAY = 86400
 MIN = 60
