@@ -44,7 +44,8 @@ from kmc_host.samples import (
 )
 
 EARLIEST_TIME = 1420070400.0  # 2015-01-01T00:00:00Z: earlier means a strap clock never set
-BATCH_ROWS = 1 << 20
+BATCH_ROWS = 1 << 18  # rows checked and handed out at once
+CSV_BLOCK_BYTES = 1 << 20  # arrow's CSV reader reads many blocks ahead: keep them small
 MAX_LINES_LISTED = 10
 
 SPILL_DTYPE = np.dtype(
@@ -477,7 +478,7 @@ class SampleReader:
             reader = pacsv.open_csv(
                 self.path,
                 read_options=pacsv.ReadOptions(
-                    block_size=16 << 20, column_names=names, skip_rows=1
+                    block_size=CSV_BLOCK_BYTES, column_names=names, skip_rows=1
                 ),
                 parse_options=pacsv.ParseOptions(ignore_empty_lines=False),
                 convert_options=pacsv.ConvertOptions(
@@ -490,7 +491,7 @@ class SampleReader:
         except pa.ArrowInvalid as exc:
             raise self._malformed(exc, len(names)) from None
 
-        def batches() -> Iterator[pa.RecordBatch]:
+        def blocks() -> Iterator[pa.RecordBatch]:
             while True:
                 try:
                     yield reader.read_next_batch()
@@ -498,6 +499,18 @@ class SampleReader:
                     return
                 except pa.ArrowInvalid as exc:
                     raise self._malformed(exc, len(names)) from None
+
+        def batches() -> Iterator[pa.RecordBatch]:  # small blocks (arrow reads ahead), big batches
+            pending: list[pa.RecordBatch] = []
+            rows = 0
+            for block in blocks():
+                pending.append(block)
+                rows += block.num_rows
+                if rows >= BATCH_ROWS:
+                    yield pa.Table.from_batches(pending).combine_chunks().to_batches()[0]
+                    pending, rows = [], 0
+            if rows:
+                yield pa.Table.from_batches(pending).combine_chunks().to_batches()[0]
 
         return batches(), lambda row: row + 2  # header is line 1
 
