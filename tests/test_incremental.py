@@ -100,3 +100,8 @@ def test_out_of_order_or_duplicate_samples_are_refused():
     det.feed(s.slice(0, 50))
     with pytest.raises(SampleOrderError, match="strap S"):
         det.feed(s.slice(49, 60))
+
+
+def test_samples_refuse_flags_other_than_0_1():
+    with pytest.raises(ValueError, match="contact must hold 0/1"):
+        Samples.from_columns([1.0, 2.0], [36.5, 36.5], [35.0, 35.0], [0, 2], [1, 1])

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from kmc_analysis.samples_io import SamplesFile, SamplesFileError
+from kmc_analysis.samples_io import SamplesFileError, load_straps
 
 HEADER = "time,device,infant_c,outer_c,contact,worn\n"
 
@@ -20,8 +20,7 @@ def write(tmp_path: Path, body: str, header: str = HEADER, name: str = "s.csv") 
 
 
 def load(path, **kw):
-    with SamplesFile(path, **kw) as f:
-        return f.report, dict(f.straps())
+    return load_straps(path, **kw)
 
 
 def rows(n, device="A", t0=1_772_400_000, step=1):

@@ -37,9 +37,15 @@ from kmc_host.detect import (
 )
 from kmc_host.samples import Samples
 
-from .coverage import DEFAULT_MIN_MONITORED_H, InfantCoverage, coverage_rows, infant_coverage
+from .coverage import (
+    DEFAULT_MIN_MONITORED_H,
+    InfantCoverage,
+    cohort_coverage,
+    coverage_rows,
+    infant_coverage,
+)
 from .roster import Infant, load_roster
-from .samples_io import LoadReport, RowsOutOfOrder, SampleReader
+from .samples_io import LoadReport, SampleReader
 
 SESSIONS_HEADER = ["device", "start", "end", "duration_min", "effective"]
 DAILY_HEADER = [
@@ -102,8 +108,6 @@ class AnalysisSummary:
                 f"{s.monitored_hours_per_day:>10.1f} {s.sessions:>8} {s.effective_sessions:>7}  {alerts}"
             )
         if self.infants:
-            from .coverage import cohort_coverage
-
             c = cohort_coverage(self.infants)
             shares = ", ".join(
                 f">= {b:g} h: {100 * v:.0f}%"
@@ -162,10 +166,7 @@ def analyze_file(
     roster: dict[str, Infant] = load_roster(roster_path) if roster_path else {}
     out = Path(out_dir)
     reader = SampleReader(samples_path, skip_invalid=skip_invalid)
-    try:  # stream each strap's chunks through its own incremental detector
-        results = _detect(reader.chunks(), cfg)
-    except RowsOutOfOrder:  # some strap's rows go back in time: sort, then detect
-        results = _detect(reader.sorted_straps(), cfg)
+    results = reader.consume(lambda chunks: _detect(chunks, cfg))
     summary = AnalysisSummary(reader.report, tz)
     writers = _Writers(out, roster_path is not None)
     try:

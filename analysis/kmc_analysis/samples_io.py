@@ -27,7 +27,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -43,6 +43,7 @@ from kmc_host.samples import (
     Samples,
 )
 
+T = TypeVar("T")
 EARLIEST_TIME = 1420070400.0  # 2015-01-01T00:00:00Z: earlier means a strap clock never set
 BATCH_ROWS = 1 << 18  # rows checked and handed out at once
 CSV_BLOCK_BYTES = 1 << 20  # arrow's CSV reader reads many blocks ahead: keep them small
@@ -296,10 +297,7 @@ class SampleReader:
     """A samples file, read as validated per-strap chunks (see the module docstring).
 
     reader = SampleReader(path)
-    try:
-        for device, chunk in reader.chunks(): ...        # each strap's rows in time order
-    except RowsOutOfOrder:
-        for device, samples in reader.sorted_straps(): ...  # any row order
+    result = reader.consume(lambda chunks: ...)  # (device, Samples) in file order, sorted if need be
     print("\n".join(reader.report.lines()))
     """
 
@@ -310,6 +308,14 @@ class SampleReader:
         self.devices: list[str] = []  # strap ids by code, in order of first appearance
         self._codes: dict[str, int] = {}
         self.has_battery = False
+
+    def consume(self, use: Callable[[Iterator[tuple[str, Samples]]], T]) -> T:
+        """`use(chunks)` on the streamed file; if a strap's rows go back in time, start again
+        with `use(sorted_straps)` (the sort is stated in the report)."""
+        try:
+            return use(self.chunks())
+        except RowsOutOfOrder:
+            return use(self.sorted_straps())
 
     # -- the two ways through the file
 
@@ -651,47 +657,17 @@ def _to_rows(b: _Batch) -> NDArray[Any]:
     return rows
 
 
-class SamplesFile:
-    """All straps of a file, whole and in time order, whatever its row order (small files, tests).
-
-    Streams when it can, sorts when it must: the sort is a repair stated in `report`.
-    """
-
-    def __init__(self, path: str | os.PathLike[str], *, skip_invalid: bool = False) -> None:
-        self.reader = SampleReader(path, skip_invalid=skip_invalid)
-        self._straps: dict[str, Samples] = {}
-
-    @property
-    def report(self) -> LoadReport:
-        return self.reader.report
-
-    def __enter__(self) -> SamplesFile:
-        try:
-            self._straps = _gather(self.reader.chunks())
-        except RowsOutOfOrder:
-            self._straps = dict(self.reader.sorted_straps())
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._straps = {}
-
-    def straps(self) -> Iterator[tuple[str, Samples]]:
-        yield from self._straps.items()
+def load_straps(
+    path: str | os.PathLike[str], *, skip_invalid: bool = False
+) -> tuple[LoadReport, dict[str, Samples]]:
+    """Every strap whole and in time order, whatever the row order (small files, notebooks)."""
+    reader = SampleReader(path, skip_invalid=skip_invalid)
+    straps = reader.consume(_gather)
+    return reader.report, straps
 
 
 def _gather(chunks: Iterator[tuple[str, Samples]]) -> dict[str, Samples]:
     parts: dict[str, list[Samples]] = {}
     for device, chunk in chunks:
         parts.setdefault(device, []).append(chunk)
-    out = {}
-    for device, ps in parts.items():
-        bat = None if ps[0].battery_v is None else np.concatenate([p.battery_v for p in ps])  # type: ignore[misc]
-        out[device] = Samples(
-            np.concatenate([p.time for p in ps]),
-            np.concatenate([p.infant_c for p in ps]),
-            np.concatenate([p.outer_c for p in ps]),
-            np.concatenate([p.contact for p in ps]),
-            np.concatenate([p.worn for p in ps]),
-            bat,
-        )
-    return out
+    return {device: Samples.concat(ps) for device, ps in parts.items()}

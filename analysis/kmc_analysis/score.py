@@ -29,10 +29,6 @@ def _read(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-def _t(s: str) -> float:
-    return parse_time_value(s)
-
-
 @dataclass
 class Score:
     truth_sessions: int = 0
@@ -78,12 +74,20 @@ def score(
     sc = Score()
     ts, ds = _read(truth_dir / "sessions.csv"), _read(out_dir / "sessions.csv")
     for dev in sorted({r["device"] for r in ts} | {r["device"] for r in ds}):
-        t = np.array([[_t(r["start"]), _t(r["end"])] for r in ts if r["device"] == dev]).reshape(
-            -1, 2
-        )
-        d = np.array([[_t(r["start"]), _t(r["end"])] for r in ds if r["device"] == dev]).reshape(
-            -1, 2
-        )
+        t = np.array(
+            [
+                [parse_time_value(r["start"]), parse_time_value(r["end"])]
+                for r in ts
+                if r["device"] == dev
+            ]
+        ).reshape(-1, 2)
+        d = np.array(
+            [
+                [parse_time_value(r["start"]), parse_time_value(r["end"])]
+                for r in ds
+                if r["device"] == dev
+            ]
+        ).reshape(-1, 2)
         used = np.zeros(len(d), bool)
         for a, b in t:
             sc.truth_sessions += 1
@@ -117,11 +121,11 @@ def score(
     ta, da = _read(truth_dir / "alerts.csv"), _read(out_dir / "alerts.csv")
     det: dict[tuple[str, str], list[float]] = {}
     for r in da:
-        det.setdefault((r["device"], r["kind"]), []).append(_t(r["start"]))
+        det.setdefault((r["device"], r["kind"]), []).append(parse_time_value(r["start"]))
     for r in ta:
         if r["kind"] not in COLD:
             continue
-        a, b = _t(r["start"]), _t(r["end"])
+        a, b = parse_time_value(r["start"]), parse_time_value(r["end"])
         if b - a < min_cold_s:
             continue
         sc.cold_episodes += 1
@@ -133,17 +137,19 @@ def score(
         else:
             sc.problems.append(f"{r['device']}: {r['kind']} from {r['start']} not alerted")
     truth_thermal = [
-        (r["device"], _t(r["start"]), _t(r["end"])) for r in ta if r["kind"] in THERMAL
+        (r["device"], parse_time_value(r["start"]), parse_time_value(r["end"]))
+        for r in ta
+        if r["kind"] in THERMAL
     ]
     for r in ta:
         if r["kind"] != "strap_off":
             continue
         sc.reattachments += 1
-        on = _t(r["end"])
+        on = parse_time_value(r["end"])
         for d_ in da:
             if d_["device"] != r["device"] or d_["kind"] not in THERMAL:
                 continue
-            s = _t(d_["start"])
+            s = parse_time_value(d_["start"])
             real = any(dv == r["device"] and a - edge_tol_s <= s <= b for dv, a, b in truth_thermal)
             if on <= s <= on + settle_window_s and not real:
                 sc.false_after_reattach += 1

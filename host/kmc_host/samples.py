@@ -33,6 +33,10 @@ class Samples:
             col = getattr(self, name)
             if col is not None and col.shape != (n,):
                 raise ValueError(f"samples column {name} has shape {col.shape}, expected ({n},)")
+        for name in ("contact", "worn"):  # the detector relies on 0/1 int8 flags
+            col = getattr(self, name)
+            if col.dtype != np.int8 or (n and (col.view(np.uint8) > 1).any()):
+                raise ValueError(f"samples column {name} must hold 0/1 as int8")
 
     def __len__(self) -> int:
         return int(self.time.size)
@@ -46,6 +50,23 @@ class Samples:
             self.outer_c[start:stop],
             self.contact[start:stop],
             self.worn[start:stop],
+            bat,
+        )
+
+    @staticmethod
+    def concat(parts: list[Samples]) -> Samples:
+        """Chunks of one strap, in order, as one."""
+        bat = (
+            None
+            if parts[0].battery_v is None
+            else np.concatenate([p.battery_v for p in parts if p.battery_v is not None])
+        )
+        return Samples(
+            np.concatenate([p.time for p in parts]),
+            np.concatenate([p.infant_c for p in parts]),
+            np.concatenate([p.outer_c for p in parts]),
+            np.concatenate([p.contact for p in parts]),
+            np.concatenate([p.worn for p in parts]),
             bat,
         )
 
