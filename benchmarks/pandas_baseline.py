@@ -18,7 +18,14 @@ import pandas as pd
 
 GAP_S, PERIOD_S = 5.0, 1.0
 DROPOUT_S, MIN_CONTACT_S, BRIDGE_S, MIN_SESSION_S = 10.0, 30.0, 300.0, 600.0
-SETTLE_S, REMOVED_GAP_S, STRAP_OFF_S, PERSIST_S, HYST = 300.0, 300.0, 120.0, 60.0, 0.1
+SETTLE_S, REMOVED_GAP_S, STRAP_OFF_S, PERSIST_S, HYST, GLITCH_S = (
+    300.0,
+    300.0,
+    120.0,
+    60.0,
+    0.1,
+    10.0,
+)
 BANDS = [
     ("cold_stress", 36.5, "below"),
     ("moderate_hypothermia", 36.0, "below"),
@@ -91,22 +98,45 @@ def band_episodes(
         .agg("min" if direction == "below" else "max")
         .values
     )
+    # excursions shorter than GLITCH_S between two runs of the same side join them
+    rows = list(runs.itertuples())
+    labels = [r.key for r in rows]
+    for j in range(1, len(rows) - 1):
+        a, x, b = rows[j - 1], rows[j], rows[j + 1]
+        if (
+            x.key != 0
+            and x.dur < GLITCH_S
+            and a.key == b.key
+            and a.key in (2, 3)
+            and x.start <= a.end + 1e-9
+            and b.start <= x.end + 1e-9
+        ):
+            labels[j] = a.key
+    pick = np.fmin if direction == "below" else np.fmax
+    stretches: list[dict] = []
+    for r, label in zip(rows, labels, strict=True):
+        last = stretches[-1] if stretches else None
+        if last is not None and last["key"] == label and r.start <= last["end"] + 1e-9:
+            last["end"] = r.end
+            last["extreme"] = pick(last["extreme"], r.extreme)
+        else:
+            stretches.append({"key": label, "start": r.start, "end": r.end, "extreme": r.extreme})
     episodes = []
     inside, start, ext, prev_end = False, 0.0, np.nan, None
-    pick = min if direction == "below" else max
-    for r in runs.itertuples():
-        if inside and prev_end is not None and r.start > prev_end + 1e-9:
+    for st in stretches:
+        dur = st["end"] - st["start"]
+        if inside and prev_end is not None and st["start"] > prev_end + 1e-9:
             episodes.append((start, prev_end, ext))
             inside = False
         if inside:
-            if r.key == 0 or (r.key == 3 and r.dur >= PERSIST_S):
-                episodes.append((start, r.start, ext))
+            if st["key"] == 0 or (st["key"] == 3 and dur >= PERSIST_S):
+                episodes.append((start, st["start"], ext))
                 inside = False
             else:
-                ext = pick(ext, r.extreme) if not np.isnan(r.extreme) else ext
-        elif r.key == 2 and r.dur >= PERSIST_S:
-            inside, start, ext = True, r.start, r.extreme
-        prev_end = r.end
+                ext = pick(ext, st["extreme"])
+        elif st["key"] == 2 and dur >= PERSIST_S:
+            inside, start, ext = True, st["start"], st["extreme"]
+        prev_end = st["end"]
     if inside:
         episodes.append((start, prev_end, ext))
     return episodes

@@ -100,3 +100,46 @@ def test_battery_low_from_battery_column():
     bat = np.where(np.arange(len(s)) < 1000, 3.9, 3.4)
     s2 = type(s)(s.time, s.infant_c, s.outer_c, s.contact, s.worn, bat)
     assert episodes(s2, "battery_low") == [(1000.0, 1800.0, 3.4)]
+
+
+def test_brief_noise_back_over_the_threshold_does_not_restart_persistence():
+    # 36.3 with a 3 s excursion to 36.55 every 20 s: still 60 s beyond -> one episode
+    noisy = [cot(17, 36.3), cot(3, 36.55)] * 6
+    s = signal(cot(900, OK), *noisy, cot(600, OK))
+    assert episodes(s, "cold_stress") == [(900.0, 900.0 + 120, 36.3)]
+
+
+def test_excursion_of_glitch_length_restarts_persistence():
+    s = signal(cot(900, OK), cot(40, 36.3), cot(10, 36.55), cot(40, 36.3), cot(600, OK))
+    assert episodes(s, "cold_stress") == []
+    s = signal(cot(900, OK), cot(40, 36.3), cot(9, 36.55), cot(40, 36.3), cot(600, OK))
+    assert episodes(s, "cold_stress") == [(900.0, 989.0, 36.3)]
+
+
+def test_brief_dips_do_not_hold_an_episode_open():
+    # warm again at 36.7 with a 2 s dip to 36.55 every 15 s: leaves at the start of the warm stretch
+    back = [cot(13, 36.7), cot(2, 36.55)] * 8
+    s = signal(cot(900, OK), cot(300, 36.2), *back, cot(600, OK))
+    assert episodes(s, "cold_stress") == [(900.0, 1200.0, 36.2)]
+
+
+def test_noise_never_changes_with_chunking():
+    from kmc_host.detect import StrapDetector
+
+    rng = np.random.default_rng(5)
+    base = signal(cot(3 * 3600, OK))
+    temp = 36.45 + 0.35 * np.sin(np.arange(len(base)) / 300) + rng.normal(0, 0.08, len(base))
+    s = type(base)(base.time, np.round(temp, 2), base.outer_c, base.contact, base.worn, None)
+    whole = detect("S1", s)
+    assert len(whole.episodes["cold_stress"]) > 3
+    for seed in range(5):
+        cuts = np.unique(np.random.default_rng(seed).integers(1, len(s), 400))
+        det = StrapDetector("S1")
+        for a, b in zip(np.r_[0, cuts], np.r_[cuts, len(s)], strict=True):
+            det.feed(s.slice(int(a), int(b)))
+        det.finish()
+        got = det.result().episodes
+        for kind, e in whole.episodes.items():
+            assert np.array_equal(e.start, got[kind].start), kind
+            assert np.array_equal(e.end, got[kind].end), kind
+            assert np.array_equal(e.extreme, got[kind].extreme, equal_nan=True), kind

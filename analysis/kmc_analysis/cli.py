@@ -47,6 +47,7 @@ def _simulate(args: argparse.Namespace) -> int:
         tz=args.tz,
         start=args.start,
         truth_dir=args.truth,
+        noise_c=args.noise,
     )
     print(f"wrote {rows} samples of {args.devices} straps over {args.days:g} days to {out}")
     print(f"ground truth and roster in {truth}/ ({time.perf_counter() - started:.1f} s)")
@@ -115,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tz", default="UTC", help="time zone whose midnight starts the simulation")
     s.add_argument("--start", default="2026-03-02", help="first local date (YYYY-MM-DD)")
     s.add_argument("--truth", help="truth folder (default: beside --out, named <stem>_truth)")
+    s.add_argument(
+        "--noise", type=float, default=0.02, help="infant sensor noise, SD in C (default 0.02)"
+    )
     s.set_defaults(run=_simulate)
 
     d = sub.add_parser("demo", help="simulate a ward, analyse it and score it against the truth")

@@ -13,6 +13,7 @@ What is in the signal (each a thing the detector must get right or must ignore):
 - Cooling episodes outside KMC (nadir 34.8-35.9 or 36.1-36.35 C: never within the sensor's
   0.1 C of a band edge), rare warm episodes, a thermoneutral baseline (36.7-37.1 C) with slow
   drift, warming during KMC, caregiver-side temperature on the outer face.
+- Sensor noise: 0.02 C by default (a TMP117 averaging 8 conversions), `noise_c` to test more.
 - Radio gaps (5 s - 3 min of missing rows, at most 1 min inside KMC, now and then a longer
   one in the cot), sensor
   noise and 0.01 C quantisation, admission part-way through the first day.
@@ -201,9 +202,9 @@ def _profile(
 
 
 def simulate_strap(
-    rng: np.random.Generator, index: int, days: float, t0: float, width: int
+    rng: np.random.Generator, index: int, days: float, t0: float, width: int, noise_c: float = 0.02
 ) -> Strap:
-    """One strap's samples and truth."""
+    """One strap's samples and truth; `noise_c` is the infant sensor's noise (SD, C)."""
     n = int(days * DAY)
     admit = int(_u(rng, 0, 10) * 3600) if index % 3 else 0
     plan = _plan_care(rng, admit, n)
@@ -239,7 +240,7 @@ def simulate_strap(
         sensor[e : e + k2.size] = true_c[e : e + k2.size] + (
             sensor[e - 1] - true_c[e : e + k2.size]
         ) * np.exp(-k2 / tau)
-    infant = np.round(sensor + rng.normal(0, 0.02, n), 2)  # TMP117 with averaging, 0.01 C steps
+    infant = np.round(sensor + rng.normal(0, noise_c, n), 2)  # reported in 0.01 C steps
 
     contact = _paint_contact(rng, n, plan)
     contact[worn == 0] = 0
@@ -388,10 +389,13 @@ def simulate_ward(
     tz: str = "UTC",
     start: str = DEFAULT_START,
     truth_dir: str | Path | None = None,
+    noise_c: float = 0.02,
 ) -> tuple[Path, Path, int]:
     """Write the samples file (CSV or Parquet by extension) and the truth folder; return rows."""
     if devices < 1 or days <= 0:
         raise ValueError("need at least one strap and a positive number of days")
+    if not 0 <= noise_c <= 0.5:
+        raise ValueError("noise_c must be within 0-0.5 C")
     out = Path(out)
     truth = Path(truth_dir) if truth_dir else out.with_name(out.name.split(".")[0] + "_truth")
     rng = np.random.default_rng(seed)
@@ -404,7 +408,8 @@ def simulate_ward(
     rows = 0
     try:
         for i in range(devices):
-            strap = simulate_strap(np.random.default_rng(rng.integers(2**63)), i, days, t0, width)
+            strap_rng = np.random.default_rng(rng.integers(2**63))
+            strap = simulate_strap(strap_rng, i, days, t0, width, noise_c)
             table = strap_table(strap)
             if writer is None:
                 writer = (

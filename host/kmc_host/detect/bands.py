@@ -5,10 +5,11 @@ Each valid sample is classed against one band:
   BACK     back past the threshold by the hysteresis margin,
   BETWEEN  in the hysteresis margin,
   INVALID  not to be judged (strap off, sensor settling, no reading).
-A BEYOND run lasting `persist_s` enters the band; the episode starts where that run started.
-A BACK run lasting `persist_s` leaves it; the episode ends where that run started. An INVALID run
-or a data gap ends an open episode at the last valid sample. The state machine runs over runs,
-not samples, so it is a handful of vectorised operations on short arrays.
+Runs join into stretches across excursions shorter than `glitch_s` (noise around a threshold).
+A BEYOND stretch lasting `persist_s` enters the band; the episode starts where it started.
+A BACK stretch lasting `persist_s` leaves it; the episode ends where that stretch started. An
+INVALID run or a data gap ends an open episode at the last valid sample. The state machine runs
+over stretches, not samples, so it is a handful of vectorised operations on short arrays.
 """
 
 from __future__ import annotations
@@ -78,16 +79,129 @@ def classify(value: NDArray[np.float64], valid: NDArray[np.bool_], band: Band) -
     return back
 
 
+def merge_glitches(runs: Runs, glitch_s: float, reduce: np.ufunc, final: bool) -> tuple[Runs, int]:
+    """Stretches of runs: a short excursion between two runs of the same side is bridged.
+
+    A valid run shorter than `glitch_s`, between two contiguous BEYOND (or two BACK) runs, is
+    sensor noise around a threshold: it joins its neighbours into one stretch, so persistence
+    is not reset by a single noisy reading. Returns the stretches of the first k runs and k:
+    unless `final`, the last stretch (and a short run that may yet turn out to be a glitch,
+    with the stretch before it) waits for the next runs.
+    """
+    n = len(runs)
+    if n == 0:
+        return runs, 0
+    c = runs.cls
+    contiguous = runs.start[1:] <= runs.end[:-1] + _TOUCH  # run j+1 follows run j directly
+    label = c.copy()
+    if n >= 3:
+        j = np.arange(1, n - 1)
+        side = c[j - 1]
+        glitch = (
+            (c[j] != INVALID)
+            & (runs.duration[j] < glitch_s)
+            & (side == c[j + 1])
+            & ((side == BEYOND) | (side == BACK))
+            & contiguous[j - 1]
+            & contiguous[j]
+        )
+        label[j[glitch]] = side[glitch]
+    new = np.concatenate(([True], (label[1:] != label[:-1]) | ~contiguous))
+    first = np.flatnonzero(new)
+    k = n
+    if not final:
+        k = int(first[-1])
+        last_alone = k == n - 1
+        if (
+            last_alone
+            and k > 0
+            and c[k] != INVALID
+            and runs.duration[k] < glitch_s
+            and contiguous[k - 1]
+            and label[k - 1] in (BEYOND, BACK)
+        ):
+            k = int(first[-2])
+        first = first[first < k]
+    if k == 0:
+        return Runs.empty(), 0
+    last = np.concatenate((first[1:] - 1, [k - 1]))
+    stretches = Runs(
+        label[first], runs.start[first], runs.end[last], reduce.reduceat(runs.extreme[:k], first)
+    )
+    return stretches, k
+
+
+@dataclass(frozen=True)
+class _State:
+    """The band state machine between chunks."""
+
+    inside: bool = False
+    ep_start: float = np.nan
+    ep_extreme: float = np.nan
+    last_end: float = np.nan  # end of the last stretch processed
+
+
+def _machine(st: Runs, state: _State, band: Band, reduce: np.ufunc) -> tuple[Episodes, _State]:
+    """Run the state machine over stretches from `state`; return ended episodes and new state."""
+    kind = band.kind
+    n = len(st)
+    if n == 0:
+        return Episodes.empty(kind), state
+    long_enough = st.duration >= band.persist_s
+    run_tag = np.zeros(n, np.int8)
+    run_tag[(st.cls == BEYOND) & long_enough] = ENTER
+    run_tag[((st.cls == BACK) & long_enough) | (st.cls == INVALID)] = EXIT
+    prev_end = np.concatenate(([state.last_end], st.end[:-1]))
+    gap_tag = np.where(st.start > prev_end + _TOUCH, EXIT, 0).astype(np.int8)
+
+    # Events in time order: for stretch k, first the gap before it, then the stretch itself.
+    tag = np.stack((gap_tag, run_tag), axis=1).ravel()
+    time = np.stack((prev_end, st.start), axis=1).ravel()
+    run_of = np.repeat(np.arange(n), 2)
+    ev = np.flatnonzero(tag)
+    tag, time, run_of = tag[ev], time[ev], run_of[ev]
+    state_before = np.concatenate(([ENTER if state.inside else EXIT], tag[:-1]))
+    is_start = (tag == ENTER) & (state_before == EXIT)
+    is_end = (tag == EXIT) & (state_before == ENTER)
+
+    starts_t, starts_run = time[is_start], run_of[is_start]
+    ends_t, ends_run = time[is_end], run_of[is_end]
+    carried = state.inside
+    if carried:  # the first end closes the episode carried in from earlier chunks
+        starts_t = np.concatenate(([state.ep_start], starts_t))
+        starts_run = np.concatenate(([0], starts_run))
+    n_closed = ends_t.size
+    # Extreme over stretches [start, end) of each closed episode, then the open one.
+    bounds = np.stack((starts_run[:n_closed], ends_run), axis=1).ravel()
+    ext_all = np.concatenate((st.extreme, [np.nan]))
+    extreme = reduce.reduceat(ext_all, bounds)[::2] if n_closed else np.empty(0)
+    if carried and n_closed:  # a gap right at the start leaves no stretch of its own
+        own = extreme[0] if ends_run[0] > 0 else np.nan
+        extreme[0] = reduce(own, state.ep_extreme)
+    closed = Episodes(
+        kind, starts_t[:n_closed], ends_t, extreme, starts_t[:n_closed] + band.persist_s
+    )
+    inside = starts_t.size > n_closed
+    ep_start, ep_extreme = state.ep_start, state.ep_extreme
+    if inside:
+        ext = float(reduce.reduce(st.extreme[int(starts_run[-1]) :]))
+        if carried and n_closed == 0:
+            ext = float(reduce(ext, state.ep_extreme))
+        else:
+            ep_start = float(starts_t[-1])
+        ep_extreme = ext
+    return closed, _State(inside, ep_start, ep_extreme, float(st.end[-1]))
+
+
 class BandTracker:
     """Incremental episodes of one band; chunking never changes the result."""
 
     def __init__(self, band: Band, period: float) -> None:
         self.band = band
         self.runs = RunTracker(period, "min" if band.direction == "below" else "max")
-        self._in = False
-        self._ep_start = np.nan
-        self._ep_extreme = np.nan
-        self._last_end = np.nan  # end of the last closed run
+        self._reduce: np.ufunc = np.fmin if band.direction == "below" else np.fmax
+        self._pending = Runs.empty()  # closed runs whose stretch is not complete yet
+        self._state = _State()
 
     def push(
         self,
@@ -97,93 +211,38 @@ class BandTracker:
         valid: NDArray[np.bool_],
     ) -> Episodes:
         """Add a chunk of samples; return the episodes it ended."""
-        return self._advance(self.runs.push(t, brk, classify(value, valid, self.band), value))
+        return self._advance(
+            self.runs.push(t, brk, classify(value, valid, self.band), value), False
+        )
 
     def finish(self) -> Episodes:
         """End of the recording: close the open run, and an open episode at the last sample."""
-        done = self._advance(self.runs.close())
-        if not self._in:
+        done = self._advance(self.runs.close(), True)
+        st = self._state
+        if not st.inside:
             return done
         last = Episodes(
             self.band.kind,
-            np.array([self._ep_start]),
-            np.array([self._last_end]),
-            np.array([self._ep_extreme]),
-            np.array([self._ep_start + self.band.persist_s]),
+            np.array([st.ep_start]),
+            np.array([st.last_end]),
+            np.array([st.ep_extreme]),
+            np.array([st.ep_start + self.band.persist_s]),
         )
-        self._in = False
+        self._state = _State(last_end=st.last_end)
         return Episodes.concat(self.band.kind, [done, last])
 
     def active(self) -> tuple[float, float] | None:
-        """(start, extreme) of the episode in progress, counting the still-open run."""
-        run = self.runs.open
-        fmin = np.fmin if self.band.direction == "below" else np.fmax
-        if self._in:
-            if run is not None and run.cls == INVALID:
-                return None
-            if run is not None and run.cls == BACK and run.duration >= self.band.persist_s:
-                return None
-            ext = self._ep_extreme if run is None else float(fmin(self._ep_extreme, run.extreme))
-            return self._ep_start, ext
-        if run is not None and run.cls == BEYOND and run.duration >= self.band.persist_s:
-            return run.start, run.extreme
-        return None
+        """(start, extreme) of the episode in progress, counting the runs not yet final."""
+        parts = [self._pending]
+        if self.runs.open is not None:
+            parts.append(self.runs.open.as_runs())
+        stretches, _ = merge_glitches(Runs.concat(parts), self.band.glitch_s, self._reduce, True)
+        _, st = _machine(stretches, self._state, self.band, self._reduce)
+        return (st.ep_start, st.ep_extreme) if st.inside else None
 
-    def _advance(self, runs: Runs) -> Episodes:
-        """Run the state machine over closed runs, starting from the carried state."""
-        kind = self.band.kind
-        n = len(runs)
-        if n == 0:
-            return Episodes.empty(kind)
-        reduce = np.fmin if self.band.direction == "below" else np.fmax
-        long_enough = runs.duration >= self.band.persist_s
-        run_tag = np.zeros(n, np.int8)
-        run_tag[(runs.cls == BEYOND) & long_enough] = ENTER
-        run_tag[((runs.cls == BACK) & long_enough) | (runs.cls == INVALID)] = EXIT
-        prev_end = np.concatenate(([self._last_end], runs.end[:-1]))
-        gap_tag = np.where(runs.start > prev_end + _TOUCH, EXIT, 0).astype(np.int8)
-
-        # Events in time order: for run k, first the gap before it, then the run itself.
-        tag = np.stack((gap_tag, run_tag), axis=1).ravel()
-        time = np.stack((prev_end, runs.start), axis=1).ravel()
-        run_of = np.repeat(np.arange(n), 2)
-        ev = np.flatnonzero(tag)
-        tag, time, run_of = tag[ev], time[ev], run_of[ev]
-        state_before = np.concatenate(([ENTER if self._in else EXIT], tag[:-1]))
-        is_start = (tag == ENTER) & (state_before == EXIT)
-        is_end = (tag == EXIT) & (state_before == ENTER)
-
-        starts_t, starts_run = time[is_start], run_of[is_start]
-        ends_t, ends_run = time[is_end], run_of[is_end]
-        carried = self._in
-        if carried:  # the first end closes the episode carried in from earlier chunks
-            starts_t = np.concatenate(([self._ep_start], starts_t))
-            starts_run = np.concatenate(([0], starts_run))
-        n_closed = ends_t.size
-        # Extreme over runs [start_run, end_run) of each closed episode, then the open one.
-        bounds = np.stack((starts_run[:n_closed], ends_run), axis=1).ravel()
-        ext_all = np.concatenate((runs.extreme, [np.nan]))
-        extreme = reduce.reduceat(ext_all, bounds)[::2] if n_closed else np.empty(0)
-        if carried and n_closed:  # a gap right at the chunk start leaves no run of its own
-            own = extreme[0] if ends_run[0] > 0 else np.nan
-            extreme[0] = reduce(own, self._ep_extreme)
-        closed = Episodes(
-            kind,
-            starts_t[:n_closed],
-            ends_t,
-            extreme,
-            starts_t[:n_closed] + self.band.persist_s,
-        )
-
-        still_open = starts_t.size > n_closed
-        if still_open:
-            first_run = int(starts_run[-1])
-            ext = float(reduce.reduce(runs.extreme[first_run:]))
-            if carried and n_closed == 0:
-                ext = float(reduce(ext, self._ep_extreme))
-            else:
-                self._ep_start = float(starts_t[-1])
-            self._ep_extreme = ext
-        self._in = bool(still_open)
-        self._last_end = float(runs.end[-1])
-        return closed
+    def _advance(self, runs: Runs, final: bool) -> Episodes:
+        runs = Runs.concat([self._pending, runs])
+        stretches, k = merge_glitches(runs, self.band.glitch_s, self._reduce, final)
+        self._pending = runs.slice(k, len(runs))
+        episodes, self._state = _machine(stretches, self._state, self.band, self._reduce)
+        return episodes

@@ -22,8 +22,10 @@ class Band:
     """A threshold band with persistence and hysteresis (a WHO temperature band, low battery).
 
     The band is *entered* once the value has stayed beyond `threshold` for `persist_s`, and *left*
-    once it has stayed back past `threshold` by `hysteresis` for `persist_s`. Nested bands (cold
-    stress contains moderate hypothermia) are separate Band objects, each with its own episodes.
+    once it has stayed back past `threshold` by `hysteresis` for `persist_s`. Excursions shorter
+    than `glitch_s` inside such a stretch are sensor noise and do not restart the count. Nested
+    bands (cold stress contains moderate hypothermia) are separate Band objects, each with its
+    own episodes.
     """
 
     kind: str
@@ -31,6 +33,7 @@ class Band:
     direction: Direction
     hysteresis: float = 0.1
     persist_s: float = 60.0
+    glitch_s: float = 10.0
 
     def __post_init__(self) -> None:
         if not self.kind or not self.kind.replace("_", "").isalnum():
@@ -41,6 +44,8 @@ class Band:
             raise ConfigError(f"band {self.kind}: hysteresis must be >= 0")
         if self.persist_s <= 0:
             raise ConfigError(f"band {self.kind}: persist_s must be > 0")
+        if not 0 <= self.glitch_s < self.persist_s:
+            raise ConfigError(f"band {self.kind}: glitch_s must be >= 0 and below persist_s")
 
 
 def who_thermal_bands(persist_s: float = 60.0, hysteresis: float = 0.1) -> tuple[Band, ...]:

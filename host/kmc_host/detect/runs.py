@@ -42,6 +42,14 @@ class Runs:
     def duration(self) -> NDArray[np.float64]:
         return self.end - self.start
 
+    def slice(self, start: int, stop: int) -> Runs:
+        return Runs(
+            self.cls[start:stop],
+            self.start[start:stop],
+            self.end[start:stop],
+            self.extreme[start:stop],
+        )
+
     @staticmethod
     def empty() -> Runs:
         return Runs(np.empty(0, np.int8), _EMPTY_F, _EMPTY_F, _EMPTY_F)
