@@ -25,6 +25,18 @@ def test_detector_meets_the_criteria_on_a_simulated_ward(tmp_path, seed):
     assert sc.problems == [], "\n".join(sc.problems)
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_criteria_hold_with_a_noisier_sensor(tmp_path, seed):
+    """Four times the default sensor noise: persistence must not be reset by noise."""
+    samples = tmp_path / "s.parquet"
+    _, truth, _ = simulate_ward(
+        samples, 4, 2.0, seed=50 + seed, truth_dir=tmp_path / "t", noise_c=0.08
+    )
+    analyze_file(samples, tmp_path / "out")
+    sc = score(truth, tmp_path / "out")
+    assert sc.problems == [], "\n".join(sc.problems)
+
+
 def test_the_simulator_contains_what_the_criteria_test(tmp_path):
     """Across the seeds the scenarios include cold episodes, detachments and short sessions."""
     totals = {"cold": 0, "reattach": 0, "sessions": 0}
