@@ -108,34 +108,33 @@ def _plan_care(rng: np.random.Generator, admit: int, end: int) -> Plan:
         if rng.random() < 0.25:
             _place(rng, slots, int(_u(rng, 5, 40) * MIN), plan.detached, pad_after=12 * MIN)
         if rng.random() < 0.35:
-            fall, hold, rise = (
-                int(_u(rng, 6, 18) * MIN),
-                int(_u(rng, 4, 35) * MIN),
-                int(_u(rng, 8, 20) * MIN),
-            )
-            got = _place(rng, slots, fall + hold + rise, None)
-            if got is not None:
-                a0 = got[0]
-                plan.cooling.append(
-                    (a0, a0 + fall, a0 + fall + hold, a0 + fall + hold + rise, _nadir(rng))
-                )
+            _place_excursion(rng, slots, plan.cooling, (6, 18), (4, 35), (8, 20), _nadir(rng))
         if rng.random() < 0.04:
-            up, hold, down = (
-                int(_u(rng, 8, 15) * MIN),
-                int(_u(rng, 5, 25) * MIN),
-                int(_u(rng, 8, 15) * MIN),
-            )
-            got = _place(rng, slots, up + hold + down, None)
-            if got is not None:
-                a0 = got[0]
-                plan.warm.append(
-                    (a0, a0 + up, a0 + up + hold, a0 + up + hold + down, _u(rng, 37.7, 38.2))
-                )
+            _place_excursion(rng, slots, plan.warm, (8, 15), (5, 25), (8, 15), _u(rng, 37.7, 38.2))
         if rng.random() < 0.03:
             _place(rng, slots, int(_u(rng, 8, 30) * MIN), plan.gaps)
     plan.handling.sort()
     plan.detached.sort()
     return plan
+
+
+def _place_excursion(
+    rng: np.random.Generator,
+    slots: list[list[int]],
+    into: list[tuple[int, int, int, int, float]],
+    ramp_in_min: tuple[float, float],
+    hold_min: tuple[float, float],
+    ramp_out_min: tuple[float, float],
+    level: float,
+) -> None:
+    """A trapezoid temperature excursion to `level` (ramp in, hold, ramp out) in a free slot."""
+    ramp_in, hold, ramp_out = (
+        int(_u(rng, *r) * MIN) for r in (ramp_in_min, hold_min, ramp_out_min)
+    )
+    got = _place(rng, slots, ramp_in + hold + ramp_out, None)
+    if got is not None:
+        a = got[0]
+        into.append((a, a + ramp_in, a + ramp_in + hold, a + ramp_in + hold + ramp_out, level))
 
 
 def _nadir(rng: np.random.Generator) -> float:
