@@ -45,7 +45,8 @@ from kmc_host.samples import (
 
 T = TypeVar("T")
 EARLIEST_TIME = 1420070400.0  # 2015-01-01T00:00:00Z: earlier means a strap clock never set
-BATCH_ROWS = 1 << 18  # rows checked and handed out at once
+BATCH_ROWS = 1 << 20  # Parquet rows checked and handed out at once (at most)
+CSV_BATCH_ROWS = 1 << 18  # CSV rows likewise: CSV text is held as strings, so fewer
 CSV_BLOCK_BYTES = 1 << 20  # arrow's CSV reader reads many blocks ahead: keep them small
 MAX_LINES_LISTED = 10
 
@@ -221,10 +222,15 @@ def _to_flag(col: pa.Array) -> tuple[NDArray[np.int8], Mask, Mask]:
 
 @dataclass
 class _Batch:
-    """One validated batch: numpy columns, the strap code and file line of every row."""
+    """One validated batch: numpy columns and the strap code of every row.
+
+    File lines are kept as the first line plus row offsets (None: rows 0..n-1 in order), as
+    they are needed only to name a bad row.
+    """
 
     device: NDArray[np.int32]
-    line: NDArray[np.int64]
+    first_line: int
+    offsets: NDArray[np.int64] | None
     time: NDArray[np.float64]
     infant_c: NDArray[np.float64]
     outer_c: NDArray[np.float64]
@@ -232,11 +238,24 @@ class _Batch:
     worn: NDArray[np.int8]
     battery_v: NDArray[np.float64] | None
 
-    def take(self, idx: Any) -> _Batch:
+    @property
+    def line(self) -> NDArray[np.int64]:
+        offsets = np.arange(self.time.size) if self.offsets is None else self.offsets
+        return self.first_line + offsets
+
+    def last_line(self) -> int:
+        last = self.time.size - 1 if self.offsets is None else int(self.offsets[-1])
+        return self.first_line + last
+
+    def take(self, idx: NDArray[Any]) -> _Batch:
+        """The rows at `idx` (indices or a boolean mask), in that order."""
+        if idx.dtype == bool:
+            idx = np.flatnonzero(idx)
         bat = None if self.battery_v is None else self.battery_v[idx]
         return _Batch(
             self.device[idx],
-            self.line[idx],
+            self.first_line,
+            idx if self.offsets is None else self.offsets[idx],
             self.time[idx],
             self.infant_c[idx],
             self.outer_c[idx],
@@ -328,11 +347,11 @@ class SampleReader:
             for code, part in self._by_strap(batch):
                 t = part.time
                 prev = last_t.get(code, -np.inf)
-                step = np.diff(t, prepend=prev)
-                if (step < 0).any():
-                    raise RowsOutOfOrder(self.devices[code])
-                dup = np.flatnonzero(step == 0)
-                if dup.size:
+                if not (t[0] > prev and (t[1:] > t[:-1]).all()):  # else: strictly increasing
+                    step = np.diff(t, prepend=prev)
+                    if (step < 0).any():
+                        raise RowsOutOfOrder(self.devices[code])
+                    dup = np.flatnonzero(step == 0)  # not increasing, not backwards: duplicates
                     if not self.skip_invalid:
                         k = int(dup[0])
                         before = last_line[code] if k == 0 else int(part.line[k - 1])
@@ -342,7 +361,7 @@ class SampleReader:
                     if part.time.size == 0:
                         continue
                 last_t[code] = float(part.time[-1])
-                last_line[code] = int(part.line[-1])
+                last_line[code] = part.last_line()
                 self.report.kept += int(part.time.size)
                 yield self.devices[code], part.samples()
         self._finish_report(sorted(last_t))
@@ -512,7 +531,7 @@ class SampleReader:
             for block in blocks():
                 pending.append(block)
                 rows += block.num_rows
-                if rows >= BATCH_ROWS:
+                if rows >= CSV_BATCH_ROWS:
                     yield pa.Table.from_batches(pending).combine_chunks().to_batches()[0]
                     pending, rows = [], 0
             if rows:
@@ -562,6 +581,8 @@ class SampleReader:
             else:
                 codes[k] = -1
         codes[-1] = -1  # nulls
+        if len(names) == 1 and not col.null_count:  # one strap in the batch: no gather
+            return np.full(len(col), codes[0], np.int32)
         indices = col.indices.fill_null(len(names)) if col.null_count else col.indices
         return codes[indices.to_numpy(zero_copy_only=False)]
 
@@ -616,10 +637,10 @@ class SampleReader:
             battery, bad = _to_float(cols["battery_v"])
             problems.append((BAD_NUMBER, bad, text("battery_v")))
 
-        line = line_of(first_row) + np.arange(n, dtype=np.int64)
         batch = _Batch(
             device,
-            line,
+            line_of(first_row),
+            None,
             t,
             temps["infant_c"],
             temps["outer_c"],
@@ -637,7 +658,8 @@ class SampleReader:
             if not self.skip_invalid:
                 i = int(np.flatnonzero(bad_any)[0])
                 kind, _, describe = next(p for p in found if p[1][i])
-                raise SamplesFileError(self.path, int(line[i]), f"{kind}: {describe(i)}")
+                raise SamplesFileError(self.path, line_of(first_row + i), f"{kind}: {describe(i)}")
+            line = batch.line
             seen = np.zeros(n, bool)
             for kind, mask, _ in found:  # each bad row counted once, under its first kind
                 mine = mask & ~seen
