@@ -240,7 +240,13 @@ class BandTracker:
         _, st = _machine(stretches, self._state, self.band, self._reduce)
         return (st.ep_start, st.ep_extreme) if st.inside else None
 
+    def push_invalid(self, t: NDArray[np.float64], brk: NDArray[np.bool_]) -> Episodes:
+        """A chunk with nothing to judge (e.g. no battery reading): one INVALID class."""
+        return self._advance(self.runs.push(t, brk, np.zeros(t.size, np.int8)), False)
+
     def _advance(self, runs: Runs, final: bool) -> Episodes:
+        if len(runs) == 0 and not final:  # nothing closed: nothing can change
+            return Episodes.empty(self.band.kind)
         runs = Runs.concat([self._pending, runs])
         stretches, k = merge_glitches(runs, self.band.glitch_s, self._reduce, final)
         self._pending = runs.slice(k, len(runs))

@@ -123,9 +123,7 @@ class StrapDetector:
         if s.battery_v is not None:
             self._take(self._battery.push(t, brk, s.battery_v, np.isfinite(s.battery_v)), update)
         else:
-            self._take(
-                self._battery.push(t, brk, np.full(t.size, np.nan), np.zeros(t.size, bool)), update
-            )
+            self._take(self._battery.push_invalid(t, brk), update)
 
         self._prev_t = float(t[-1])
         self._prev_worn = bool(s.worn[-1] == 1)
