@@ -1,0 +1,205 @@
+# The strap's GATT server on MicroPython's `bluetooth` module.
+#
+# KMC service (docs/protocol.md): Measurement (notify: batches of sample records sized to the
+# MTU), Control Point (write: set clock, resume from sequence N, set interval, identify; each
+# answered by a notification), Status (read/notify). Plus the Bluetooth SIG services any phone
+# app understands: Health Thermometer (0x1809), Battery (0x180F), Device Information (0x180A).
+#
+# The IRQ handler only records events; `pump()` (the BLE task) does the work, so nothing heavy
+# runs in interrupt context.
+import struct
+
+import bluetooth
+from micropython import const
+
+import protocol as P
+from battery import percent
+
+_IRQ_CENTRAL_CONNECT = const(1)
+_IRQ_CENTRAL_DISCONNECT = const(2)
+_IRQ_GATTS_WRITE = const(3)
+_IRQ_MTU_EXCHANGED = const(21)
+
+_FLAG_READ = const(0x0002)
+_FLAG_WRITE = const(0x0008)
+_FLAG_NOTIFY = const(0x0010)
+_FLAG_INDICATE = const(0x0020)
+
+_KMC = (
+    bluetooth.UUID(P.KMC_SERVICE_UUID),
+    (
+        (bluetooth.UUID(P.MEASUREMENT_UUID), _FLAG_NOTIFY),
+        (bluetooth.UUID(P.CONTROL_UUID), _FLAG_WRITE | _FLAG_NOTIFY),
+        (bluetooth.UUID(P.STATUS_UUID), _FLAG_READ | _FLAG_NOTIFY),
+    ),
+)
+_HTS = (
+    bluetooth.UUID(0x1809),
+    (
+        (bluetooth.UUID(0x2A1C), _FLAG_INDICATE),  # Temperature Measurement
+        (bluetooth.UUID(0x2A1D), _FLAG_READ),  # Temperature Type
+    ),
+)
+_BAS = (bluetooth.UUID(0x180F), ((bluetooth.UUID(0x2A19), _FLAG_READ | _FLAG_NOTIFY),))
+_DIS = (
+    bluetooth.UUID(0x180A),
+    (
+        (bluetooth.UUID(0x2A29), _FLAG_READ),  # Manufacturer Name
+        (bluetooth.UUID(0x2A24), _FLAG_READ),  # Model Number
+        (bluetooth.UUID(0x2A25), _FLAG_READ),  # Serial Number (strap id)
+        (bluetooth.UUID(0x2A26), _FLAG_READ),  # Firmware Revision
+    ),
+)
+TEMPERATURE_TYPE_BODY = const(2)
+FIRMWARE_VERSION = (0, 1, 0)
+MAX_MTU = const(247)
+
+
+class StrapBLE:
+    def __init__(self, ble, strap_id, store, sampler, clock, alarm, cfg, now_ms):
+        self.ble = ble
+        self.strap_id = strap_id
+        self.store = store
+        self.sampler = sampler
+        self.clock = clock
+        self.alarm = alarm
+        self.cfg = cfg
+        self.now_ms = now_ms  # ticks_ms source
+        self.conn = None
+        self.mtu = 23
+        self.cursor = None  # next seq to send; None until the central asks (OP_RESUME_FROM)
+        self.commands = []
+        self.sent_packets = 0
+        self.errors = 0
+        self._packet = bytearray(MAX_MTU)
+        ble.active(True)
+        ble.config(gap_name=strap_id, mtu=MAX_MTU)
+        ble.irq(self._irq)
+        ((self.h_meas, self.h_ctrl, self.h_status), (self.h_temp, self.h_type), (self.h_batt,), dis) = (
+            ble.gatts_register_services((_KMC, _HTS, _BAS, _DIS))
+        )
+        ble.gatts_set_buffer(self.h_ctrl, 16)
+        ble.gatts_write(self.h_type, bytes((TEMPERATURE_TYPE_BODY,)))
+        values = (b"KMC Sense", b"KMC strap v1", strap_id.encode(), ("%d.%d.%d" % FIRMWARE_VERSION).encode())
+        for handle, value in zip(dis, values):
+            ble.gatts_write(handle, value)
+        self.advertise()
+
+    # -- interrupt context: record only
+
+    def _irq(self, event, data):
+        if event == _IRQ_CENTRAL_CONNECT:
+            self.conn = data[0]
+            self.mtu = 23
+            self.cursor = None
+        elif event == _IRQ_CENTRAL_DISCONNECT:
+            self.conn = None
+            self.cursor = None
+            self.commands.append(None)  # re-advertise from the task
+        elif event == _IRQ_GATTS_WRITE:
+            if data[1] == self.h_ctrl:
+                self.commands.append(bytes(self.ble.gatts_read(self.h_ctrl)))
+        elif event == _IRQ_MTU_EXCHANGED:
+            self.mtu = min(data[1], MAX_MTU)
+
+    # -- task context
+
+    def advertise(self):
+        payload = P.advertising_payload(self.strap_id, P.uuid_le(P.KMC_SERVICE_UUID))
+        self.ble.gap_advertise(250000, adv_data=payload)
+
+    def pump(self, max_packets=8):
+        """Handle queued commands, then send up to max_packets of samples; return packets sent."""
+        while self.commands:
+            cmd = self.commands.pop(0)
+            if cmd is None:
+                self.advertise()
+            else:
+                self._command(cmd)
+        if self.conn is None or self.cursor is None:
+            return 0
+        sent = 0
+        per_packet = P.records_per_packet(self.mtu)
+        while sent < max_packets:
+            first, n = self.store.read_into(self.cursor, per_packet, self._packet, P.HEADER_SIZE)
+            if n == 0:
+                break
+            P.pack_header(self._packet, n, first)
+            size = P.HEADER_SIZE + n * P.RECORD_SIZE
+            try:
+                self.ble.gatts_notify(self.conn, self.h_meas, memoryview(self._packet)[:size])
+            except OSError:  # controller queue full or link gone: try again next time
+                self.errors += 1
+                break
+            self.cursor = first + n
+            sent += 1
+        self.sent_packets += sent
+        return sent
+
+    def publish_status(self):
+        """Refresh Status, Battery Level and Temperature Measurement (every few seconds)."""
+        self.ble.gatts_write(self.h_status, self.status())
+        self.ble.gatts_write(self.h_batt, bytes((percent(self.sampler.last_battery_v),)))
+        if self.conn is not None:
+            try:
+                self.ble.gatts_indicate(self.conn, self.h_temp, P.temperature_measurement(self.sampler.last_infant_c))
+            except OSError:
+                self.errors += 1
+
+    def status(self):
+        bat = self.sampler.last_battery_v
+        return struct.pack(
+            P.STATUS_FMT,
+            P.VERSION,
+            FIRMWARE_VERSION[0],
+            FIRMWARE_VERSION[1],
+            FIRMWARE_VERSION[2],
+            self.store.oldest(),
+            self.store.newest() & 0xFFFFFFFF,
+            self.clock.now(),
+            0 if bat is None else int(bat * 1000),
+            self.sampler.health(),
+            self.store.fill_percent(),
+            self.cfg["interval_ms"],
+            0,
+        )
+
+    def _command(self, cmd):
+        op = cmd[0] if cmd else 0
+        result = P.RESULT_OK
+        if op == P.OP_SET_CLOCK:
+            if len(cmd) != 5:
+                result = P.RESULT_BAD_LENGTH
+            else:
+                t = struct.unpack_from("<I", cmd, 1)[0]
+                if t < 631152000:  # before 2020: a host that sent Unix time or nothing
+                    result = P.RESULT_BAD_VALUE
+                else:
+                    self.clock.set(t)
+        elif op == P.OP_RESUME_FROM:
+            if len(cmd) != 5:
+                result = P.RESULT_BAD_LENGTH
+            else:
+                self.cursor = max(struct.unpack_from("<I", cmd, 1)[0], self.store.oldest())
+        elif op == P.OP_SET_INTERVAL:
+            if len(cmd) != 3:
+                result = P.RESULT_BAD_LENGTH
+            else:
+                ms = struct.unpack_from("<H", cmd, 1)[0]
+                if 250 <= ms <= 60000:
+                    self.cfg["interval_ms"] = ms
+                else:
+                    result = P.RESULT_BAD_VALUE
+        elif op == P.OP_IDENTIFY:
+            if len(cmd) != 2:
+                result = P.RESULT_BAD_LENGTH
+            else:
+                self.alarm.identify(self.now_ms() + cmd[1] * 1000)
+        else:
+            result = P.RESULT_UNKNOWN_OP
+        if self.conn is not None:
+            try:
+                self.ble.gatts_notify(self.conn, self.h_ctrl, P.response(op, result))
+            except OSError:
+                self.errors += 1
+        return result

@@ -1,0 +1,44 @@
+# Device time: seconds since 2000-01-01T00:00:00Z on every port.
+# The ESP32 counts time.time() from 2000, the unix and WebAssembly ports from 1970; the gateway
+# sets the clock over BLE (OP_SET_CLOCK) in the 2000 epoch, and every sample carries it.
+import time
+
+from protocol import EPOCH_2000_UNIX
+
+# 0 on the ESP32 (epoch 2000), 946684800 where the port's epoch is 1970.
+PORT_EPOCH_OFFSET = 0 if time.gmtime(0)[0] == 2000 else EPOCH_2000_UNIX
+
+
+class Clock:
+    """Wall clock in the 2000 epoch, settable without touching the port's RTC."""
+
+    def __init__(self, time_fn=time.time):
+        self._time = time_fn
+        self.offset = 0
+        self.is_set = False
+
+    def now(self):
+        return int(self._time()) - PORT_EPOCH_OFFSET + self.offset
+
+    def set(self, t2000):
+        self.offset = t2000 - (int(self._time()) - PORT_EPOCH_OFFSET)
+        self.is_set = True
+        try:  # keep the RTC right too, where there is one, so a soft reset keeps the time
+            import machine
+
+            tm = time.gmtime(t2000 + PORT_EPOCH_OFFSET)
+            machine.RTC().datetime((tm[0], tm[1], tm[2], tm[6], tm[3], tm[4], tm[5], 0))
+            self.offset = t2000 - (int(self._time()) - PORT_EPOCH_OFFSET)
+        except (ImportError, AttributeError, OSError):
+            pass
+
+
+class FakeClock(Clock):
+    """A clock the tests advance by hand: hours of sampling in milliseconds."""
+
+    def __init__(self, t2000=0):
+        self.t = float(t2000)
+        Clock.__init__(self, lambda: self.t + PORT_EPOCH_OFFSET)
+
+    def advance(self, seconds):
+        self.t += seconds

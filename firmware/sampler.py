@@ -1,0 +1,72 @@
+# The sampler: one sample per interval from the sensors into the store, alarm updated.
+# It allocates nothing per sample (one preallocated record buffer) and never raises for a
+# sensor fault: a failing sensor's field is marked missing in the record.
+from protocol import (
+    FLAG_ALARM,
+    FLAG_CLOCK_SET,
+    FLAG_CONTACT,
+    FLAG_WORN,
+    HEALTH_ACCEL,
+    HEALTH_CLOCK,
+    HEALTH_FLASH,
+    HEALTH_INFANT,
+    HEALTH_OUTER,
+    RECORD_SIZE,
+    pack_record,
+)
+
+
+class Sensors:
+    """The strap's sensors; tilt and battery may be None when not fitted."""
+
+    def __init__(self, infant, outer, contact_pad, worn_pad, battery=None, accel=None):
+        self.infant = infant
+        self.outer = outer
+        self.contact_pad = contact_pad
+        self.worn_pad = worn_pad
+        self.battery = battery
+        self.accel = accel
+
+
+class Sampler:
+    def __init__(self, sensors, store, clock, alarm):
+        self.sensors = sensors
+        self.store = store
+        self.clock = clock
+        self.alarm = alarm
+        self.record = bytearray(RECORD_SIZE)
+        self.last_infant_c = None
+        self.last_battery_v = None
+        self.samples = 0
+
+    def sample(self):
+        """Take one sample now; return its sequence number."""
+        s = self.sensors
+        t = self.clock.now()
+        infant_c = s.infant.read_c()
+        outer_c = s.outer.read_c()
+        contact = s.contact_pad.update()
+        worn = s.worn_pad.update()
+        battery_v = s.battery.read_v() if s.battery is not None else None
+        tilt = s.accel.tilt_deg() if s.accel is not None else None
+        alarm = self.alarm.update(t, infant_c, worn)
+        flags = (FLAG_CONTACT if contact else 0) | (FLAG_WORN if worn else 0)
+        if self.clock.is_set:
+            flags |= FLAG_CLOCK_SET
+        if alarm:
+            flags |= FLAG_ALARM
+        pack_record(self.record, 0, t, infant_c, outer_c, flags, battery_v, tilt)
+        self.last_infant_c = infant_c
+        self.last_battery_v = battery_v
+        self.samples += 1
+        return self.store.append(self.record)
+
+    def health(self):
+        """Sensor and clock health bits for the status characteristic."""
+        s = self.sensors
+        h = HEALTH_INFANT if s.infant.ok else 0
+        h |= HEALTH_OUTER if s.outer.ok else 0
+        h |= HEALTH_ACCEL if s.accel is not None and s.accel.ok else 0
+        h |= HEALTH_CLOCK if self.clock.is_set else 0
+        h |= HEALTH_FLASH if self.store.flash_ok else 0
+        return h
