@@ -5,13 +5,23 @@
 
 
 class ColdAlarm:
-    def __init__(self, led=None, buzzer=None, below_c=36.5, hysteresis_c=0.1, after_s=60, settle_s=300):
+    def __init__(
+        self,
+        led=None,
+        buzzer=None,
+        below_c=36.5,
+        hysteresis_c=0.1,
+        after_s=60,
+        settle_s=300,
+        period_s=1,
+    ):
         self.led = led
         self.buzzer = buzzer
         self.below_c = below_c
         self.hysteresis_c = hysteresis_c
         self.after_s = after_s
         self.settle_s = settle_s
+        self.period_s = period_s  # a sample stands for one period: 60 samples at 1 Hz = 60 s
         self.active = False
         self._cold_since = None
         self._warm_since = None
@@ -34,14 +44,14 @@ class ColdAlarm:
             self._warm_since = None
             if self._cold_since is None:
                 self._cold_since = t
-            if t - self._cold_since >= self.after_s:
+            if t - self._cold_since + self.period_s >= self.after_s:
                 self.active = True
         else:
             self._cold_since = None
             if infant_c >= self.below_c + self.hysteresis_c:
                 if self._warm_since is None:
                     self._warm_since = t
-                if t - self._warm_since >= self.after_s:
+                if t - self._warm_since + self.period_s >= self.after_s:
                     self.active = False
             else:
                 self._warm_since = None

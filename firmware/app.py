@@ -2,10 +2,9 @@
 # A task that raises is logged and restarted after a pause; the watchdog is fed only by the
 # sampler, so a sampler stuck for `watchdog_ms` resets the board, and sampling resumes after
 # the last sample in flash. `main.py` calls `run()`; tests call `Strap` directly.
+import asyncio
 import sys
 import time
-
-import asyncio
 
 import config
 from alarm import ColdAlarm
@@ -19,7 +18,17 @@ LOG_LIMIT = 50
 class Strap:
     """Everything on one strap, wired together (hardware passed in, so tests can stand in)."""
 
-    def __init__(self, cfg, sensors, ble=None, led=None, buzzer=None, clock=None, data_root="/kmc_data", wdt=None):
+    def __init__(
+        self,
+        cfg,
+        sensors,
+        ble=None,
+        led=None,
+        buzzer=None,
+        clock=None,
+        data_root="/kmc_data",
+        wdt=None,
+    ):
         self.cfg = cfg
         self.clock = clock or Clock()
         self.store = SampleStore(
@@ -29,7 +38,15 @@ class Strap:
             max_segments=cfg["max_segments"],
             flush_every=cfg["flush_every"],
         )
-        self.alarm = ColdAlarm(led, buzzer, cfg["alarm_below_c"], cfg["alarm_hysteresis_c"], cfg["alarm_after_s"], cfg["settle_s"])
+        self.alarm = ColdAlarm(
+            led,
+            buzzer,
+            cfg["alarm_below_c"],
+            cfg["alarm_hysteresis_c"],
+            cfg["alarm_after_s"],
+            cfg["settle_s"],
+            cfg["interval_ms"] / 1000,
+        )
         self.sampler = Sampler(sensors, self.store, self.clock, self.alarm)
         self.wdt = wdt
         self.log = []
@@ -38,7 +55,16 @@ class Strap:
         if ble is not None:
             from ble_service import StrapBLE
 
-            self.ble = StrapBLE(ble, cfg["strap_id"], self.store, self.sampler, self.clock, self.alarm, cfg, time.ticks_ms)
+            self.ble = StrapBLE(
+                ble,
+                cfg["strap_id"],
+                self.store,
+                self.sampler,
+                self.clock,
+                self.alarm,
+                cfg,
+                time.ticks_ms,
+            )
 
     def note(self, text):
         """Keep the last few log lines (shown over the REPL; printed too)."""
@@ -100,9 +126,8 @@ class Strap:
 def run():
     """On the board: load the config, build the hardware, run until power-off."""
     import bluetooth
-    import machine
-
     import board
+    import machine
 
     cfg = config.load()
     wdt = machine.WDT(timeout=cfg["watchdog_ms"])

@@ -10,10 +10,9 @@
 import struct
 
 import bluetooth
-from micropython import const
-
 import protocol as P
 from battery import percent
+from micropython import const
 
 _IRQ_CENTRAL_CONNECT = const(1)
 _IRQ_CENTRAL_DISCONNECT = const(2)
@@ -75,12 +74,20 @@ class StrapBLE:
         ble.active(True)
         ble.config(gap_name=strap_id, mtu=MAX_MTU)
         ble.irq(self._irq)
-        ((self.h_meas, self.h_ctrl, self.h_status), (self.h_temp, self.h_type), (self.h_batt,), dis) = (
-            ble.gatts_register_services((_KMC, _HTS, _BAS, _DIS))
-        )
+        (
+            (self.h_meas, self.h_ctrl, self.h_status),
+            (self.h_temp, self.h_type),
+            (self.h_batt,),
+            dis,
+        ) = ble.gatts_register_services((_KMC, _HTS, _BAS, _DIS))
         ble.gatts_set_buffer(self.h_ctrl, 16)
         ble.gatts_write(self.h_type, bytes((TEMPERATURE_TYPE_BODY,)))
-        values = (b"KMC Sense", b"KMC strap v1", strap_id.encode(), ("%d.%d.%d" % FIRMWARE_VERSION).encode())
+        values = (
+            b"KMC Sense",
+            b"KMC strap v1",
+            strap_id.encode(),
+            ("%d.%d.%d" % FIRMWARE_VERSION).encode(),
+        )
         for handle, value in zip(dis, values):
             ble.gatts_write(handle, value)
         self.advertise()
@@ -142,7 +149,9 @@ class StrapBLE:
         self.ble.gatts_write(self.h_batt, bytes((percent(self.sampler.last_battery_v),)))
         if self.conn is not None:
             try:
-                self.ble.gatts_indicate(self.conn, self.h_temp, P.temperature_measurement(self.sampler.last_infant_c))
+                self.ble.gatts_indicate(
+                    self.conn, self.h_temp, P.temperature_measurement(self.sampler.last_infant_c)
+                )
             except OSError:
                 self.errors += 1
 
@@ -188,6 +197,7 @@ class StrapBLE:
                 ms = struct.unpack_from("<H", cmd, 1)[0]
                 if 250 <= ms <= 60000:
                     self.cfg["interval_ms"] = ms
+                    self.alarm.period_s = ms / 1000
                 else:
                     result = P.RESULT_BAD_VALUE
         elif op == P.OP_IDENTIFY:

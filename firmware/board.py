@@ -1,8 +1,7 @@
 # The strap's hardware on an ESP32 (pin map: hardware/pinmap.md). Only this file names pins.
-from machine import ADC, I2C, Pin, TouchPad
-
 from battery import Battery
 from lis3dh import LIS3DH
+from machine import ADC, I2C, Pin, TouchPad
 from pads import Pad
 from sampler import Sensors
 from tmp117 import TMP117
@@ -27,8 +26,20 @@ def sensors(cfg):
     return Sensors(
         TMP117(i2c, ADDR_INFANT),
         TMP117(i2c, ADDR_OUTER),
-        Pad(TouchPad(Pin(PIN_TOUCH_CONTACT)), cfg["pad_on_ratio"], cfg["pad_off_ratio"], cfg["pad_direction"], cfg["contact_baseline"]),
-        Pad(TouchPad(Pin(PIN_TOUCH_WORN)), cfg["pad_on_ratio"], cfg["pad_off_ratio"], cfg["pad_direction"], cfg["worn_baseline"]),
+        Pad(
+            TouchPad(Pin(PIN_TOUCH_CONTACT)),
+            cfg["pad_on_ratio"],
+            cfg["pad_off_ratio"],
+            cfg["pad_direction"],
+            cfg["contact_baseline"],
+        ),
+        Pad(
+            TouchPad(Pin(PIN_TOUCH_WORN)),
+            cfg["pad_on_ratio"],
+            cfg["pad_off_ratio"],
+            cfg["pad_direction"],
+            cfg["worn_baseline"],
+        ),
         Battery(adc),
         accel if accel.ok else None,  # optional part: absent on boards without it
     )

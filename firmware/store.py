@@ -13,7 +13,9 @@ from protocol import RECORD_SIZE
 
 
 class SampleStore:
-    def __init__(self, root, ram_records=600, segment_samples=3600, max_segments=40, flush_every=60):
+    def __init__(
+        self, root, ram_records=600, segment_samples=3600, max_segments=40, flush_every=60
+    ):
         if ram_records < 2 * flush_every:
             raise ValueError("ram_records must be at least 2 * flush_every")
         self.root = root
@@ -52,8 +54,10 @@ class SampleStore:
     def flush(self):
         """Append the unflushed RAM records to flash (called every `flush_every` samples)."""
         while self.flushed < self.next_seq:
-            if not self.segments or self.segments[-1][1] >= self.segment_samples or (
-                self.segments[-1][0] + self.segments[-1][1] != self.flushed
+            if (
+                not self.segments
+                or self.segments[-1][1] >= self.segment_samples
+                or (self.segments[-1][0] + self.segments[-1][1] != self.flushed)
             ):
                 self.segments.append([self.flushed, 0])
             seg = self.segments[-1]
@@ -102,14 +106,20 @@ class SampleStore:
         if seq >= self.ram_first:
             n = min(max_count, self.next_seq - seq, self.ram_records - (seq % self.ram_records))
             pos = (seq % self.ram_records) * RECORD_SIZE
-            buf[offset : offset + n * RECORD_SIZE] = memoryview(self.ram)[pos : pos + n * RECORD_SIZE]
+            buf[offset : offset + n * RECORD_SIZE] = memoryview(self.ram)[
+                pos : pos + n * RECORD_SIZE
+            ]
             return seq, n
         for first, count in self.segments:
             if first + count <= seq:
                 continue
             if seq < first:  # a hole (records lost at a reboot): skip to what exists
                 seq = first
-            n = min(max_count, first + count - seq, self.ram_first - seq) if seq < self.ram_first else 0
+            n = (
+                min(max_count, first + count - seq, self.ram_first - seq)
+                if seq < self.ram_first
+                else 0
+            )
             if n <= 0:
                 break
             try:
@@ -119,7 +129,11 @@ class SampleStore:
             except OSError:
                 return seq, 0
             return seq, n
-        return self.read_into(self.ram_first, max_count, buf, offset) if seq < self.ram_first else (seq, 0)
+        return (
+            self.read_into(self.ram_first, max_count, buf, offset)
+            if seq < self.ram_first
+            else (seq, 0)
+        )
 
     def flash_end(self):
         if not self.segments:

@@ -1,0 +1,71 @@
+# The strap's local cold alarm: persistence, hysteresis, strap off, settling, identify.
+from alarm import ColdAlarm
+from machine import Pin
+from mptest import run
+
+
+def feed(alarm, t0, seconds, temp, worn=1):
+    state = None
+    for k in range(seconds):
+        state = alarm.update(t0 + k, temp, worn)
+    return state
+
+
+def settled():
+    a = ColdAlarm(Pin(2), Pin(25), settle_s=300)
+    feed(a, 0, 400, 36.9)
+    return a
+
+
+def test_sustained_cold_raises_after_60_s():
+    a = settled()
+    assert feed(a, 400, 59, 36.3) is False
+    assert a.update(459, 36.3, 1) is True
+
+
+def test_brief_dip_does_not_raise():
+    a = settled()
+    feed(a, 400, 50, 36.3)
+    feed(a, 450, 5, 36.7)
+    assert feed(a, 455, 50, 36.3) is False
+
+
+def test_clears_only_60_s_above_threshold_plus_hysteresis():
+    a = settled()
+    feed(a, 400, 120, 36.0)
+    assert feed(a, 520, 300, 36.55) is True  # inside the hysteresis margin: stays raised
+    assert feed(a, 820, 59, 36.6) is True
+    assert a.update(879, 36.6, 1) is False
+
+
+def test_no_alarm_while_off_or_settling():
+    a = ColdAlarm(settle_s=300)
+    assert feed(a, 0, 600, 25.0, worn=0) is False  # room air
+    assert feed(a, 600, 299, 35.0) is False  # settling after being put on
+    assert feed(a, 899, 70, 35.0) is True  # still cold once settled
+    assert a.update(1000, 30.0, 0) is False  # taken off: silent
+
+
+def test_missing_reading_does_not_raise():
+    a = settled()
+    assert feed(a, 400, 300, None) is False
+
+
+def test_drive_beeps_when_raised_and_blinks_to_identify():
+    led, buzzer = Pin(2), Pin(25)
+    a = ColdAlarm(led, buzzer, settle_s=0)
+    a.drive(100)
+    assert led.value() == 0 and buzzer.value() == 0
+    a.identify(5000)
+    a.drive(2100)
+    assert led.value() == 1 and buzzer.value() == 0  # identify: light, no sound
+    a.drive(6100)
+    assert led.value() == 0
+    feed(a, 0, 61, 35.0)
+    a.drive(8100)
+    assert led.value() == 1 and buzzer.value() == 1
+    a.drive(8500)
+    assert buzzer.value() == 0
+
+
+run(globals())

@@ -1,0 +1,169 @@
+# The GATT server: services, advertising, commands, and resume with zero loss, no duplicates.
+# Notifications are also written to $KMC_FW_TMP/ble/notifications.hex for the host decoder.
+import struct
+
+import protocol as P
+from bluetooth import BLE
+from mptest import run, tmpdir
+from strapkit import T0, make_strap, run_seconds
+
+
+def strap_with_ble(name, **cfg):
+    ble = BLE()
+    strap, parts, clock = make_strap(name, ble, **cfg)
+    return strap, parts, clock, ble
+
+
+def received(ble, handle):
+    """Decode every measurement notification so far: list of (seq, time)."""
+    out = []
+    for _, h, data in ble.notified:
+        if h != handle:
+            continue
+        version, kind, count, _, first = struct.unpack_from(P.HEADER_FMT, data, 0)
+        assert version == 1 and kind == 1 and len(data) == 8 + 12 * count
+        for k in range(count):
+            out.append((first + k, P.unpack_record(data, 8 + 12 * k)[0]))
+    return out
+
+
+def control(ble, strap, payload):
+    """Write the control point; return the strap's response (samples may follow it)."""
+    ble.central_write(strap.ble.h_ctrl, payload)
+    n = len(ble.notified)
+    strap.ble.pump(max_packets=0)
+    answers = [data for _, h, data in ble.notified[n:] if h == strap.ble.h_ctrl]
+    assert len(answers) == 1, answers
+    return answers[0]
+
+
+def test_services_and_advertising():
+    strap, _, _, ble = strap_with_ble("b1", strap_id="KMC-0042")
+    uuids = [u.value for u in ble.uuids.values()]
+    for u in (
+        P.MEASUREMENT_UUID,
+        P.CONTROL_UUID,
+        P.STATUS_UUID,
+        0x2A1C,
+        0x2A1D,
+        0x2A19,
+        0x2A29,
+        0x2A24,
+        0x2A25,
+        0x2A26,
+    ):
+        assert u in uuids, u
+    assert ble.values[ble.handle_of(0x2A25)] == b"KMC-0042"
+    assert ble.values[ble.handle_of(0x2A1D)] == b"\x02"  # body
+    adv = ble.advertised[-1][1]
+    assert P.uuid_le(P.KMC_SERVICE_UUID) in adv and b"KMC-0042" in adv and len(adv) <= 31
+
+
+def test_nothing_is_sent_until_the_central_asks():
+    strap, _, clock, ble = strap_with_ble("b2")
+    run_seconds(strap, clock, 30)
+    ble.central_connect()
+    assert strap.ble.pump() == 0
+
+
+def test_resume_after_disconnect_loses_nothing_and_repeats_nothing():
+    strap, _, clock, ble = strap_with_ble("b3", flush_every=60)
+    meas = strap.ble.h_meas
+    run_seconds(strap, clock, 500)  # 500 s before the gateway first connects
+    ble.central_connect()
+    ble.central_mtu(185)
+    assert control(ble, strap, b"\x02" + struct.pack("<I", 0)) == P.response(2, 0)
+    strap.ble.pump(max_packets=10)  # 140 samples, then the link drops
+    got = received(ble, meas)
+    assert [s for s, _ in got] == list(range(140))
+    ble.central_disconnect()
+    strap.ble.pump()
+    assert len(ble.advertised) == 2  # advertising again
+    run_seconds(strap, clock, 7200)  # two hours without a gateway
+    ble.central_connect()
+    ble.central_mtu(247)
+    last = got[-1][0]
+    control(ble, strap, b"\x02" + struct.pack("<I", last + 1))
+    while True:  # sampling goes on while the backlog drains
+        strap.ble.pump(max_packets=50)
+        if strap.ble.cursor > strap.store.newest():
+            break
+        run_seconds(strap, clock, 1)
+    got = received(ble, meas)
+    seqs = [s for s, _ in got]
+    assert seqs == list(range(len(seqs))) and len(seqs) == strap.store.next_seq
+    assert [t for _, t in got] == list(range(T0, T0 + len(seqs)))
+    dump(ble, meas)
+
+
+def dump(ble, handle):
+    path = tmpdir("ble") + "/notifications.hex"
+    with open(path, "w") as f:
+        for _, h, data in ble.notified:
+            if h == handle:
+                f.write("".join("%02x" % b for b in data) + "\n")
+
+
+def test_full_controller_queue_loses_nothing():
+    strap, _, clock, ble = strap_with_ble("b4")
+    run_seconds(strap, clock, 100)
+    ble.central_connect()
+    control(ble, strap, b"\x02" + struct.pack("<I", 0))
+    ble.queue_full = 3
+    for _ in range(100):  # the BLE task retries every 100 ms
+        strap.ble.pump(max_packets=4)
+        if strap.ble.cursor > strap.store.newest():
+            break
+    seqs = [s for s, _ in received(ble, strap.ble.h_meas)]
+    assert seqs == list(range(100)) and strap.ble.errors >= 1
+
+
+def test_resume_from_before_the_oldest_starts_at_the_oldest():
+    strap, _, clock, ble = strap_with_ble("b5", flush_every=60, segment_samples=100, max_segments=2)
+    run_seconds(strap, clock, 500)
+    ble.central_connect()
+    control(ble, strap, b"\x02" + struct.pack("<I", 5))
+    while strap.ble.pump():
+        pass
+    seqs = [s for s, _ in received(ble, strap.ble.h_meas)]
+    assert seqs[0] == strap.store.oldest() and seqs[-1] == 499
+
+
+def test_set_clock_interval_identify_and_errors():
+    strap, _, clock, ble = strap_with_ble("b6")
+    ble.central_connect()
+    t = T0 + 86400
+    assert control(ble, strap, b"\x01" + struct.pack("<I", t)) == P.response(1, P.RESULT_OK)
+    assert clock.is_set and clock.now() == t
+    strap.sampler.sample()
+    buf = bytearray(12)
+    strap.store.read_into(0, 1, buf)
+    t_rec, _, _, flags, _, _ = P.unpack_record(buf, 0)
+    assert t_rec == t and flags & P.FLAG_CLOCK_SET
+    # a host that sends Unix-epoch seconds of 1970 by mistake (or 0) is refused
+    assert control(ble, strap, b"\x01" + struct.pack("<I", 12)) == P.response(1, P.RESULT_BAD_VALUE)
+    assert control(ble, strap, b"\x01\x00") == P.response(1, P.RESULT_BAD_LENGTH)
+    assert control(ble, strap, b"\x03" + struct.pack("<H", 2000)) == P.response(3, P.RESULT_OK)
+    assert strap.cfg["interval_ms"] == 2000 and strap.alarm.period_s == 2
+    assert control(ble, strap, b"\x03" + struct.pack("<H", 100)) == P.response(
+        3, P.RESULT_BAD_VALUE
+    )
+    assert control(ble, strap, b"\x04\x05") == P.response(4, P.RESULT_OK)
+    assert control(ble, strap, b"\x09") == P.response(9, P.RESULT_UNKNOWN_OP)
+    assert control(ble, strap, b"") == P.response(0, P.RESULT_UNKNOWN_OP)
+
+
+def test_status_battery_and_health_thermometer():
+    strap, _, clock, ble = strap_with_ble("b7")
+    run_seconds(strap, clock, 10)
+    ble.central_connect()
+    strap.ble.publish_status()
+    v = struct.unpack(P.STATUS_FMT, ble.values[strap.ble.h_status])
+    assert v[0] == 1 and v[4] == 0 and v[5] == 9 and v[7] == 3910 and v[10] == 1000
+    assert v[8] & P.HEALTH_INFANT and v[8] & P.HEALTH_OUTER and not v[8] & P.HEALTH_CLOCK
+    assert ble.values[strap.ble.h_batt] == bytes((71,))
+    _, h, data = ble.indicated[-1]
+    assert h == strap.ble.h_temp and data == P.temperature_measurement(36.8)
+
+
+run(globals())
