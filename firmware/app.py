@@ -130,6 +130,7 @@ def run():
     import machine
 
     cfg = config.load()
+    machine.freq(80000000)  # 80 MHz is plenty for 1 Hz sampling and BLE, and saves power
     wdt = machine.WDT(timeout=cfg["watchdog_ms"])
     led, buzzer = board.alarm_pins()
     strap = Strap(cfg, board.sensors(cfg), bluetooth.BLE(), led, buzzer, wdt=wdt)

@@ -24,8 +24,8 @@ def sensors(cfg):
     adc.atten(ADC.ATTN_11DB)
     accel = LIS3DH(i2c, ADDR_ACCEL)
     return Sensors(
-        TMP117(i2c, ADDR_INFANT),
-        TMP117(i2c, ADDR_OUTER),
+        TMP117(i2c, ADDR_INFANT, cfg["infant_offset_c"]),
+        TMP117(i2c, ADDR_OUTER, cfg["outer_offset_c"]),
         Pad(
             TouchPad(Pin(PIN_TOUCH_CONTACT)),
             cfg["pad_on_ratio"],

@@ -14,10 +14,12 @@ DEFAULTS = {
     "pad_on_ratio": 0.10,  # touched when the reading moves 10 % from the baseline
     "pad_off_ratio": 0.05,  # released when back within 5 %
     "pad_direction": -1,  # ESP32: touch lowers the reading (S2/S3: +1)
+    "infant_offset_c": 0.0,  # TMP117 corrections from calibration against a reference
+    "outer_offset_c": 0.0,
     "contact_baseline": 0,  # 0: calibrate at boot
     "worn_baseline": 0,
     "flush_every": 60,  # samples between flash writes (at most this many lost on a power cut)
-    "max_segments": 40,  # flash segments of 3600 samples (40 h at 1 Hz, 1.7 MB)
+    "max_segments": 36,  # flash segments of 3600 samples: 36 h at 1 Hz, 1.6 MB of littlefs
     "segment_samples": 3600,
     "watchdog_ms": 8000,
 }
@@ -31,6 +33,8 @@ LIMITS = {
     "pad_on_ratio": (0.01, 0.9),
     "pad_off_ratio": (0.0, 0.9),
     "pad_direction": (-1, 1),
+    "infant_offset_c": (-1.0, 1.0),
+    "outer_offset_c": (-1.0, 1.0),
     "contact_baseline": (0, 1000000),
     "worn_baseline": (0, 1000000),
     "flush_every": (1, 3600),
@@ -70,7 +74,7 @@ def clean(raw, log=print):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
             log("config: bad %s %r, using %r" % (key, value, DEFAULTS[key]))
             continue
-        cfg[key] = type(DEFAULTS[key])(value)
+        cfg[key] = float(value) if isinstance(DEFAULTS[key], float) else int(value)
     return cfg
 
 

@@ -25,7 +25,7 @@ class SampleStore:
         self.flush_every = flush_every
         self.ram = bytearray(ram_records * RECORD_SIZE)
         self.flash_ok = True
-        self.segments = []  # [first_seq, count] oldest first
+        self.segments = []  # type: list[list[int]]  # [first_seq, count] oldest first
         self._mkdir()
         self._scan()
         end = self.flash_end()
@@ -157,7 +157,7 @@ class SampleStore:
             pass  # exists
 
     def _scan(self):
-        found = []
+        found = []  # type: list[list[int]]
         try:
             names = os.listdir(self.root)
         except OSError:

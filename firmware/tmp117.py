@@ -1,5 +1,6 @@
 # TMP117 digital temperature sensor (+-0.1 C from -20 to 50 C) over I2C.
-# Continuous conversion with 8-sample averaging (one result every 125 ms, noise ~0.01 C).
+# Continuous conversion, 8 averaged conversions per result, one result per second: ~16 uA,
+# noise ~0.01 C. `offset_c` is the per-sensor correction from calibration (hardware/README.md).
 # A sensor that does not answer or answers wrongly reads as None; the sampler carries on.
 from micropython import const
 
@@ -8,14 +9,15 @@ REG_CONFIG = const(0x01)
 REG_DEVICE_ID = const(0x0F)
 DEVICE_ID = const(0x0117)
 LSB_C = 0.0078125
-# MOD=00 continuous, CONV=000, AVG=01 (8 averaged conversions)
-CONFIG_AVG8 = const(0x0020)
+# MOD=00 continuous, CONV=100 (1 s cycle), AVG=01 (8 averaged conversions)
+CONFIG_AVG8 = const(0x0220)
 
 
 class TMP117:
-    def __init__(self, i2c, address=0x48):
+    def __init__(self, i2c, address=0x48, offset_c=0.0):
         self.i2c = i2c
         self.address = address
+        self.offset_c = offset_c
         self.ok = False
         self.errors = 0
         self._buf = bytearray(2)
@@ -52,4 +54,4 @@ class TMP117:
             raw -= 0x10000
         if raw == -32768:  # reset value: no conversion yet
             return None
-        return raw * LSB_C
+        return raw * LSB_C + self.offset_c

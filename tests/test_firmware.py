@@ -73,3 +73,53 @@ def test_notifications_from_the_strap_decode_on_the_host(tmp_path):
         b - a == 1 for a, b in zip(times, times[1:], strict=False)
     )
     assert all(abs(float(t) - 36.8) < 0.01 for b in batches for t in b.infant_c)
+
+
+def test_kmc_firmware_config_is_what_the_strap_loads(tmp_path):
+    """`kmc firmware config` writes JSON the firmware's own loader accepts, value by value."""
+    out = tmp_path / "kmc_config.json"
+    r = subprocess.run(
+        [
+            "kmc",
+            "firmware",
+            "config",
+            "--strap-id",
+            "KMC-0042",
+            "--infant-offset",
+            "0.04",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    script = tmp_path / "load_config.py"
+    script.write_text(
+        "import config\n"
+        f"cfg = config.load({str(out)!r}, log=lambda s: print('LOG', s))\n"
+        "print(cfg['strap_id'], cfg['infant_offset_c'], cfg['outer_offset_c'], cfg['interval_ms'])\n"
+    )
+    r = run_micropython(str(script), tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "KMC-0042 0.04 0.0 1000"
+    assert "LOG" not in r.stdout
+
+
+def test_kmc_firmware_deploy_dry_run_and_bad_id():
+    r = subprocess.run(
+        ["kmc", "firmware", "deploy", "--strap-id", "KMC-7", "--port", "/dev/ttyUSB0", "--dry-run"],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("would run: mpremote connect /dev/ttyUSB0 fs cp ") and lines[
+        0
+    ].endswith(" :")
+    assert "main.py" in lines[0] and "kmc_config.json :kmc_config.json" in lines[1]
+    assert lines[2] == "would run: mpremote connect /dev/ttyUSB0 reset"
+    r = subprocess.run(
+        ["kmc", "firmware", "config", "--strap-id", "much-too-long"], capture_output=True, text=True
+    )
+    assert r.returncode == 2 and "must be 1-8 characters" in r.stderr

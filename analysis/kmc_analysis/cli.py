@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from kmc_host.deploy import DeployError
 from kmc_host.detect import ConfigError
 
 from .samples_io import SamplesFileError
@@ -82,6 +83,31 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _firmware(args: argparse.Namespace) -> int:
+    import json
+
+    from kmc_host.deploy import deploy, strap_config
+
+    cfg = strap_config(args.strap_id, args.infant_offset, args.outer_offset, args.interval_ms)
+    if args.action == "config":
+        text = json.dumps(cfg, indent=2)
+        if args.out:
+            Path(args.out).write_text(text + "\n")
+            print(f"wrote {args.out}")
+        else:
+            print(text)
+        return 0
+    if not args.port:
+        raise ValueError("deploy needs --port (e.g. /dev/ttyUSB0)")
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(args.source) if args.source else None
+        kwargs = {"source": source} if source else {}
+        commands = deploy(args.port, cfg, Path(tmp), dry_run=args.dry_run, **kwargs)
+    for cmd in commands:
+        print(("would run: " if args.dry_run else "ran: ") + " ".join(cmd))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="kmc", description="KMC Sense: objective Kangaroo Mother Care measurement."
@@ -121,6 +147,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.set_defaults(run=_simulate)
 
+    f = sub.add_parser("firmware", help="write a strap's config, or copy the firmware to a board")
+    f.add_argument("action", choices=["config", "deploy"])
+    f.add_argument("--strap-id", required=True, help="1-8 characters, advertised by the strap")
+    f.add_argument("--infant-offset", type=float, default=0.0, help="calibration offset, C")
+    f.add_argument("--outer-offset", type=float, default=0.0, help="calibration offset, C")
+    f.add_argument("--interval-ms", type=int, help="sampling interval (default on the strap: 1000)")
+    f.add_argument("--out", help="config: write the JSON here instead of printing it")
+    f.add_argument("--port", help="deploy: the board's serial port")
+    f.add_argument("--source", help="deploy: firmware folder (default: this checkout's firmware/)")
+    f.add_argument(
+        "--dry-run", action="store_true", help="deploy: print the mpremote commands only"
+    )
+    f.set_defaults(run=_firmware)
+
     d = sub.add_parser("demo", help="simulate a ward, analyse it and score it against the truth")
     d.add_argument("--straps", type=int, default=12)
     d.add_argument("--days", type=float, default=3.0)
@@ -135,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args))
-    except (SamplesFileError, ConfigError, ValueError) as exc:
+    except (SamplesFileError, ConfigError, DeployError, ValueError) as exc:
         print(f"kmc {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except OSError as exc:

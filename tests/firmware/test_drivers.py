@@ -10,10 +10,15 @@ from tmp117 import TMP117
 def test_tmp117_checks_id_configures_averaging_and_converts():
     dev = SimTMP117(36.57)
     t = TMP117(I2C(devices={0x48: dev}), 0x48)
-    assert t.ok and dev.config == 0x0020  # continuous, 8 averaged conversions
+    assert t.ok and dev.config == 0x0220  # continuous, 1 s cycle, 8 averaged conversions
     assert abs(t.read_c() - 36.57) < 0.0079  # 1/128 C resolution
     dev.temp_c = -10.25
     assert t.read_c() == -10.25
+
+
+def test_tmp117_calibration_offset():
+    t = TMP117(I2C(devices={0x48: SimTMP117(36.5)}), 0x48, offset_c=-0.06)
+    assert abs(t.read_c() - 36.44) < 0.0079
 
 
 def test_tmp117_wrong_part_or_no_answer_reads_none():
