@@ -263,18 +263,3 @@ def sample_states(samples: Samples, result: StrapResult) -> NDArray[np.int8]:
     states[in_session] = STATE_KMC
     return states
 
-
-__all__ = [
-    "STATE_GAP",
-    "STATE_KMC",
-    "STATE_NAMES",
-    "STATE_OFF",
-    "STATE_WORN",
-    "SampleOrderError",
-    "StrapDetector",
-    "StrapResult",
-    "Update",
-    "detect",
-    "sample_states",
-    "sessions_from_contact",
-]
