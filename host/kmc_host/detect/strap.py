@@ -21,7 +21,7 @@ from .bands import BandTracker, Episodes
 from .config import DetectorConfig
 from .intervals import contains
 from .runs import Runs, RunTracker
-from .sessions import SessionTracker, sessions_from_contact
+from .sessions import SessionTracker
 
 F64 = NDArray[np.float64]
 STRAP_OFF = "strap_off"
