@@ -262,4 +262,3 @@ def sample_states(samples: Samples, result: StrapResult) -> NDArray[np.int8]:
     states = np.where(samples.worn == 1, STATE_WORN, STATE_OFF).astype(np.int8)
     states[in_session] = STATE_KMC
     return states
-
