@@ -127,6 +127,13 @@ def test_skip_invalid_reports_counts_kinds_and_lines(tmp_path):
     assert report.rows == 8 and report.kept == 5
 
 
+def test_optional_columns_and_raw_pad_readings_are_accepted(tmp_path):
+    header = "time,device,infant_c,outer_c,contact,worn,seq,tilt_deg,battery_v,contact_raw,pad_inner_raw\n"
+    body = "1772400000,A,36.5,35,1,1,17,12,3.9,410,388\n1772400001,A,36.5,35,1,1,18,,,411,\n"
+    report, straps = load(write(tmp_path, body, header=header))
+    assert len(straps["A"]) == 2 and straps["A"].battery_v is not None
+
+
 def test_missing_temperature_is_kept_and_counted(tmp_path):
     report, straps = load(write(tmp_path, rows(2) + "1772401000,A,,35,1,1\n"))
     assert np.isnan(straps["A"].infant_c[-1])

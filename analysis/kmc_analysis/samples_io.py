@@ -38,6 +38,7 @@ from numpy.typing import NDArray
 
 from kmc_host.samples import (
     OPTIONAL_COLUMNS,
+    RAW_PAD_SUFFIX,
     REQUIRED_COLUMNS,
     TEMPERATURE_RANGE_C,
     Samples,
@@ -475,13 +476,13 @@ class SampleReader:
         if missing:
             raise SamplesFileError(self.path, line, f"missing column(s): {', '.join(missing)}")
         allowed = set(REQUIRED_COLUMNS) | set(OPTIONAL_COLUMNS)
-        unknown = [c for c in names if c not in allowed]
+        unknown = [c for c in names if c not in allowed and not c.endswith(RAW_PAD_SUFFIX)]
         if unknown:
             raise SamplesFileError(
                 self.path,
                 line,
                 f"unknown column(s): {', '.join(unknown)} "
-                f"(allowed: {', '.join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)})",
+                f"(allowed: {', '.join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)}, *{RAW_PAD_SUFFIX})",
             )
         dup = [c for c, n in Counter(names).items() if n > 1]
         if dup:

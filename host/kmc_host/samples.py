@@ -13,6 +13,7 @@ from numpy.typing import NDArray
 
 REQUIRED_COLUMNS = ("time", "device", "infant_c", "outer_c", "contact", "worn")
 OPTIONAL_COLUMNS = ("tilt_deg", "battery_v", "contact_raw", "worn_raw", "seq")
+RAW_PAD_SUFFIX = "_raw"  # raw pad readings: any name ending so (e.g. contact_raw, worn_raw)
 TEMPERATURE_RANGE_C = (10.0, 45.0)
 
 
