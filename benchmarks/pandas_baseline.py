@@ -18,14 +18,9 @@ import pandas as pd
 
 GAP_S, PERIOD_S = 5.0, 1.0
 DROPOUT_S, MIN_CONTACT_S, BRIDGE_S, MIN_SESSION_S = 10.0, 30.0, 300.0, 600.0
-SETTLE_S, REMOVED_GAP_S, STRAP_OFF_S, PERSIST_S, HYST, GLITCH_S = (
-    300.0,
-    300.0,
-    120.0,
-    60.0,
-    0.1,
-    10.0,
-)
+SETTLE_S, REMOVED_GAP_S, STRAP_OFF_S = 300.0, 300.0, 120.0
+PERSIST_S, HYST, GLITCH_S = 60.0, 0.1, 10.0
+SETTLE_MAX_S, RISE_WINDOW_S, RISE_C_PER_MIN = 900.0, 120.0, 0.03
 BANDS = [
     ("cold_stress", 36.5, "below"),
     ("moderate_hypothermia", 36.0, "below"),
@@ -75,12 +70,28 @@ def sessions_of(g: pd.DataFrame) -> list[list[float]]:
 
 
 def judged(g: pd.DataFrame) -> pd.Series:
-    """Worn and past the settling time after the strap was put on."""
+    """Worn and past the settling time after the strap was put on (extended while climbing)."""
     worn = g["worn"] == 1
     dt = g["time"].diff()
     put_on = worn & (~worn.shift(fill_value=False) | ~(dt < REMOVED_GAP_S))
-    settle_until = g["time"].where(put_on).add(SETTLE_S).ffill()
-    return worn & (g["time"] >= settle_until)
+    t = g["time"].to_numpy()
+    v = g["infant_c"].to_numpy()
+    onsets = list(np.flatnonzero(put_on.to_numpy()))
+    settle_until = np.full(len(g), -np.inf)
+    for k, i in enumerate(onsets):  # loop over put-on events
+        stop = onsets[k + 1] if k + 1 < len(onsets) else len(g)
+        end = stop
+        for j in range(int(np.searchsorted(t, t[i] + SETTLE_S)), stop):
+            if t[j] >= t[i] + SETTLE_MAX_S:
+                end = j
+                break
+            ref = int(np.searchsorted(t, t[j] - RISE_WINDOW_S, side="right")) - 1
+            rise = v[j] - v[ref] if ref >= 0 else 0.0
+            if not rise * 60.0 / RISE_WINDOW_S >= RISE_C_PER_MIN:
+                end = j
+                break
+        settle_until[i:end] = np.inf
+    return worn & ~pd.Series(settle_until == np.inf, index=g.index)
 
 
 def band_episodes(

@@ -143,3 +143,49 @@ def test_noise_never_changes_with_chunking():
             assert np.array_equal(e.start, got[kind].start), kind
             assert np.array_equal(e.end, got[kind].end), kind
             assert np.array_equal(e.extreme, got[kind].extreme, equal_nan=True), kind
+
+
+def reattached(tau_s, level_c, minutes=30, room_c=26.0):
+    """15 min worn at 36.8, 10 min off in room air, then back on: a first-order sensor."""
+    base = signal(cot(900, OK), (600, 0, 0, room_c), cot(minutes * 60, level_c))
+    temp = base.infant_c.copy()
+    k = np.arange(minutes * 60)
+    temp[1500:] = level_c + (room_c - level_c) * np.exp(-k / tau_s)
+    return type(base)(base.time, np.round(temp, 2), base.outer_c, base.contact, base.worn, None)
+
+
+def test_a_slow_sensor_still_climbing_after_five_minutes_is_not_a_cold_baby():
+    s = reattached(tau_s=150, level_c=36.8)  # at 5 min the reading is 36.0 and climbing
+    assert s.infant_c[1500 + 300] < 36.5 and s.infant_c[1500 + 420] < 36.5
+    assert episodes(s, "cold_stress") == [] and episodes(s, "moderate_hypothermia") == []
+
+
+def test_a_cold_baby_is_alerted_once_the_reading_levels_off():
+    s = reattached(tau_s=60, level_c=35.6)
+    got = episodes(s, "cold_stress")
+    assert len(got) == 1
+    start = got[0][0] - 1500
+    assert 300 <= start <= 420  # 5 min settling, then the plateau is reached
+
+
+def test_settling_never_lasts_beyond_settle_max():
+    s = reattached(tau_s=1500, level_c=36.8)  # climbs for half an hour
+    got = episodes(s, "cold_stress")
+    assert len(got) == 1 and got[0][0] - 1500 == 900  # judged from settle_max_s on
+
+
+def test_settling_is_the_same_in_any_chunks():
+    from kmc_host.detect import StrapDetector
+
+    for tau, level in ((150, 36.8), (60, 35.6), (1500, 36.8)):
+        s = reattached(tau, level)
+        whole = detect("S1", s)
+        for seed in range(4):
+            cuts = np.unique(np.random.default_rng(seed).integers(1, len(s), 120))
+            det = StrapDetector("S1")
+            for a, b in zip(np.r_[0, cuts], np.r_[cuts, len(s)], strict=True):
+                det.feed(s.slice(int(a), int(b)))
+            det.finish()
+            got = det.result().episodes["cold_stress"]
+            assert np.array_equal(got.start, whole.episodes["cold_stress"].start)
+            assert np.array_equal(got.end, whole.episodes["cold_stress"].end)

@@ -77,6 +77,8 @@ class DetectorConfig:
     Thermal alerts on infant_c + axillary_offset_c, only while worn
       thermal_bands: the WHO bands with their persistence and hysteresis.
       settle_s: no thermal alert this long after the strap is put (back) on.
+      settle_rise_c_per_min, settle_rise_window_s, settle_max_s: after settle_s, a reading
+        still climbing at least this fast (over the window) is still settling, up to settle_max_s.
       assume_removed_after_gap_s: a data gap at least this long counts as a removal, so the
         sensor settles again afterwards.
     Device alerts
@@ -94,6 +96,9 @@ class DetectorConfig:
     thermal_bands: tuple[Band, ...] = field(default_factory=who_thermal_bands)
     axillary_offset_c: float = 0.0
     settle_s: float = 300.0
+    settle_rise_c_per_min: float = 0.03
+    settle_rise_window_s: float = 120.0
+    settle_max_s: float = 900.0
     assume_removed_after_gap_s: float = 300.0
     strap_off_s: float = 120.0
     battery_band: Band = Band("battery_low", 3.5, "below", 0.05, 60.0)
@@ -113,6 +118,10 @@ class DetectorConfig:
         for name in ("dropout_s", "bridge_s", "settle_s"):
             if not getattr(self, name) >= 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.settle_max_s < self.settle_s:
+            raise ConfigError("settle_max_s must be >= settle_s")
+        if not self.settle_rise_window_s > 0 or not self.settle_rise_c_per_min > 0:
+            raise ConfigError("settle_rise_window_s and settle_rise_c_per_min must be > 0")
         if self.gap_s < self.sample_period_s:
             raise ConfigError("gap_s must be >= sample_period_s")
         if self.dropout_s > self.bridge_s:

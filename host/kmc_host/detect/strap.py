@@ -22,6 +22,7 @@ from .config import DetectorConfig
 from .intervals import contains
 from .runs import Runs, RunTracker
 from .sessions import SessionTracker
+from .settle import SettleTracker
 
 F64 = NDArray[np.float64]
 STRAP_OFF = "strap_off"
@@ -72,7 +73,7 @@ class StrapDetector:
         self.cfg = cfg = cfg or DetectorConfig()
         self._prev_t = np.nan
         self._prev_worn = False
-        self._settle_until = -np.inf
+        self._settle = SettleTracker(cfg)
         self._n = 0
         period = cfg.sample_period_s
         self._contact = RunTracker(period)
@@ -108,7 +109,7 @@ class StrapDetector:
                 "(duplicate or out of order)"
             )
         brk = ~(dt <= cfg.gap_s)  # NaN (first sample ever) is a break too
-        judge = self._judged(t, dt, s.worn)
+        worn = s.worn == 1
 
         update = Update()
         evidence = s.contact & s.worn  # 0/1 flags: skin-to-skin evidence
@@ -117,7 +118,7 @@ class StrapDetector:
         self._take_off(self._worn.push(t, brk, s.worn), update)
         self._mon.append(self._monitored.push(t, brk, np.zeros(t.size, np.int8)))
         infant = s.infant_c + cfg.axillary_offset_c if cfg.axillary_offset_c else s.infant_c
-        judge &= np.isfinite(infant)
+        judge = worn & ~self._settle.push(t, dt, worn, infant) & np.isfinite(infant)
         for tracker in self._bands:
             self._take(tracker.push(t, brk, infant, judge), update)
         if s.battery_v is not None:
@@ -129,24 +130,6 @@ class StrapDetector:
         self._prev_worn = bool(s.worn[-1] == 1)
         self._n += len(s)
         return update
-
-    def _judged(self, t: F64, dt: F64, worn_flag: NDArray[np.int8]) -> NDArray[np.bool_]:
-        """Worn and past the settling time since the strap was last put on.
-
-        Put on: worn after not worn, after a data gap long enough to be a removal, or at the
-        first sample ever. Settling windows are marked with a +1/-1 difference array (the
-        onsets are few), so this is a couple of passes over the chunk.
-        """
-        cfg = self.cfg
-        worn = worn_flag == 1
-        prev_worn = np.concatenate(([self._prev_worn], worn[:-1]))
-        onset = np.flatnonzero(worn & (~prev_worn | ~(dt < cfg.assume_removed_after_gap_s)))
-        settling = t < self._settle_until
-        for i in onset.tolist():  # one slice per put-on event, not per sample
-            until = float(t[i]) + cfg.settle_s
-            settling[i : int(np.searchsorted(t, until, side="left"))] = True
-            self._settle_until = max(self._settle_until, until)
-        return worn & ~settling
 
     def finish(self) -> Update:
         """End of the recording: close every open run and episode."""
