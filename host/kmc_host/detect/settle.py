@@ -45,11 +45,12 @@ class SettleTracker:
             phases.append((self._phase_onset, 0))
         phases += [(float(t[i]), int(i)) for i in onsets]
 
-        all_t = np.concatenate((self._tail_t, t))
-        all_v = np.concatenate((self._tail_v, value))
-        offset = self._tail_t.size
         settling = np.zeros(n, bool)
         carry: float | None = None
+        if phases:  # readings with the carried ones in front, for the climb over the window
+            all_t = np.concatenate((self._tail_t, t))
+            all_v = np.concatenate((self._tail_v, value))
+            offset = self._tail_t.size
         for k, (onset, first) in enumerate(phases):  # a few per day: not a per-sample loop
             stop = phases[k + 1][1] if k + 1 < len(phases) else n
             lo = max(first, int(np.searchsorted(t, onset + cfg.settle_s, side="left")))
@@ -65,11 +66,19 @@ class SettleTracker:
             settling[first:end] = True
         self._phase_onset = carry
         self._prev_worn = bool(worn[-1])
-        keep = max(
-            0, int(np.searchsorted(all_t, all_t[-1] - cfg.settle_rise_window_s, side="right")) - 1
-        )
-        self._tail_t, self._tail_v = all_t[keep:], all_v[keep:]
+        self._keep_tail(t, value)
         return settling
+
+    def _keep_tail(self, t: F64, value: F64) -> None:
+        """Carry the readings a later window may reach back to (copies: chunks are freed)."""
+        cut = t[-1] - self.cfg.settle_rise_window_s
+        k = int(np.searchsorted(t, cut, side="right")) - 1
+        if k >= 0:  # the chunk alone covers the window
+            self._tail_t, self._tail_v = t[k:].copy(), value[k:].copy()
+            return
+        old = max(0, int(np.searchsorted(self._tail_t, cut, side="right")) - 1)
+        self._tail_t = np.concatenate((self._tail_t[old:], t))
+        self._tail_v = np.concatenate((self._tail_v[old:], value))
 
     def _first_stable(
         self, t: F64, all_t: F64, all_v: F64, offset: int, lo: int, hi: int
