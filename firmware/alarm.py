@@ -1,7 +1,12 @@
 # The strap's own hypothermia alarm: it works with no gateway at all.
 # Raised after `after_s` of infant temperature below `below_c` while the strap is worn and
-# its sensor has settled (`settle_s` after being put on); cleared after `after_s` at or above
-# below_c + hysteresis. While raised, the LED blinks and the buzzer beeps (200 ms every 2 s).
+# its sensor has settled; cleared after `after_s` at or above below_c + hysteresis. While
+# raised, the LED blinks and the buzzer beeps (200 ms every 2 s).
+# Settled, as on the gateway (docs/detector.md): `settle_s` after being put on, and then once
+# the reading climbs less than `rise_c_per_min` over `rise_window_s` (a slow sensor still
+# warming up is not a cold baby), at the latest `settle_max_s` after being put on.
+
+_HISTORY_STEP_S = 30  # one remembered reading per 30 s is enough for a 2 min climb
 
 
 class ColdAlarm:
@@ -14,6 +19,9 @@ class ColdAlarm:
         after_s=60,
         settle_s=300,
         period_s=1,
+        settle_max_s=900,
+        rise_c_per_min=0.03,
+        rise_window_s=120,
     ):
         self.led = led
         self.buzzer = buzzer
@@ -25,7 +33,12 @@ class ColdAlarm:
         self.active = False
         self._cold_since = None
         self._warm_since = None
+        self.settle_max_s = settle_max_s
+        self.rise_c_per_min = rise_c_per_min
+        self.rise_window_s = rise_window_s
         self._worn_since = None
+        self._settled = False
+        self._history = []  # (t, reading) every _HISTORY_STEP_S while settling
         self._identify_until = 0
 
     def update(self, t, infant_c, worn):
@@ -37,7 +50,9 @@ class ColdAlarm:
             return False
         if self._worn_since is None:
             self._worn_since = t
-        if infant_c is None or t - self._worn_since < self.settle_s:
+            self._settled = False
+            self._history = []
+        if infant_c is None or not self._settling_done(t, infant_c):
             self._cold_since = self._warm_since = None
             return self.active
         if infant_c < self.below_c:
@@ -56,6 +71,25 @@ class ColdAlarm:
             else:
                 self._warm_since = None
         return self.active
+
+    def _settling_done(self, t, reading):
+        if self._settled:
+            return True
+        hist = self._history
+        if not hist or t - hist[-1][0] >= _HISTORY_STEP_S:
+            hist.append((t, reading))
+            if len(hist) > self.rise_window_s // _HISTORY_STEP_S + 1:
+                hist.pop(0)
+        elapsed = t - self._worn_since
+        if elapsed < self.settle_s:
+            return False
+        if elapsed < self.settle_max_s:
+            ref_t, ref_v = hist[0]
+            if t - ref_t >= self.rise_window_s - _HISTORY_STEP_S and t > ref_t:
+                if (reading - ref_v) * 60 / (t - ref_t) >= self.rise_c_per_min:
+                    return False  # still warming up: the sensor, not the baby
+        self._settled = True
+        return True
 
     def identify(self, until_ms):
         """Blink (no sound) until the given ticks_ms, so a nurse can find the strap."""

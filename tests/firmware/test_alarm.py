@@ -51,6 +51,27 @@ def test_missing_reading_does_not_raise():
     assert feed(a, 400, 300, None) is False
 
 
+def put_back_on(alarm, tau_s, level_c, seconds=1200, room_c=26.0):
+    """Strap put on at t=1000 with a first-order sensor; return the first alarm time or None."""
+    import math
+
+    feed(alarm, 0, 1000, 25.0, worn=0)
+    for k in range(seconds):
+        reading = level_c + (room_c - level_c) * math.exp(-k / tau_s)
+        if alarm.update(1000 + k, round(reading, 2), 1):
+            return k
+    return None
+
+
+def test_a_slow_sensor_does_not_sound_the_alarm():
+    assert put_back_on(ColdAlarm(), tau_s=150, level_c=36.8) is None
+
+
+def test_a_cold_baby_sounds_it_once_the_reading_levels_off():
+    k = put_back_on(ColdAlarm(), tau_s=60, level_c=35.6)
+    assert k is not None and 360 <= k <= 600, k
+
+
 def test_drive_beeps_when_raised_and_blinks_to_identify():
     led, buzzer = Pin(2), Pin(25)
     a = ColdAlarm(led, buzzer, settle_s=0)
