@@ -85,9 +85,9 @@ class ColdAlarm:
             return False
         if elapsed < self.settle_max_s:
             ref_t, ref_v = hist[0]
-            if t - ref_t >= self.rise_window_s - _HISTORY_STEP_S and t > ref_t:
-                if (reading - ref_v) * 60 / (t - ref_t) >= self.rise_c_per_min:
-                    return False  # still warming up: the sensor, not the baby
+            window_ok = t - ref_t >= self.rise_window_s - _HISTORY_STEP_S and t > ref_t
+            if window_ok and (reading - ref_v) * 60 / (t - ref_t) >= self.rise_c_per_min:
+                return False  # still warming up: the sensor, not the baby
         self._settled = True
         return True
 
