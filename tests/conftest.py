@@ -35,6 +35,35 @@ def drop_rows(s: Samples, start: int, stop: int) -> Samples:
     )
 
 
+def detect_in_chunks(s: Samples, cuts, device: str = "S"):
+    """The detector fed chunk by chunk, cut before each index in `cuts` (as live feeding does)."""
+    from kmc_host.detect import StrapDetector
+
+    det = StrapDetector(device)
+    edges = np.unique(np.concatenate(([0], np.asarray(cuts, dtype=np.int64), [len(s)])))
+    for a, b in zip(edges[:-1], edges[1:], strict=True):
+        det.feed(s.slice(int(a), int(b)))
+    det.finish()
+    return det.result()
+
+
+def random_cuts(n: int, count: int, seed: int):
+    return np.random.default_rng(seed).integers(1, n, count)
+
+
+def assert_same_results(a, b) -> None:
+    """Two detector results are identical: sessions, monitored time, every episode."""
+    assert np.array_equal(a.session_start, b.session_start)
+    assert np.array_equal(a.session_end, b.session_end)
+    assert np.array_equal(a.monitored_start, b.monitored_start)
+    assert np.array_equal(a.monitored_end, b.monitored_end)
+    for kind in a.episodes:
+        ea, eb = a.episodes[kind], b.episodes[kind]
+        assert np.array_equal(ea.start, eb.start), kind
+        assert np.array_equal(ea.end, eb.end), kind
+        assert np.array_equal(ea.extreme, eb.extreme, equal_nan=True), kind
+
+
 @pytest.fixture
 def t0() -> float:
     return T0

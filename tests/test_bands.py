@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from conftest import T0, signal
+from conftest import T0, assert_same_results, detect_in_chunks, random_cuts, signal
 from kmc_host.detect import DetectorConfig, detect
 
 OK = 36.8
@@ -124,8 +124,6 @@ def test_brief_dips_do_not_hold_an_episode_open():
 
 
 def test_noise_never_changes_with_chunking():
-    from kmc_host.detect import StrapDetector
-
     rng = np.random.default_rng(5)
     base = signal(cot(3 * 3600, OK))
     temp = 36.45 + 0.35 * np.sin(np.arange(len(base)) / 300) + rng.normal(0, 0.08, len(base))
@@ -133,16 +131,7 @@ def test_noise_never_changes_with_chunking():
     whole = detect("S1", s)
     assert len(whole.episodes["cold_stress"]) > 3
     for seed in range(5):
-        cuts = np.unique(np.random.default_rng(seed).integers(1, len(s), 400))
-        det = StrapDetector("S1")
-        for a, b in zip(np.r_[0, cuts], np.r_[cuts, len(s)], strict=True):
-            det.feed(s.slice(int(a), int(b)))
-        det.finish()
-        got = det.result().episodes
-        for kind, e in whole.episodes.items():
-            assert np.array_equal(e.start, got[kind].start), kind
-            assert np.array_equal(e.end, got[kind].end), kind
-            assert np.array_equal(e.extreme, got[kind].extreme, equal_nan=True), kind
+        assert_same_results(whole, detect_in_chunks(s, random_cuts(len(s), 400, seed), "S1"))
 
 
 def reattached(tau_s, level_c, minutes=30, room_c=26.0):
@@ -175,17 +164,8 @@ def test_settling_never_lasts_beyond_settle_max():
 
 
 def test_settling_is_the_same_in_any_chunks():
-    from kmc_host.detect import StrapDetector
-
     for tau, level in ((150, 36.8), (60, 35.6), (1500, 36.8)):
         s = reattached(tau, level)
         whole = detect("S1", s)
         for seed in range(4):
-            cuts = np.unique(np.random.default_rng(seed).integers(1, len(s), 120))
-            det = StrapDetector("S1")
-            for a, b in zip(np.r_[0, cuts], np.r_[cuts, len(s)], strict=True):
-                det.feed(s.slice(int(a), int(b)))
-            det.finish()
-            got = det.result().episodes["cold_stress"]
-            assert np.array_equal(got.start, whole.episodes["cold_stress"].start)
-            assert np.array_equal(got.end, whole.episodes["cold_stress"].end)
+            assert_same_results(whole, detect_in_chunks(s, random_cuts(len(s), 120, seed), "S1"))

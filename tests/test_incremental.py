@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from conftest import T0, signal
+from conftest import T0, assert_same_results, detect_in_chunks, signal
 from kmc_analysis.simulate import simulate_strap
 from kmc_host.detect import (
     STATE_KMC,
@@ -24,18 +24,6 @@ def sim_samples(seed: int, days: float = 1.0) -> Samples:
     )
 
 
-def assert_same(a, b):
-    assert np.array_equal(a.session_start, b.session_start)
-    assert np.array_equal(a.session_end, b.session_end)
-    assert np.array_equal(a.monitored_start, b.monitored_start)
-    assert np.array_equal(a.monitored_end, b.monitored_end)
-    for kind in a.episodes:
-        ea, eb = a.episodes[kind], b.episodes[kind]
-        assert np.array_equal(ea.start, eb.start), kind
-        assert np.array_equal(ea.end, eb.end), kind
-        assert np.array_equal(ea.extreme, eb.extreme, equal_nan=True), kind
-
-
 @pytest.mark.parametrize("seed", range(6))
 def test_random_chunks_equal_one_pass(seed):
     s = sim_samples(seed)
@@ -43,12 +31,8 @@ def test_random_chunks_equal_one_pass(seed):
     assert sum(len(e) for e in whole.episodes.values()) + whole.session_start.size > 0
     rng = np.random.default_rng(100 + seed)
     # chunk sizes from single samples (live, one notification) to hours
-    cuts = np.unique(np.concatenate((rng.integers(1, len(s), 300), np.arange(5000, 5200))))
-    det = StrapDetector("S")
-    for a, b in zip(np.r_[0, cuts], np.r_[cuts, len(s)], strict=True):
-        det.feed(s.slice(int(a), int(b)))
-    det.finish()
-    assert_same(whole, det.result())
+    cuts = np.concatenate((rng.integers(1, len(s), 300), np.arange(5000, 5200)))
+    assert_same_results(whole, detect_in_chunks(s, cuts))
 
 
 def test_updates_report_each_final_result_once():
