@@ -5,9 +5,9 @@ batch by batch (pyarrow, vectorised; the next batch is read in a background thre
 caller works on this one), checks every value, and hands out per-strap chunks in file order.
 The detector is incremental, so that is all `kmc analyze` needs when each strap's rows are in
 time order, however the straps are interleaved. When a strap's time goes backwards the reader
-says so (`RowsOutOfOrder`) and the caller starts again with `sorted_straps()`, which spills each
-strap's rows to a temporary file, sorts it and settles duplicates. Peak memory is a few batches
-(plus one strap on the sorting path), whatever the file size.
+says so (`RowsOutOfOrder`) and `SampleReader.consume()` starts again with `sorted_straps()`,
+which spills each strap's rows to a temporary file, sorts it and settles duplicates. Peak memory
+is a few batches (plus one strap on the sorting path), whatever the file size.
 
 Strict by default: the first bad value stops the load with `SamplesFileError`, naming the file,
 the line and the problem. With `skip_invalid=True` bad rows are left out and counted by kind, with
