@@ -28,6 +28,7 @@ class Strap:
         clock=None,
         data_root="/kmc_data",
         wdt=None,
+        now_ms=None,
     ):
         self.cfg = cfg
         self.clock = clock or Clock()
@@ -63,7 +64,7 @@ class Strap:
                 self.clock,
                 self.alarm,
                 cfg,
-                time.ticks_ms,
+                now_ms or time.ticks_ms,  # the emulated strap (CPython) brings its own
             )
 
     def note(self, text):

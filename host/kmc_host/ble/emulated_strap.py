@@ -1,0 +1,322 @@
+"""An emulated strap: the firmware's own code, in CPython, on a bumble BLE device.
+
+The strap firmware (firmware/, MicroPython) is imported here with two small stand-ins: a
+`micropython` module (just `const`) and a `bluetooth` module whose `BLE` class speaks to a
+bumble `Device` on a `VirtualRadio`. The firmware's sampler, store, alarm and GATT server then
+run unchanged; the gateway reaches them over real BLE (HCI, ATT, GATT) through bleak with the
+bumble backend. Sensor values come from a `SensorFeed` (constant, or arrays from the simulator).
+
+This needs the firmware sources (a checkout's firmware/ folder).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import sys
+import types
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bumble.device import Connection, Device
+from bumble.gatt import Characteristic, CharacteristicValue, Service
+
+from ..deploy import FIRMWARE_DIR
+
+_FLAG_READ, _FLAG_WRITE_NR, _FLAG_WRITE, _FLAG_NOTIFY, _FLAG_INDICATE = 0x02, 0x04, 0x08, 0x10, 0x20
+NOTIFY_QUEUE = (
+    32  # like a controller's buffers: when full, gatts_notify raises and the strap retries
+)
+
+
+def load_firmware(source: Path = FIRMWARE_DIR) -> dict[str, types.ModuleType]:
+    """Import the firmware modules (once) with the CPython stand-ins in place."""
+    if not (source / "app.py").exists():
+        raise FileNotFoundError(
+            f"no strap firmware in {source}: the emulated strap needs a checkout"
+        )
+    if "micropython" not in sys.modules:
+        shim = types.ModuleType("micropython")
+        shim.const = lambda value: value  # type: ignore[attr-defined]
+        sys.modules["micropython"] = shim
+    if "bluetooth" not in sys.modules:
+        sys.modules["bluetooth"] = _bluetooth_module()
+    if str(source) not in sys.path:
+        sys.path.insert(0, str(source))
+    names = (
+        "protocol",
+        "clock",
+        "config",
+        "store",
+        "alarm",
+        "pads",
+        "sampler",
+        "ble_service",
+        "app",
+    )
+    return {name: importlib.import_module(name) for name in names}
+
+
+def _bluetooth_module() -> types.ModuleType:
+    module = types.ModuleType("bluetooth")
+    module.UUID = UUID  # type: ignore[attr-defined]
+    module.BLE = BumbleBLE  # type: ignore[attr-defined]
+    return module
+
+
+class UUID:
+    """`bluetooth.UUID`: a 16-bit int or a 128-bit string."""
+
+    def __init__(self, value: int | str) -> None:
+        self.value = value
+
+    def text(self) -> str:
+        return f"{self.value:04X}" if isinstance(self.value, int) else str(self.value)
+
+
+class BumbleBLE:
+    """MicroPython's `bluetooth.BLE`, as far as the strap firmware uses it, on bumble."""
+
+    def __init__(self, device: Device) -> None:
+        self.device = device
+        self._irq: Callable[[int, tuple[Any, ...]], None] | None = None
+        self._chars: dict[int, Characteristic[bytes]] = {}
+        self._values: dict[int, bytes] = {}
+        self._connections: dict[int, Connection] = {}
+        self._queue: asyncio.Queue[tuple[int, int, bytes, bool]] = asyncio.Queue(NOTIFY_QUEUE)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._config: dict[str, Any] = {"mtu": 23, "gap_name": ""}
+        device.on("connection", self._on_connection)
+        self._spawn(self._sender())
+
+    # -- the MicroPython API
+
+    def active(self, state: bool | None = None) -> bool:
+        return True
+
+    def config(self, *args: str, **kwargs: Any) -> Any:
+        if args:
+            return self._config[args[0]]
+        self._config.update(kwargs)
+        return None
+
+    def irq(self, handler: Callable[[int, tuple[Any, ...]], None]) -> None:
+        self._irq = handler
+
+    def gatts_register_services(self, services: Any) -> tuple[tuple[int, ...], ...]:
+        out = []
+        for svc_uuid, chars in services:
+            handles = []
+            bumble_chars = []
+            for char_uuid, flags in chars:
+                handle = len(self._chars) + 1
+                self._values[handle] = b""
+                char: Characteristic[bytes] = Characteristic(
+                    char_uuid.text(),
+                    Characteristic.Properties(flags & 0x3E),
+                    Characteristic.READABLE | Characteristic.WRITEABLE,
+                    CharacteristicValue(read=self._reader(handle), write=self._writer(handle)),  # type: ignore[arg-type]
+                )
+                self._chars[handle] = char
+                bumble_chars.append(char)
+                handles.append(handle)
+            self.device.add_service(Service(svc_uuid.text(), bumble_chars))
+            out.append(tuple(handles))
+        return tuple(out)
+
+    def gatts_write(self, handle: int, data: bytes) -> None:
+        self._values[handle] = bytes(data)
+
+    def gatts_read(self, handle: int) -> bytes:
+        return self._values[handle]
+
+    def gatts_set_buffer(self, handle: int, size: int, append: bool = False) -> None:
+        pass
+
+    def gatts_notify(self, conn: int, handle: int, data: bytes | None = None) -> None:
+        self._send(conn, handle, data, indicate=False)
+
+    def gatts_indicate(self, conn: int, handle: int, data: bytes | None = None) -> None:
+        self._send(conn, handle, data, indicate=True)
+
+    def gap_advertise(
+        self, interval_us: int | None, adv_data: bytes | None = None, **kwargs: Any
+    ) -> None:
+        if interval_us is None:
+            self._spawn(self.device.stop_advertising())
+        else:
+            self._spawn(
+                self.device.start_advertising(advertising_data=adv_data, auto_restart=False)
+            )
+
+    # -- bumble side
+
+    def _send(self, conn: int, handle: int, data: bytes | None, indicate: bool) -> None:
+        if conn not in self._connections:
+            raise OSError(107, "not connected")
+        value = self._values[handle] if data is None else bytes(data)
+        try:
+            self._queue.put_nowait((conn, handle, value, indicate))
+        except asyncio.QueueFull:
+            raise OSError(12, "notification queue full") from None
+
+    async def _sender(self) -> None:
+        """Sends queued notifications in order (MicroPython's call returns at once)."""
+        while True:
+            conn, handle, value, indicate = await self._queue.get()
+            connection = self._connections.get(conn)
+            if connection is None:
+                continue
+            try:
+                if indicate:
+                    await self.device.indicate_subscriber(connection, self._chars[handle], value)
+                else:
+                    await self.device.notify_subscriber(connection, self._chars[handle], value)
+            except Exception:  # noqa: BLE001 - a link that went away: the strap resends on resume
+                continue
+
+    def _reader(self, handle: int) -> Callable[[Connection], bytes]:
+        return lambda connection: self._values[handle]
+
+    def _writer(self, handle: int) -> Callable[[Connection, bytes], None]:
+        def write(connection: Connection, value: bytes) -> None:
+            self._values[handle] = bytes(value)
+            self._event(3, (connection.handle, handle))
+
+        return write
+
+    def _on_connection(self, connection: Connection) -> None:
+        self._connections[connection.handle] = connection
+        connection.on("disconnection", lambda reason: self._on_disconnection(connection))
+        connection.on(
+            "connection_att_mtu_update",
+            lambda: self._event(21, (connection.handle, connection.att_mtu)),
+        )
+        self._event(1, (connection.handle, 0, bytes(6)))
+
+    def _on_disconnection(self, connection: Connection) -> None:
+        self._connections.pop(connection.handle, None)
+        self._event(2, (connection.handle, 0, bytes(6)))
+
+    def _event(self, event: int, data: tuple[Any, ...]) -> None:
+        if self._irq is not None:
+            self._irq(event, data)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+class SensorFeed:
+    """What the emulated strap's sensors read: callables of the sample index."""
+
+    def __init__(
+        self,
+        infant_c: Callable[[int], float | None] = lambda i: 36.8,
+        outer_c: Callable[[int], float | None] = lambda i: 30.0,
+        contact: Callable[[int], int] = lambda i: 0,
+        worn: Callable[[int], int] = lambda i: 1,
+        battery_v: Callable[[int], float | None] = lambda i: 3.9,
+    ) -> None:
+        self.i = 0
+        self.infant_c, self.outer_c, self.contact, self.worn, self.battery_v = (
+            infant_c,
+            outer_c,
+            contact,
+            worn,
+            battery_v,
+        )
+
+
+class _Temp:
+    def __init__(self, feed: SensorFeed, fn: Callable[[int], float | None]) -> None:
+        self.feed, self.fn, self.ok = feed, fn, True
+
+    def read_c(self) -> float | None:
+        value = self.fn(self.feed.i)
+        self.ok = value is not None
+        return value
+
+
+class _Touch:
+    """A touch pin: the raw reading drops by 25 % when touched (as on the ESP32)."""
+
+    def __init__(self, feed: SensorFeed, fn: Callable[[int], int]) -> None:
+        self.feed, self.fn = feed, fn
+
+    def read(self) -> int:
+        return 450 if self.fn(self.feed.i) else 600
+
+
+class _Battery:
+    def __init__(self, feed: SensorFeed) -> None:
+        self.feed, self.ok = feed, True
+
+    def read_v(self) -> float | None:
+        return self.feed.battery_v(self.feed.i)
+
+
+class EmulatedStrap:
+    """One strap: firmware `Strap` with bumble BLE, a feed for its sensors, a settable clock."""
+
+    def __init__(
+        self,
+        device: Device,
+        strap_id: str,
+        feed: SensorFeed,
+        data_root: Path,
+        t2000: int,
+        **cfg: Any,
+    ) -> None:
+        fw = load_firmware()
+        config = dict(fw["config"].DEFAULTS)
+        config.update(strap_id=strap_id, **cfg)
+        self.feed = feed
+        self.clock = fw["clock"].FakeClock(t2000)
+        pad = fw["pads"].Pad
+        sensors = fw["sampler"].Sensors(
+            _Temp(feed, feed.infant_c),
+            _Temp(feed, feed.outer_c),
+            pad(_Touch(feed, feed.contact)),
+            pad(_Touch(feed, feed.worn)),
+            _Battery(feed),
+            None,
+        )
+        data_root.mkdir(parents=True, exist_ok=True)
+        self.ble = BumbleBLE(device)
+        self.strap = fw["app"].Strap(
+            config,
+            sensors,
+            self.ble,
+            clock=self.clock,
+            data_root=str(data_root),
+            now_ms=lambda: int(self.clock.t * 1000),
+        )
+        assert self.strap.ble is not None
+        self.strap.ble.publish_status()
+
+    def tick(self) -> int:
+        """One sampling period: sample, advance the clock, send what the link takes."""
+        seq = self.strap.sampler.sample()
+        self.feed.i += 1
+        self.clock.advance(self.strap.cfg["interval_ms"] / 1000)
+        assert self.strap.ble is not None
+        self.strap.ble.pump()
+        if self.feed.i % 2 == 0:  # the firmware refreshes Status and the SIG values every 2 s
+            self.strap.ble.publish_status()
+        return int(seq)
+
+    async def run(self, samples: int, seconds_per_sample: float = 0.0) -> None:
+        """Sample `samples` times, yielding to the event loop (and the radio) in between."""
+        for _ in range(samples):
+            self.tick()
+            await asyncio.sleep(seconds_per_sample)
+
+    async def drain(self, rounds: int = 50) -> None:
+        """Let the BLE task send the backlog (as the firmware's 100 ms BLE task would)."""
+        assert self.strap.ble is not None
+        for _ in range(rounds):
+            self.strap.ble.pump()
+            await asyncio.sleep(0.01)
