@@ -296,6 +296,21 @@ class EmulatedStrap:
         )
         assert self.strap.ble is not None
         self.strap.ble.publish_status()
+        self._ble_task = asyncio.get_running_loop().create_task(self._ble_loop())
+
+    async def _ble_loop(self, period_s: float = 0.02) -> None:
+        """The firmware's BLE task: send what the link takes, refresh the status now and then."""
+        assert self.strap.ble is not None
+        n = 0
+        while True:
+            self.strap.ble.pump()
+            n += 1
+            if n % 100 == 0:
+                self.strap.ble.publish_status()
+            await asyncio.sleep(period_s)
+
+    def close(self) -> None:
+        self._ble_task.cancel()
 
     def tick(self) -> int:
         """One sampling period: sample, advance the clock, send what the link takes."""
@@ -303,7 +318,6 @@ class EmulatedStrap:
         self.feed.i += 1
         self.clock.advance(self.strap.cfg["interval_ms"] / 1000)
         assert self.strap.ble is not None
-        self.strap.ble.pump()
         if self.feed.i % 2 == 0:  # the firmware refreshes Status and the SIG values every 2 s
             self.strap.ble.publish_status()
         return int(seq)

@@ -1,0 +1,261 @@
+"""One strap kept connected: find it, connect, set its clock, resume, hand over every sample once.
+
+The strap numbers every sample; the gateway keeps, per strap, the next sequence number it still
+needs (the cursor, on disk). On every connection it asks the strap to resume from the cursor, so
+a BLE outage, a strap reboot or a gateway restart neither loses nor repeats a sample. The cursor
+moves only after `on_batch` has returned, i.e. after the samples are safely stored downstream.
+
+Nothing a strap sends can crash the gateway: malformed packets, sequence jumps and clocks far
+off are logged and counted in `LinkStats`; a strap that keeps sending garbage is disconnected
+and left alone for a while (isolated). Connection failures retry with exponential backoff and
+jitter. Notification callbacks only enqueue (bleak's advice); decoding happens in the link task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from bleak import BleakClient, BleakScanner
+from bleak.backends.device import BLEDevice
+from bleak.backends.scanner import AdvertisementData
+from bleak.exc import BleakError
+
+from .. import protocol as P
+
+log = logging.getLogger(__name__)
+
+CLOCK_TOLERANCE_S = 120.0  # a strap clock further off than this is set again and counted
+
+
+class CursorStore:
+    """Next sequence number to fetch, per strap, in one JSON file replaced atomically."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._cursors: dict[str, int] = {}
+        if path.exists():
+            try:
+                raw = json.loads(path.read_text())
+                self._cursors = {str(k): int(v) for k, v in raw.items()}
+            except (ValueError, TypeError, AttributeError) as exc:
+                raise ValueError(
+                    f"{path}: cursor file is corrupt ({exc}); move it away to start over"
+                ) from None
+
+    def get(self, strap: str) -> int:
+        return self._cursors.get(strap, 0)
+
+    def set(self, strap: str, next_seq: int) -> None:
+        self._cursors[strap] = next_seq
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self._cursors, sort_keys=True))
+        os.replace(tmp, self.path)
+
+
+@dataclass
+class LinkStats:
+    """What happened on one strap's link (for logs, status messages and tests)."""
+
+    connections: int = 0
+    connect_failures: int = 0
+    samples: int = 0
+    duplicates: int = 0
+    missing: int = 0  # sequence numbers the strap no longer had (lost at a strap reboot)
+    malformed: int = 0
+    clock_resets: int = 0
+    isolations: int = 0
+    last_error: str = ""
+    errors: list[str] = field(default_factory=list)
+
+    def note(self, text: str) -> None:
+        self.last_error = text
+        self.errors.append(text)
+        del self.errors[:-20]
+
+
+@dataclass(frozen=True)
+class BleAccess:
+    """How to reach the radio: bleak backends and their extra arguments (none on BlueZ)."""
+
+    scanner_backend: Any = None
+    client_backend: Any = None
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def scanner_args(self) -> dict[str, Any]:
+        return (
+            {"backend": self.scanner_backend, **self.kwargs}
+            if self.scanner_backend
+            else dict(self.kwargs)
+        )
+
+    def client_args(self) -> dict[str, Any]:
+        return (
+            {"backend": self.client_backend, **self.kwargs}
+            if self.client_backend
+            else dict(self.kwargs)
+        )
+
+
+OnBatch = Callable[[str, P.Measurement], Awaitable[None]]
+
+
+class StrapLink:
+    """Keeps one strap connected and its samples flowing (see module docstring)."""
+
+    def __init__(
+        self,
+        strap_id: str,
+        cursors: CursorStore,
+        on_batch: OnBatch,
+        access: BleAccess | None = None,
+        *,
+        now: Callable[[], float] = time.time,
+        scan_timeout: float = 10.0,
+        backoff_s: tuple[float, float] = (1.0, 60.0),
+        malformed_limit: int = 20,
+        isolate_s: float = 300.0,
+    ) -> None:
+        self.strap_id = strap_id
+        self.cursors = cursors
+        self.on_batch = on_batch
+        self.access = access or BleAccess()
+        self.now = now
+        self.scan_timeout = scan_timeout
+        self.backoff_s = backoff_s
+        self.malformed_limit = malformed_limit
+        self.isolate_s = isolate_s
+        self.stats = LinkStats()
+        self.connected = asyncio.Event()
+        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._malformed_run = 0
+
+    # -- the loop
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Connect, stream, reconnect, until `stop` is set. Never raises for BLE trouble."""
+        delay = self.backoff_s[0]
+        while not stop.is_set():
+            try:
+                device = await self._find()
+                if device is None:
+                    raise BleakError(
+                        f"strap {self.strap_id} not found within {self.scan_timeout:g} s"
+                    )
+                isolated = await self._session(device, stop)
+                delay = self.isolate_s if isolated else self.backoff_s[0]
+            except (TimeoutError, BleakError, OSError, EOFError) as exc:
+                self.stats.connect_failures += 1
+                self.stats.note(f"{type(exc).__name__}: {exc}")
+                log.warning("strap %s: %s; retrying in %.0f s", self.strap_id, exc, delay)
+            self.connected.clear()
+            if stop.is_set():
+                break
+            with contextlib.suppress(TimeoutError):  # backoff with jitter, cut short by stop
+                await asyncio.wait_for(stop.wait(), timeout=delay * random.uniform(0.8, 1.2))
+            delay = min(self.backoff_s[1], delay * 2)
+
+    async def _find(self) -> BLEDevice | None:
+        def match(device: BLEDevice, adv: AdvertisementData) -> bool:
+            return P.KMC_SERVICE_UUID in adv.service_uuids and adv.local_name == self.strap_id
+
+        return await BleakScanner.find_device_by_filter(
+            match, timeout=self.scan_timeout, **self.access.scanner_args()
+        )
+
+    async def _session(self, device: BLEDevice, stop: asyncio.Event) -> bool:
+        """One connection; returns True when the strap was isolated for misbehaving."""
+        lost = asyncio.Event()
+        async with BleakClient(
+            device, disconnected_callback=lambda c: lost.set(), **self.access.client_args()
+        ) as client:
+            self.stats.connections += 1
+            self._malformed_run = 0
+            await client.start_notify(
+                P.MEASUREMENT_UUID, lambda c, d: self._queue.put_nowait(bytes(d))
+            )
+            await client.write_gatt_char(P.CONTROL_UUID, P.set_clock(self.now()), response=True)
+            await client.write_gatt_char(
+                P.CONTROL_UUID, P.resume_from(self.cursors.get(self.strap_id)), response=True
+            )
+            self.connected.set()
+            log.info(
+                "strap %s: connected, resuming from %d",
+                self.strap_id,
+                self.cursors.get(self.strap_id),
+            )
+            while not (stop.is_set() or lost.is_set()):
+                try:
+                    data = await asyncio.wait_for(self._queue.get(), timeout=0.5)
+                except TimeoutError:
+                    continue
+                if data is None:
+                    continue
+                if await self._take(data, client) == "isolate":
+                    self.stats.isolations += 1
+                    log.error(
+                        "strap %s: isolated after %d malformed packets",
+                        self.strap_id,
+                        self._malformed_run,
+                    )
+                    return True
+            await self._flush_queue(client)
+        return False
+
+    async def _flush_queue(self, client: BleakClient) -> None:
+        while not self._queue.empty():
+            data = self._queue.get_nowait()
+            if data is not None:
+                await self._take(data, client)
+
+    # -- one notification
+
+    async def _take(self, data: bytes, client: BleakClient) -> str:
+        try:
+            batch = P.decode_measurement(data)
+        except P.ProtocolError as exc:
+            self.stats.malformed += 1
+            self._malformed_run += 1
+            self.stats.note(f"malformed packet: {exc}")
+            log.warning("strap %s: %s", self.strap_id, exc)
+            return "isolate" if self._malformed_run >= self.malformed_limit else "skip"
+        self._malformed_run = 0
+        cursor = self.cursors.get(self.strap_id)
+        keep = batch.seq >= cursor
+        if not keep.all():
+            self.stats.duplicates += int((~keep).sum())
+            if not keep.any():
+                return "duplicate"
+            batch = _select(batch, keep)
+        first = int(batch.seq[0])
+        if first > cursor:
+            self.stats.missing += first - cursor
+            self.stats.note(f"sequence jump {cursor} -> {first}: samples lost on the strap")
+            log.warning("strap %s: sequence jump %d -> %d", self.strap_id, cursor, first)
+        set_times = batch.time[batch.clock_set]
+        if set_times.size and abs(float(set_times[-1]) - self.now()) > CLOCK_TOLERANCE_S:
+            self.stats.clock_resets += 1
+            self.stats.note(
+                f"strap clock off by {float(set_times[-1]) - self.now():.0f} s, set again"
+            )
+            await client.write_gatt_char(P.CONTROL_UUID, P.set_clock(self.now()), response=True)
+        await self.on_batch(self.strap_id, batch)  # stored downstream before the cursor moves
+        self.cursors.set(self.strap_id, int(batch.seq[-1]) + 1)
+        self.stats.samples += len(batch)
+        return "ok"
+
+
+def _select(batch: P.Measurement, keep: np.ndarray) -> P.Measurement:
+    return P.Measurement(
+        **{name: getattr(batch, name)[keep] for name in batch.__dataclass_fields__}
+    )
