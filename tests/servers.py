@@ -32,11 +32,15 @@ class Mosquitto:
     def __init__(self, workdir: Path, port: int | None = None) -> None:
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(binary).exists():
-            raise RuntimeError("mosquitto is not installed (apt-get install mosquitto; .ci/run does)")
+            raise RuntimeError(
+                "mosquitto is not installed (apt-get install mosquitto; .ci/run does)"
+            )
         self.binary = binary
         self.port = port or free_port()
         self.config = workdir / "mosquitto.conf"
-        self.config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\nuser root\npersistence false\n")
+        self.config.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\nuser root\npersistence false\n"
+        )
         self.log = workdir / "mosquitto.log"
         self.proc: subprocess.Popen[bytes] | None = None
 

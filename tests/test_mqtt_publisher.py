@@ -9,9 +9,9 @@ import time
 
 import paho.mqtt.client as mqtt
 import pytest
+from servers import Mosquitto
 
 from kmc_host.gateway.publisher import BrokerConfig, MqttPublisher, TopicError, TopicTree, payload
-from servers import Mosquitto
 
 TOPICS = TopicTree("kmc", "site1", "ward-a")
 
@@ -29,7 +29,9 @@ class Listener:
     def __init__(self, port, topic="kmc/#"):
         self.messages = []
         self.lock = threading.Lock()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="listener", clean_session=False)
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id="listener", clean_session=False
+        )
         self.client.on_message = self._on_message
         self.client.on_connect = lambda c, u, f, r, p: c.subscribe(topic, qos=1)
         self.client.connect("127.0.0.1", port)
@@ -179,16 +181,22 @@ def test_the_last_will_says_offline_when_the_gateway_dies(broker, tmp_path):
     )
     proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "o.db")])
     try:
-        wait_for(lambda: listener.bodies(TOPICS.gateway_status)[-1:] == [{"v": 1, "state": "online"}])
+        wait_for(
+            lambda: listener.bodies(TOPICS.gateway_status)[-1:] == [{"v": 1, "state": "online"}]
+        )
         proc.kill()  # no clean disconnect: the broker publishes the will
-        wait_for(lambda: listener.bodies(TOPICS.gateway_status)[-1]["state"] == "offline", timeout=10)
+        wait_for(
+            lambda: listener.bodies(TOPICS.gateway_status)[-1]["state"] == "offline", timeout=10
+        )
     finally:
         proc.kill()
         proc.wait()
         listener.close()
 
 
-@pytest.mark.parametrize(("site", "strap"), [("a/b", "S1"), ("ok", "S+1"), ("ok", ""), ("ok", "S#"), (" ok", "S1")])
+@pytest.mark.parametrize(
+    ("site", "strap"), [("a/b", "S1"), ("ok", "S+1"), ("ok", ""), ("ok", "S#"), (" ok", "S1")]
+)
 def test_topic_parts_are_checked(site, strap):
     with pytest.raises(TopicError, match="cannot be an MQTT topic part"):
         TopicTree("kmc", site, "w").strap(strap, "samples")
