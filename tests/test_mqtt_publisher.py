@@ -1,15 +1,12 @@
 """MQTT publishing against a real Mosquitto: QoS 1, outbox on disk, outages, last will."""
 
 import asyncio
-import json
 import subprocess
 import sys
-import threading
 import time
 
-import paho.mqtt.client as mqtt
 import pytest
-from servers import Mosquitto
+from servers import Listener, Mosquitto
 
 from kmc_host.gateway.publisher import BrokerConfig, MqttPublisher, TopicError, TopicTree, payload
 
@@ -21,33 +18,6 @@ def broker(tmp_path):
     b = Mosquitto(tmp_path).start()
     yield b
     b.stop()
-
-
-class Listener:
-    """A subscriber that records every message (payload decoded) per topic."""
-
-    def __init__(self, port, topic="kmc/#"):
-        self.messages = []
-        self.lock = threading.Lock()
-        self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id="listener", clean_session=False
-        )
-        self.client.on_message = self._on_message
-        self.client.on_connect = lambda c, u, f, r, p: c.subscribe(topic, qos=1)
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-
-    def _on_message(self, client, userdata, msg):
-        with self.lock:
-            self.messages.append((msg.topic, json.loads(msg.payload), msg.retain))
-
-    def bodies(self, topic):
-        with self.lock:
-            return [body for t, body, _ in self.messages if t == topic]
-
-    def close(self):
-        self.client.disconnect()
-        self.client.loop_stop()
 
 
 def wait_for(predicate, timeout=15.0):

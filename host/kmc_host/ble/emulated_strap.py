@@ -217,7 +217,7 @@ class SensorFeed:
         infant_c: Callable[[int], float | None] = lambda i: 36.8,
         outer_c: Callable[[int], float | None] = lambda i: 30.0,
         contact: Callable[[int], int] = lambda i: 0,
-        worn: Callable[[int], int] = lambda i: 1,
+        worn: Callable[[int], int] = lambda i: int(i >= 3),  # switched on, then put on the baby
         battery_v: Callable[[int], float | None] = lambda i: 3.9,
     ) -> None:
         self.i = 0

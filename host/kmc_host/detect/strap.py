@@ -162,6 +162,11 @@ class StrapDetector:
 
     # ---- live view -----------------------------------------------------------------------
 
+    @property
+    def last_time(self) -> float:
+        """Time of the latest sample fed (NaN before the first): the next must be later."""
+        return self._prev_t
+
     def open_session(self) -> tuple[float, float] | None:
         """The session in progress (start, latest time), provisional until it ends."""
         run = self._contact.open

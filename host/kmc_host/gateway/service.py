@@ -1,0 +1,248 @@
+"""The gateway service: strap links in, live detection, MQTT out.
+
+Per strap: a `StrapLink` (BLE, resume, cursor) hands each batch to `_on_batch`, which publishes
+the samples, feeds the strap's incremental `StrapDetector` and publishes what changed: sessions
+that ended, alerts that started or ended, the strap's state (retained). Everything goes through
+the publisher's on-disk outbox before the link moves its cursor, so a sample is never lost
+between the strap and the broker. A watchdog raises `signal_lost` for a strap silent for 2 min.
+
+Topics under `<prefix>/<site>/<ward>/<strap>/`: `samples`, `state` (retained), `session`,
+`alert`; the gateway's own `.../gateway/status` (retained, with a last will). docs/mqtt.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .. import protocol as P
+from ..detect import STATE_NAMES, StrapDetector, zone
+from ..detect.intervals import seconds_in_bins
+from ..samples import Samples
+from .config import GatewayConfig, StrapEntry
+from .link import BleAccess, CursorStore, StrapLink
+from .publisher import MqttPublisher, payload
+
+log = logging.getLogger(__name__)
+
+SIGNAL_LOST_S = 120.0
+
+
+def _num(values: np.ndarray, digits: int) -> list[float | None]:
+    return [None if math.isnan(v) else round(v, digits) for v in values.tolist()]
+
+
+def _iso(t: float) -> str:
+    return dt.datetime.fromtimestamp(round(t), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class StrapState:
+    entry: StrapEntry
+    detector: StrapDetector
+    link: StrapLink
+    last_arrival: float | None = None
+    active: set[str] = field(default_factory=set)
+    signal_lost: bool = False
+    clock_unset: int = 0  # samples taken before any gateway set the strap clock
+    out_of_order: int = 0
+
+
+class Gateway:
+    def __init__(
+        self,
+        cfg: GatewayConfig,
+        access: BleAccess | None = None,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        self.cfg = cfg
+        self.now = now
+        self.tz = zone(cfg.timezone)
+        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        self.cursors = CursorStore(cfg.data_dir / "cursors.json")
+        self.publisher = MqttPublisher(cfg.broker, cfg.topics, cfg.data_dir / "outbox.db")
+        self.straps: dict[str, StrapState] = {}
+        for entry in cfg.straps:
+            link = StrapLink(entry.id, self.cursors, self._on_batch, access, now=now)
+            self.straps[entry.id] = StrapState(entry, StrapDetector(entry.id, cfg.detector), link)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until `stop` is set; then say offline and keep the outbox for next time."""
+        self.publisher.start()
+        try:
+            await asyncio.gather(
+                self.publisher.run(stop),
+                self._watchdog(stop),
+                *(s.link.run(stop) for s in self.straps.values()),
+            )
+        finally:
+            self.publisher.stop()
+
+    # -- one batch from one strap
+
+    async def _on_batch(self, strap_id: str, batch: P.Measurement) -> None:
+        st = self.straps[strap_id]
+        st.last_arrival = self.now()
+        topic = self.cfg.topics.strap
+        self.publisher.publish(
+            topic(strap_id, "samples"),
+            payload(
+                strap=strap_id,
+                bed=st.entry.bed,
+                infant=st.entry.infant,
+                seq=batch.seq.tolist(),
+                time=batch.time.tolist(),
+                infant_c=_num(batch.infant_c, 2),
+                outer_c=_num(batch.outer_c, 2),
+                contact=batch.contact.tolist(),
+                worn=batch.worn.tolist(),
+                battery_v=_num(batch.battery_v, 2),
+                clock_set=batch.clock_set.tolist(),
+            ),
+        )
+        if st.signal_lost:
+            st.signal_lost = False
+            self.publisher.publish(
+                topic(strap_id, "alert"),
+                payload(
+                    strap=strap_id, kind="signal_lost", state="ended", end=_iso(st.last_arrival)
+                ),
+            )
+        self._detect(st, batch)
+
+    def _detect(self, st: StrapState, batch: P.Measurement) -> None:
+        det = st.detector
+        strap_id = st.entry.id
+        topic = self.cfg.topics.strap
+        usable = batch.clock_set.copy()
+        st.clock_unset += int((~usable).sum())  # published above, but no wall-clock time to judge
+        last = det.last_time if not math.isnan(det.last_time) else -math.inf
+        later = batch.time > last
+        st.out_of_order += int((usable & ~later).sum())
+        usable &= later
+        if usable.any():
+            t = batch.time[usable]
+            increasing = np.concatenate(([True], np.diff(t) > 0))
+            keep = np.flatnonzero(usable)[increasing]
+            st.out_of_order += int((~increasing).sum())
+            update = det.feed(
+                Samples(
+                    batch.time[keep],
+                    batch.infant_c[keep],
+                    batch.outer_c[keep],
+                    batch.contact[keep],
+                    batch.worn[keep],
+                    batch.battery_v[keep],
+                )
+            )
+            for s, e in zip(
+                update.session_start.tolist(), update.session_end.tolist(), strict=True
+            ):
+                self.publisher.publish(
+                    topic(strap_id, "session"),
+                    payload(
+                        strap=strap_id,
+                        start=_iso(s),
+                        end=_iso(e),
+                        duration_min=round((e - s) / 60, 1),
+                        effective=(e - s) >= self.cfg.detector.effective_session_s,
+                    ),
+                )
+            for ep in update.episodes:
+                for k in range(len(ep)):
+                    self.publisher.publish(
+                        topic(strap_id, "alert"),
+                        payload(
+                            strap=strap_id,
+                            kind=ep.kind,
+                            state="ended",
+                            start=_iso(float(ep.start[k])),
+                            end=_iso(float(ep.end[k])),
+                            extreme_c=None
+                            if math.isnan(ep.extreme[k])
+                            else round(float(ep.extreme[k]), 2),
+                        ),
+                    )
+        active = det.active_alerts()
+        for kind in sorted(set(active) - st.active):
+            start, extreme = active[kind]
+            self.publisher.publish(
+                topic(strap_id, "alert"),
+                payload(
+                    strap=strap_id,
+                    bed=st.entry.bed,
+                    kind=kind,
+                    state="active",
+                    start=_iso(start),
+                    extreme_c=None if math.isnan(extreme) else round(extreme, 2),
+                    raised=_iso(self.now()),
+                ),
+            )
+        st.active = set(active)
+        self.publisher.publish(topic(strap_id, "state"), self._state(st, batch), retain=True)
+
+    def _state(self, st: StrapState, batch: P.Measurement) -> bytes:
+        det = st.detector
+        now = self.now()
+        midnight = dt.datetime.combine(
+            dt.datetime.fromtimestamp(now, self.tz).date(), dt.time(0), tzinfo=self.tz
+        ).timestamp()
+        result = det.result()
+        starts, ends = result.session_start, result.session_end
+        session = det.open_session()
+        if session is not None:
+            starts, ends = np.append(starts, session[0]), np.append(ends, session[1])
+        today_h = float(seconds_in_bins(starts, ends, np.array([midnight, now + 1.0]))[0]) / 3600
+        return payload(
+            strap=st.entry.id,
+            bed=st.entry.bed,
+            infant=st.entry.infant,
+            state=STATE_NAMES[det.state()],
+            infant_c=_num(batch.infant_c[-1:], 2)[0],
+            battery_v=_num(batch.battery_v[-1:], 2)[0],
+            last_seq=int(batch.seq[-1]),
+            time=float(batch.time[-1]),
+            kmc_hours_today=round(today_h, 3),
+            session_start=None if session is None else _iso(session[0]),
+            alerts=sorted(st.active),
+        )
+
+    async def _watchdog(self, stop: asyncio.Event, period_s: float = 1.0) -> None:
+        while not stop.is_set():
+            now = self.now()
+            for st in self.straps.values():
+                if (
+                    st.last_arrival is not None
+                    and not st.signal_lost
+                    and now - st.last_arrival > SIGNAL_LOST_S
+                ):
+                    st.signal_lost = True
+                    self.publisher.publish(
+                        self.cfg.topics.strap(st.entry.id, "alert"),
+                        payload(
+                            strap=st.entry.id,
+                            bed=st.entry.bed,
+                            kind="signal_lost",
+                            state="active",
+                            start=_iso(st.last_arrival),
+                            raised=_iso(now),
+                        ),
+                    )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=period_s)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            sid: vars(st.link.stats)
+            | {"clock_unset": st.clock_unset, "out_of_order": st.out_of_order}
+            for sid, st in self.straps.items()
+        }

@@ -1,0 +1,133 @@
+"""The gateway end to end: emulated straps (firmware on bumble) -> bleak -> detector -> Mosquitto."""
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+from servers import Listener, Mosquitto
+
+from kmc_host import protocol as P
+from kmc_host.ble.bumble_backend import BumbleBleakClient, BumbleBleakScanner, VirtualRadio
+from kmc_host.ble.emulated_strap import EmulatedStrap, SensorFeed
+from kmc_host.detect import ConfigError
+from kmc_host.gateway.config import load_config
+from kmc_host.gateway.link import BleAccess
+from kmc_host.gateway.service import Gateway
+
+T2000 = 837000000
+
+
+def write_config(tmp_path: Path, port: int, straps=("KMC-0001",), extra="") -> Path:
+    entries = "".join(
+        f'[[straps]]\nid = "{s}"\nbed = "{k + 1}"\ninfant = "INF-{k + 1:04d}"\n'
+        for k, s in enumerate(straps)
+    )
+    path = tmp_path / "gateway.toml"
+    path.write_text(
+        f'[gateway]\nsite = "site1"\nward = "nicu"\ntimezone = "Africa/Addis_Ababa"\ndata_dir = "{tmp_path / "data"}"\n'
+        f'[mqtt]\nport = {port}\nprefix = "kmc"\n{entries}{extra}'
+    )
+    return path
+
+
+@pytest.fixture
+def broker(tmp_path):
+    b = Mosquitto(tmp_path).start()
+    yield b
+    b.stop()
+
+
+def test_samples_sessions_and_a_cold_baby_reach_mqtt(broker, tmp_path):
+    cfg = load_config(write_config(tmp_path, broker.port))
+    listener = Listener(broker.port)
+    n = 1500
+
+    def temp(i):
+        return 36.8 if i < 800 else 35.5  # cooling from sample 800 on (after settling)
+
+    async def main():
+        radio = VirtualRadio()
+        central = await radio.device("gateway")
+        feed = SensorFeed(infant_c=temp, contact=lambda i: int(100 <= i < 1000))
+        strap = EmulatedStrap(
+            await radio.device("strap"), "KMC-0001", feed, tmp_path / "strap", T2000
+        )
+        gw = Gateway(
+            cfg,
+            BleAccess(BumbleBleakScanner, BumbleBleakClient, {"central": central}),
+            now=lambda: strap.clock.t + P.EPOCH_2000_UNIX,
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(gw.run(stop))
+        await asyncio.wait_for(gw.straps["KMC-0001"].link.connected.wait(), 20)
+        await strap.run(n, 0.001)
+        for _ in range(1500):
+            if gw.straps["KMC-0001"].link.stats.samples == n and gw.publisher.pending() == 0:
+                break
+            await asyncio.sleep(0.02)
+        stop.set()
+        await task
+        return gw
+
+    gw = asyncio.run(main())
+    samples_topic = "kmc/site1/nicu/KMC-0001/samples"
+    deadline = time.monotonic() + 10
+    while (
+        time.monotonic() < deadline
+        and sum(len(b["seq"]) for b in listener.bodies(samples_topic)) < n
+    ):
+        time.sleep(0.05)
+    seqs = [s for b in listener.bodies(samples_topic) for s in b["seq"]]
+    assert sorted(set(seqs)) == list(range(n))  # every sample reached the broker
+    stats = gw.stats()["KMC-0001"]
+    assert stats["samples"] == n and stats["duplicates"] == 0 and stats["malformed"] == 0
+    alerts = listener.bodies("kmc/site1/nicu/KMC-0001/alert")
+    cold = [a for a in alerts if a["kind"] == "cold_stress" and a["state"] == "active"]
+    assert len(cold) == 1 and cold[0]["bed"] == "1"
+    # the episode starts at the first cold sample's time (as the strap stamped it)
+    first_cold = min(
+        t
+        for b in listener.bodies(samples_topic)
+        for t, c in zip(b["time"], b["infant_c"], strict=True)
+        if c == 35.5
+    )
+    assert cold[0]["start"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(first_cold))
+    states = listener.bodies("kmc/site1/nicu/KMC-0001/state")
+    assert (
+        states[-1]["alerts"] == ["cold_stress", "moderate_hypothermia"]
+        and states[-1]["infant"] == "INF-0001"
+    )
+    sessions = listener.bodies("kmc/site1/nicu/KMC-0001/session")
+    assert len(sessions) == 1 and sessions[0]["duration_min"] == 15.0
+    assert listener.bodies("kmc/site1/nicu/gateway/status")[-1]["state"] == "offline"
+    listener.close()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ('[[straps]]\nid = "KMC-0001"\n', "listed twice"),
+        ("[detector]\nbridge = 5\n", "unknown detector setting"),
+        ("[colour]\nx = 1\n", "unknown key(s) colour"),
+    ],
+)
+def test_config_errors_name_the_key(tmp_path, extra, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_config(write_config(tmp_path, 1883, extra=extra))
+
+
+def test_config_rejects_bad_topic_parts_and_zones(tmp_path):
+    path = write_config(tmp_path, 1883)
+    path.write_text(path.read_text().replace('ward = "nicu"', 'ward = "nicu/+"'))
+    with pytest.raises(
+        ConfigError, match=r"\[gateway\]: ward 'nicu/\+' cannot be an MQTT topic part"
+    ):
+        load_config(path)
+    path.write_text(
+        path.read_text()
+        .replace('ward = "nicu/+"', 'ward = "nicu"')
+        .replace("Africa/Addis_Ababa", "Mars/Base")
+    )
+    with pytest.raises(ConfigError, match="unknown time zone 'Mars/Base'"):
+        load_config(path)
