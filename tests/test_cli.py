@@ -108,7 +108,16 @@ def test_bad_roster_names_its_line(ward, tmp_path):
 
 
 def test_demo_runs_end_to_end(tmp_path):
-    r = run("demo", "--straps", "3", "--days", "1", "--out", str(tmp_path))
+    r = run("demo", "--offline", "--straps", "3", "--days", "1", "--out", str(tmp_path))
     assert r.returncode == 0, r.stderr
     assert "sessions matched" in r.stdout and "coverage:" in r.stdout
     assert (tmp_path / "analysis" / "alerts.csv").exists()
+
+
+def test_live_demo_delivers_every_sample_and_the_cold_alert(tmp_path):
+    """`kmc demo`: emulated straps -> BLE (bumble) -> gateway -> MQTT broker, then the summary."""
+    r = run("demo", "--straps", "2", "--minutes", "22", "--speed", "400", "--out", str(tmp_path))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "samples lost: 0" in r.stdout
+    assert "alert cold_stress on KMC-0002" in r.stdout
+    assert "KMC-0001: 1320/1320 samples received" in r.stdout

@@ -56,6 +56,18 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    """The README's main job: a simulated ward, live (or offline with --offline)."""
+    if not args.offline:
+        from .live_demo import run_demo
+
+        result = run_demo(
+            args.straps, args.minutes, args.speed, Path(args.out) if args.out else None, args.seed
+        )
+        return 0 if result["lost"] == 0 else 1
+    return _offline_demo(args)
+
+
+def _offline_demo(args: argparse.Namespace) -> int:
     """A simulated ward analysed end to end: simulate, analyze, score against the truth."""
     from .analyze import analyze_file
     from .score import score
@@ -161,9 +173,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     f.set_defaults(run=_firmware)
 
-    d = sub.add_parser("demo", help="simulate a ward, analyse it and score it against the truth")
-    d.add_argument("--straps", type=int, default=12)
-    d.add_argument("--days", type=float, default=3.0)
+    d = sub.add_parser(
+        "demo",
+        help="a simulated ward, live: emulated straps -> BLE -> gateway -> MQTT (--offline: simulate, analyse, score)",
+    )
+    d.add_argument("--straps", type=int, default=4, help="straps (offline default: 12)")
+    d.add_argument("--minutes", type=float, default=60.0, help="live: simulated minutes")
+    d.add_argument("--speed", type=float, default=120.0, help="live: simulated seconds per second")
+    d.add_argument(
+        "--offline", action="store_true", help="simulate days of a ward and run kmc analyze on it"
+    )
+    d.add_argument("--days", type=float, default=3.0, help="offline: days to simulate")
     d.add_argument("--seed", type=int, default=1)
     d.add_argument("--tz", default="Africa/Addis_Ababa")
     d.add_argument("--out", help="folder for the demo files (default: a new temporary folder)")

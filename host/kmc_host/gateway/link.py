@@ -125,6 +125,8 @@ class StrapLink:
         backoff_s: tuple[float, float] = (1.0, 60.0),
         malformed_limit: int = 20,
         isolate_s: float = 300.0,
+        adapter: asyncio.Lock | None = None,
+        slots: asyncio.Semaphore | None = None,
     ) -> None:
         self.strap_id = strap_id
         self.cursors = cursors
@@ -135,6 +137,10 @@ class StrapLink:
         self.backoff_s = backoff_s
         self.malformed_limit = malformed_limit
         self.isolate_s = isolate_s
+        # One adapter scans and sets up one connection at a time; `slots` caps the straps
+        # connected at once (an adapter holds a handful of connections).
+        self.adapter = adapter or asyncio.Lock()
+        self.slots = slots or asyncio.Semaphore(32)
         self.stats = LinkStats()
         self.connected = asyncio.Event()
         self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
@@ -147,12 +153,8 @@ class StrapLink:
         delay = self.backoff_s[0]
         while not stop.is_set():
             try:
-                device = await self._find()
-                if device is None:
-                    raise BleakError(
-                        f"strap {self.strap_id} not found within {self.scan_timeout:g} s"
-                    )
-                isolated = await self._session(device, stop)
+                async with self.slots:
+                    isolated = await self._session(stop)
                 delay = self.isolate_s if isolated else self.backoff_s[0]
             except (TimeoutError, BleakError, OSError, EOFError) as exc:
                 self.stats.connect_failures += 1
@@ -173,12 +175,18 @@ class StrapLink:
             match, timeout=self.scan_timeout, **self.access.scanner_args()
         )
 
-    async def _session(self, device: BLEDevice, stop: asyncio.Event) -> bool:
+    async def _session(self, stop: asyncio.Event) -> bool:
         """One connection; returns True when the strap was isolated for misbehaving."""
         lost = asyncio.Event()
-        async with BleakClient(
-            device, disconnected_callback=lambda c: lost.set(), **self.access.client_args()
-        ) as client:
+        async with self.adapter:  # scan and connect: one strap at a time on this adapter
+            device = await self._find()
+            if device is None:
+                raise BleakError(f"strap {self.strap_id} not found within {self.scan_timeout:g} s")
+            client = BleakClient(
+                device, disconnected_callback=lambda c: lost.set(), **self.access.client_args()
+            )
+            await client.connect()
+        try:
             self.stats.connections += 1
             self._malformed_run = 0
             await client.start_notify(
@@ -210,6 +218,8 @@ class StrapLink:
                     )
                     return True
             await self._flush_queue(client)
+        finally:
+            await client.disconnect()
         return False
 
     async def _flush_queue(self, client: BleakClient) -> None:
