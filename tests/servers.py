@@ -31,9 +31,10 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
 
 
 class Mosquitto:
-    """A Mosquitto broker (Debian package) on 127.0.0.1, anonymous, no persistence."""
+    """A Mosquitto broker (Debian package) on 127.0.0.1, anonymous; sessions kept across a
+    restart only with `persistence=True` (as a ward's broker is configured)."""
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, persistence: bool = False) -> None:
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(binary).exists():
             raise RuntimeError(
@@ -42,8 +43,13 @@ class Mosquitto:
         self.binary = binary
         self.port = port or free_port()
         self.config = workdir / "mosquitto.conf"
+        keep = (
+            f"persistence true\npersistence_location {workdir}/\n"
+            if persistence
+            else "persistence false\n"
+        )
         self.config.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\nuser root\npersistence false\n"
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\nuser root\n{keep}"
         )
         self.log = workdir / "mosquitto.log"
         self.proc: subprocess.Popen[bytes] | None = None

@@ -131,3 +131,79 @@ def test_config_rejects_bad_topic_parts_and_zones(tmp_path):
     )
     with pytest.raises(ConfigError, match="unknown time zone 'Mars/Base'"):
         load_config(path)
+
+
+def test_kmc_gateway_check_and_bad_config_exit_codes(tmp_path):
+    import subprocess
+
+    path = write_config(tmp_path, 1883, straps=("KMC-0001", "KMC-0002"))
+    r = subprocess.run(
+        ["kmc", "gateway", "--config", str(path), "--check"], capture_output=True, text=True
+    )
+    assert r.returncode == 0 and "ok: 2 straps, broker 127.0.0.1:1883" in r.stdout
+    path.write_text(path.read_text().replace("port = 1883", "port = 99999"))
+    r = subprocess.run(["kmc", "gateway", "--config", str(path)], capture_output=True, text=True)
+    assert (
+        r.returncode == 2
+        and "[mqtt]: port must be 1..65535" in r.stderr
+        and "Traceback" not in r.stderr
+    )
+
+
+def test_broker_restart_and_gateway_restart_lose_nothing(tmp_path):
+    broker = Mosquitto(tmp_path, persistence=True).start()
+    cfg = load_config(write_config(tmp_path, broker.port))
+    listener = Listener(broker.port)  # persistent session: queued for it while it is away
+    time.sleep(0.3)
+    topic = "kmc/site1/nicu/KMC-0001/samples"
+
+    def received():
+        return {s for b in listener.bodies(topic) for s in b["seq"]}
+
+    async def main():
+        radio = VirtualRadio()
+        central = await radio.device("gateway")
+        strap = EmulatedStrap(
+            await radio.device("strap"), "KMC-0001", SensorFeed(), tmp_path / "strap", T2000
+        )
+        access = BleAccess(BumbleBleakScanner, BumbleBleakClient, {"central": central})
+
+        def now():
+            return strap.clock.t + P.EPOCH_2000_UNIX
+
+        async def wait(predicate, seconds=30):
+            for _ in range(int(seconds / 0.05)):
+                if predicate():
+                    return
+                await asyncio.sleep(0.05)
+            raise AssertionError("timed out")
+
+        gw = Gateway(cfg, access, now=now)
+        stop = asyncio.Event()
+        task = asyncio.create_task(gw.run(stop))
+        await asyncio.wait_for(gw.straps["KMC-0001"].link.connected.wait(), 20)
+        await strap.run(200, 0.002)
+        await wait(lambda: len(received()) == 200)
+        broker.stop()  # the ward's broker goes down for a while
+        await strap.run(300, 0.002)
+        await wait(lambda: gw.straps["KMC-0001"].link.stats.samples == 500)
+        assert gw.publisher.pending() > 0  # held on disk
+        broker.start()
+        await wait(lambda: len(received()) == 500)
+        stop.set()  # the gateway restarts (its cursor and outbox on disk)
+        await task
+        await strap.run(100, 0.002)
+        gw2 = Gateway(cfg, access, now=now)
+        stop2 = asyncio.Event()
+        task2 = asyncio.create_task(gw2.run(stop2))
+        await wait(lambda: len(received()) == 600)
+        stop2.set()
+        await task2
+        return strap
+
+    try:
+        strap = asyncio.run(main())
+        assert received() == set(range(strap.strap.store.next_seq)) == set(range(600))
+    finally:
+        listener.close()
+        broker.stop()

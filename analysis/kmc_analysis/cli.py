@@ -120,6 +120,36 @@ def _firmware(args: argparse.Namespace) -> int:
     return 0
 
 
+def _gateway(args: argparse.Namespace) -> int:
+    """The ward gateway on this machine's Bluetooth adapter (BlueZ) until interrupted."""
+    import asyncio
+    import logging
+    import signal
+
+    from kmc_host.gateway.config import load_config
+    from kmc_host.gateway.service import Gateway
+
+    cfg = load_config(args.config)
+    if args.check:
+        print(
+            f"{args.config}: ok: {len(cfg.straps)} straps, broker {cfg.broker.host}:{cfg.broker.port}"
+        )
+        return 0
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await Gateway(cfg).run(stop)
+
+    asyncio.run(main())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="kmc", description="KMC Sense: objective Kangaroo Mother Care measurement."
@@ -158,6 +188,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--noise", type=float, default=0.02, help="infant sensor noise, SD in C (default 0.02)"
     )
     s.set_defaults(run=_simulate)
+
+    g = sub.add_parser("gateway", help="run the ward gateway: straps over BLE -> detection -> MQTT")
+    g.add_argument(
+        "--config", required=True, help="gateway TOML file (see kmc_host/gateway/config.py)"
+    )
+    g.add_argument("--check", action="store_true", help="validate the config and exit")
+    g.set_defaults(run=_gateway)
 
     f = sub.add_parser("firmware", help="write a strap's config, or copy the firmware to a board")
     f.add_argument("action", choices=["config", "deploy"])
