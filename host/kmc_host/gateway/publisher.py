@@ -86,7 +86,7 @@ class MqttPublisher:
     """Outbox -> broker, QoS 1, in order, at least once (see module docstring)."""
 
     def __init__(
-        self, broker: BrokerConfig, topics: TopicTree, outbox_path: Path, window: int = 50
+        self, broker: BrokerConfig, topics: TopicTree, outbox_path: Path, window: int = 200
     ) -> None:
         self.broker = broker
         self.topics = topics
@@ -148,8 +148,9 @@ class MqttPublisher:
             self._wake.clear()
             if self.connected.is_set():
                 self._fill()
-            with contextlib.suppress(TimeoutError):  # acks are collected every 50 ms
-                await asyncio.wait_for(self._wake.wait(), timeout=0.05)
+            # acks are collected every 5 ms while messages are in flight, else on new messages
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=0.005 if self._inflight else 0.05)
 
     def pending(self) -> int:
         return len(self.outbox)
