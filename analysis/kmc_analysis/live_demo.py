@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
+import logging
 import shutil
 import socket
 import subprocess
@@ -181,6 +182,10 @@ def run_demo(
 ) -> dict[str, Any]:
     work = Path(out) if out else Path(tempfile.mkdtemp(prefix="kmc-demo-"))
     work.mkdir(parents=True, exist_ok=True)
+    # the demo prints its own progress; retries while straps are found one by one, and the
+    # embedded broker's shutdown chatter, would only hide it
+    for name in ("kmc_host", "amqtt", "transitions"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     seconds = int(minutes * 60)
     with ward_broker(work) as (port, broker_name):
         say(

@@ -13,7 +13,18 @@ import shutil
 import subprocess
 from pathlib import Path
 
-FIRMWARE_DIR = Path(__file__).resolve().parents[2] / "firmware"
+
+def _firmware_dir() -> Path:
+    """The strap firmware: installed with the package (`kmc_firmware`), or this checkout's."""
+    try:
+        import kmc_firmware  # the firmware/ folder, shipped as package data
+
+        return Path(next(iter(kmc_firmware.__path__)))
+    except (ImportError, StopIteration):
+        return Path(__file__).resolve().parents[2] / "firmware"
+
+
+FIRMWARE_DIR = _firmware_dir()
 STRAP_ID = re.compile(r"[A-Za-z0-9_-]{1,8}")  # docs/protocol.md: advertised as the short name
 CONFIG_NAME = "kmc_config.json"
 
