@@ -24,12 +24,10 @@ import json
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
-import paho.mqtt.client as mqtt
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -40,6 +38,7 @@ from kmc_host import protocol as P  # noqa: E402
 from kmc_host.detect import DetectorConfig  # noqa: E402
 from kmc_host.gateway.config import GatewayConfig, StrapEntry  # noqa: E402
 from kmc_host.gateway.publisher import BrokerConfig, TopicTree  # noqa: E402
+from kmc_host.gateway.recorder import TopicRecorder  # noqa: E402
 from kmc_host.gateway.service import Gateway  # noqa: E402
 
 T2000 = 837000000
@@ -65,26 +64,6 @@ def packets(strap: int, seconds: int) -> list[bytes]:
         head["version"], head["kind"], head["count"], head["first_seq"] = 1, 1, 1, k
         out.append(head.tobytes() + rec[k : k + 1].tobytes())
     return out
-
-
-class AlertListener:
-    def __init__(self, port: int) -> None:
-        self.received: list[tuple[float, dict]] = []
-        self.lock = threading.Lock()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-screen")
-        self.client.on_connect = lambda c, u, f, r, p: c.subscribe("kmc/+/+/+/alert", qos=1)
-        self.client.on_message = self._on_message
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-
-    def _on_message(self, client, userdata, msg) -> None:
-        t = time.monotonic()
-        with self.lock:
-            self.received.append((t, json.loads(msg.payload)))
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
 
 
 async def bench(n: int, work: Path, port: int) -> dict[str, float]:
@@ -122,7 +101,7 @@ async def bench(n: int, work: Path, port: int) -> dict[str, float]:
         await asyncio.sleep(0.05)
 
     # 2. latency: real time, one simulated second per second
-    listener = AlertListener(port)
+    listener = TopicRecorder(port, "kmc/+/+/+/alert", client_id="bench-screen")
     await asyncio.sleep(0.3)
     handed: dict[tuple[str, int], float] = {}
     for second in range(WARMUP_S, seconds):
@@ -138,7 +117,7 @@ async def bench(n: int, work: Path, port: int) -> dict[str, float]:
     gw.publisher.stop()
     listener.close()
     latencies = []
-    for t_recv, alert in listener.received:
+    for t_recv, alert in listener.timed("alert"):
         if alert.get("state") != "active":
             continue
         start = calendar.timegm(time.strptime(alert["start"], "%Y-%m-%dT%H:%M:%SZ"))

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import socket
 import subprocess
-import threading
 import time
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
+from kmc_host.gateway.recorder import TopicRecorder
 
 
 def free_port() -> int:
@@ -71,28 +69,8 @@ class Mosquitto:
             self.proc = None
 
 
-class Listener:
-    """A subscriber that records every message (payload decoded) per topic."""
+class Listener(TopicRecorder):
+    """The tests' subscriber: everything under kmc/#."""
 
-    def __init__(self, port, topic="kmc/#"):
-        self.messages = []
-        self.lock = threading.Lock()
-        self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id="listener", clean_session=False
-        )
-        self.client.on_message = self._on_message
-        self.client.on_connect = lambda c, u, f, r, p: c.subscribe(topic, qos=1)
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-
-    def _on_message(self, client, userdata, msg):
-        with self.lock:
-            self.messages.append((msg.topic, json.loads(msg.payload), msg.retain))
-
-    def bodies(self, topic):
-        with self.lock:
-            return [body for t, body, _ in self.messages if t == topic]
-
-    def close(self):
-        self.client.disconnect()
-        self.client.loop_stop()
+    def __init__(self, port: int, topic: str = "kmc/#") -> None:
+        super().__init__(port, topic, client_id=f"test-listener-{port}")

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import json
 import logging
 import shutil
 import socket
@@ -35,6 +34,7 @@ from kmc_host.detect import DetectorConfig
 from kmc_host.gateway.config import GatewayConfig, StrapEntry
 from kmc_host.gateway.link import BleAccess
 from kmc_host.gateway.publisher import BrokerConfig, TopicTree
+from kmc_host.gateway.recorder import TopicRecorder
 from kmc_host.gateway.service import Gateway
 
 from .simulate import simulate_strap
@@ -140,38 +140,6 @@ def scenario(index: int, seconds: int, seed: int) -> tuple[str, SensorFeed]:
     )
 
 
-class WardScreen:
-    """What a ward screen would see: every message under the prefix, with arrival times."""
-
-    def __init__(self, port: int) -> None:
-        import paho.mqtt.client as mqtt
-
-        self.samples: dict[str, set[int]] = {}
-        self.alerts: list[dict[str, Any]] = []
-        self.sessions: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="kmc-demo-screen")
-        self.client.on_connect = lambda c, u, f, r, p: c.subscribe("kmc/#", qos=1)
-        self.client.on_message = self._on_message
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-
-    def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
-        body = json.loads(msg.payload)
-        leaf = msg.topic.rsplit("/", 1)[-1]
-        with self._lock:
-            if leaf == "samples":
-                self.samples.setdefault(body["strap"], set()).update(body["seq"])
-            elif leaf == "alert":
-                self.alerts.append(body | {"received_wall": time.monotonic()})
-            elif leaf == "session":
-                self.sessions.append(body)
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-
-
 def run_demo(
     straps: int,
     minutes: float,
@@ -191,7 +159,7 @@ def run_demo(
         say(
             f"broker: {broker_name} on 127.0.0.1:{port}; {straps} straps; {minutes:g} simulated min at {speed:g}x"
         )
-        screen = WardScreen(port)
+        screen = TopicRecorder(port, client_id="kmc-demo-screen")
         try:
             result = asyncio.run(_live(straps, seconds, speed, work, port, seed, screen, say))
         finally:
@@ -206,7 +174,7 @@ async def _live(
     work: Path,
     port: int,
     seed: int,
-    screen: WardScreen,
+    screen: TopicRecorder,
     say: Callable[[str], None],
 ) -> dict[str, Any]:
     radio = VirtualRadio()
@@ -245,15 +213,16 @@ async def _live(
         for _, strap in devices:
             strap.tick()
         if second % 600 == 0 and second:
-            received = sum(len(v) for v in screen.samples.values())
+            received = sum(len(b["seq"]) for b in screen.bodies(leaf="samples"))
+            alerts = len(screen.bodies(leaf="alert"))
             say(
-                f"  t+{second // 60:3d} min: {received} samples at the broker, {len(screen.alerts)} alert messages"
+                f"  t+{second // 60:3d} min: {received} samples at the broker, {alerts} alert messages"
             )
         await asyncio.sleep(1 / speed)
     produced = {strap.strap.cfg["strap_id"]: strap.strap.store.next_seq for _, strap in devices}
     for _ in range(3000):
         if (
-            all(len(screen.samples.get(s, ())) >= n for s, n in produced.items())
+            all(len(_seqs(screen, s)) >= n for s, n in produced.items())
             and gateway.publisher.pending() == 0
         ):
             break
@@ -267,7 +236,7 @@ async def _live(
 
 
 def _summary(
-    screen: WardScreen,
+    screen: TopicRecorder,
     produced: dict[str, int],
     devices: list[tuple[str, EmulatedStrap]],
     wall: float,
@@ -276,13 +245,14 @@ def _summary(
     say("== summary ==")
     lost = 0
     for strap_id, n in produced.items():
-        got = screen.samples.get(strap_id, set())
+        got = _seqs(screen, strap_id)
         missing = n - len(got & set(range(n)))
         lost += missing
-        sessions = [s for s in screen.sessions if s["strap"] == strap_id]
+        sessions = [s for s in screen.bodies(leaf="session") if s["strap"] == strap_id]
         say(f"  {strap_id}: {len(got)}/{n} samples received, {len(sessions)} sessions ended")
     latencies = []
-    for a in screen.alerts:
+    alerts = screen.bodies(leaf="alert")
+    for a in alerts:
         if a["state"] != "active":
             continue
         start = dt.datetime.fromisoformat(a["start"].replace("Z", "+00:00")).timestamp()
@@ -291,5 +261,9 @@ def _summary(
         say(
             f"  alert {a['kind']} on {a['strap']} (bed {a.get('bed', '')}): episode start {a['start']}, raised {raised - start:.0f} s later (simulated)"
         )
-    say(f"  samples lost: {lost}; {len(screen.alerts)} alert messages; {wall:.1f} s of wall time")
-    return {"lost": lost, "alerts": screen.alerts, "latencies_s": latencies, "produced": produced}
+    say(f"  samples lost: {lost}; {len(alerts)} alert messages; {wall:.1f} s of wall time")
+    return {"lost": lost, "alerts": alerts, "latencies_s": latencies, "produced": produced}
+
+
+def _seqs(screen: TopicRecorder, strap_id: str) -> set[int]:
+    return {s for b in screen.bodies(leaf="samples") if b["strap"] == strap_id for s in b["seq"]}
