@@ -100,6 +100,9 @@ def test_samples_sessions_and_a_cold_baby_reach_mqtt(broker, tmp_path):
     )
     sessions = listener.bodies("kmc/site1/nicu/KMC-0001/session")
     assert len(sessions) == 1 and sessions[0]["duration_min"] == 15.0
+    daily = listener.bodies("kmc/site1/nicu/KMC-0001/daily")[-1]
+    assert daily["date"] == "2026-07-10" and daily["kmc_hours"] == 0.25
+    assert 0.38 <= daily["monitored_hours"] <= 0.42  # 1500 s, less the minute it may lag
     assert listener.bodies("kmc/site1/nicu/gateway/status")[-1]["state"] == "offline"
     listener.close()
 

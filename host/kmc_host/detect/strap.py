@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 from ..samples import Samples
 from .bands import BandTracker, Episodes
 from .config import DetectorConfig
-from .intervals import contains
+from .intervals import contains, seconds_in_bins
 from .runs import Runs, RunTracker
 from .sessions import SessionTracker
 from .settle import SettleTracker
@@ -177,6 +177,22 @@ class StrapDetector:
         if s.size and self._prev_t - e[-1] <= self.cfg.bridge_s:
             return float(s[-1]), float(e[-1])
         return None
+
+    def hours_between(self, t0: float, t1: float) -> tuple[float, float]:
+        """(KMC hours, monitored hours) in [t0, t1), counting the session and run in progress."""
+        res = self.result()
+        ks, ke = res.session_start, res.session_end
+        session = self.open_session()
+        if session is not None:
+            ks, ke = np.append(ks, session[0]), np.append(ke, session[1])
+        ms, me = res.monitored_start, res.monitored_end
+        run = self._monitored.open
+        if run is not None:
+            ms, me = np.append(ms, run.start), np.append(me, run.end)
+        edges = np.array([t0, t1])
+        return float(seconds_in_bins(ks, ke, edges)[0]) / 3600, float(
+            seconds_in_bins(ms, me, edges)[0]
+        ) / 3600
 
     def state(self) -> int:
         """The strap's state at its latest sample (STATE_*).

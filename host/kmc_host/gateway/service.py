@@ -26,7 +26,6 @@ import numpy as np
 
 from .. import protocol as P
 from ..detect import STATE_NAMES, StrapDetector, zone
-from ..detect.intervals import seconds_in_bins
 from ..samples import Samples
 from .config import GatewayConfig, StrapEntry
 from .link import BleAccess, CursorStore, StrapLink
@@ -54,6 +53,8 @@ class StrapState:
     active: set[str] = field(default_factory=set)
     signal_lost: bool = False
     clock_unset: int = 0  # samples taken before any gateway set the strap clock
+    daily_date: dt.date | None = None
+    daily_sent: float = 0.0
     out_of_order: int = 0
 
 
@@ -189,6 +190,34 @@ class Gateway:
             )
         st.active = set(active)
         self.publisher.publish(topic(strap_id, "state"), self._state(st, batch), retain=True)
+        self._daily(st)
+
+    def _daily(self, st: StrapState, every_s: float = 60.0) -> None:
+        """Today's hours so far (retained), at most once a minute per strap and at midnight."""
+        now = self.now()
+        local = dt.datetime.fromtimestamp(now, self.tz)
+        if st.daily_date == local.date() and now - st.daily_sent < every_s:
+            return
+        if st.daily_date is not None and st.daily_date != local.date():  # the day that ended
+            self._publish_day(st, st.daily_date)
+        self._publish_day(st, local.date())
+        st.daily_date, st.daily_sent = local.date(), now
+
+    def _publish_day(self, st: StrapState, day: dt.date) -> None:
+        start = dt.datetime.combine(day, dt.time(0), tzinfo=self.tz)
+        end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), tzinfo=self.tz)
+        kmc_h, monitored_h = st.detector.hours_between(start.timestamp(), end.timestamp())
+        self.publisher.publish(
+            self.cfg.topics.strap(st.entry.id, "daily"),
+            payload(
+                strap=st.entry.id,
+                infant=st.entry.infant,
+                date=day.isoformat(),
+                kmc_hours=round(kmc_h, 3),
+                monitored_hours=round(monitored_h, 3),
+            ),
+            retain=True,
+        )
 
     def _state(self, st: StrapState, batch: P.Measurement) -> bytes:
         det = st.detector
@@ -196,12 +225,8 @@ class Gateway:
         midnight = dt.datetime.combine(
             dt.datetime.fromtimestamp(now, self.tz).date(), dt.time(0), tzinfo=self.tz
         ).timestamp()
-        result = det.result()
-        starts, ends = result.session_start, result.session_end
         session = det.open_session()
-        if session is not None:
-            starts, ends = np.append(starts, session[0]), np.append(ends, session[1])
-        today_h = float(seconds_in_bins(starts, ends, np.array([midnight, now + 1.0]))[0]) / 3600
+        today_h, _ = det.hours_between(midnight, now + 1.0)
         return payload(
             strap=st.entry.id,
             bed=st.entry.bed,
