@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import csv
 import datetime as dt
 import logging
 import shutil
@@ -232,7 +233,50 @@ async def _live(
     for _, strap in devices:
         strap.close()
     wall = time.monotonic() - started
-    return _summary(screen, produced, devices, wall, say)
+    result = _summary(screen, produced, devices, wall, say)
+    _store_and_analyze(screen, work, say)
+    return result
+
+
+def _store_and_analyze(screen: TopicRecorder, work: Path, say: Callable[[str], None]) -> None:
+    """The demo's store: the samples the broker delivered, as a samples file; then kmc analyze."""
+    from .analyze import analyze_file
+
+    path = work / "samples.csv"
+    rows = 0
+    unset = 0
+    with path.open("w", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(
+            ["time", "device", "infant_c", "outer_c", "contact", "worn", "battery_v", "seq"]
+        )
+        seen: set[tuple[str, int]] = set()  # delivery is at least once
+        for body in screen.bodies(leaf="samples"):
+            for k, seq in enumerate(body["seq"]):
+                if (body["strap"], seq) in seen:
+                    continue
+                seen.add((body["strap"], seq))
+                if not body["clock_set"][k]:  # before any gateway set its clock: no wall time
+                    unset += 1
+                    continue
+                cells = [
+                    body[c][k] for c in ("infant_c", "outer_c", "contact", "worn", "battery_v")
+                ]
+                out.writerow(
+                    [
+                        int(body["time"][k]),
+                        body["strap"],
+                        *("" if v is None else v for v in cells),
+                        seq,
+                    ]
+                )
+                rows += 1
+    say(
+        f"== stored {rows} samples in {path} ({unset} taken before the clock was set); kmc analyze =="
+    )
+    summary = analyze_file(path, work / "analysis", tz="Africa/Addis_Ababa")
+    for line in summary.lines()[1:]:
+        say(line)
 
 
 def _summary(
