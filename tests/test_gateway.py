@@ -153,7 +153,7 @@ def test_kmc_gateway_check_and_bad_config_exit_codes(tmp_path):
     )
 
 
-def test_broker_restart_and_gateway_restart_lose_nothing(tmp_path):
+def test_ble_drop_broker_restart_and_gateway_restart_lose_nothing(tmp_path):
     broker = Mosquitto(tmp_path, persistence=True).start()
     cfg = load_config(write_config(tmp_path, broker.port))
     listener = Listener(broker.port)  # persistent session: queued for it while it is away
@@ -185,8 +185,12 @@ def test_broker_restart_and_gateway_restart_lose_nothing(tmp_path):
         stop = asyncio.Event()
         task = asyncio.create_task(gw.run(stop))
         await asyncio.wait_for(gw.straps["KMC-0001"].link.connected.wait(), 20)
-        await strap.run(200, 0.002)
+        await strap.run(150, 0.002)
+        for conn in list(strap.ble._connections.values()):  # the BLE link drops
+            await conn.disconnect()
+        await strap.run(50, 0.002)
         await wait(lambda: len(received()) == 200)
+        assert gw.straps["KMC-0001"].link.stats.connections == 2
         broker.stop()  # the ward's broker goes down for a while
         await strap.run(300, 0.002)
         await wait(lambda: gw.straps["KMC-0001"].link.stats.samples == 500)
