@@ -123,4 +123,6 @@ def test_live_demo_delivers_every_sample_and_the_cold_alert(tmp_path):
     assert "KMC-0001: 1320/1320 samples received" in r.stdout
     # the demo stores what the broker delivered and analyses it offline: the same cold episode
     assert (tmp_path / "samples.csv").exists() and (tmp_path / "analysis" / "alerts.csv").exists()
-    assert any(line.startswith("  KMC-0002") and "cold_stress 1" in line for line in r.stdout.splitlines())
+    assert any(
+        line.startswith("  KMC-0002") and "cold_stress 1" in line for line in r.stdout.splitlines()
+    )
