@@ -203,6 +203,7 @@ async def _live(
         cfg,
         BleAccess(BumbleBleakScanner, BumbleBleakClient, {"central": central}),
         now=lambda: clock.t + P.EPOCH_2000_UNIX,
+        scan_timeout=3.0,
     )
     stop = asyncio.Event()
     task = asyncio.create_task(gateway.run(stop))

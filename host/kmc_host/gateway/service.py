@@ -64,6 +64,7 @@ class Gateway:
         cfg: GatewayConfig,
         access: BleAccess | None = None,
         now: Callable[[], float] = time.time,
+        scan_timeout: float = 10.0,
     ) -> None:
         self.cfg = cfg
         self.now = now
@@ -72,8 +73,19 @@ class Gateway:
         self.cursors = CursorStore(cfg.data_dir / "cursors.json")
         self.publisher = MqttPublisher(cfg.broker, cfg.topics, cfg.data_dir / "outbox.db")
         self.straps: dict[str, StrapState] = {}
+        # one adapter: scan and connect one strap at a time, at most max_connections at once
+        adapter, slots = asyncio.Lock(), asyncio.Semaphore(cfg.max_connections)
         for entry in cfg.straps:
-            link = StrapLink(entry.id, self.cursors, self._on_batch, access, now=now)
+            link = StrapLink(
+                entry.id,
+                self.cursors,
+                self._on_batch,
+                access,
+                now=now,
+                scan_timeout=scan_timeout,
+                adapter=adapter,
+                slots=slots,
+            )
             self.straps[entry.id] = StrapState(entry, StrapDetector(entry.id, cfg.detector), link)
 
     async def run(self, stop: asyncio.Event) -> None:
