@@ -43,7 +43,8 @@ from .simulate import simulate_strap
 T2000 = int(dt.datetime(2026, 3, 2, 6, 0, tzinfo=dt.UTC).timestamp()) - P.EPOCH_2000_UNIX
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (for the demo's broker, and the tests' servers)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -52,7 +53,7 @@ def _free_port() -> int:
 @contextlib.contextmanager
 def ward_broker(workdir: Path) -> Iterator[tuple[int, str]]:
     """A broker on 127.0.0.1: Mosquitto if installed, else amqtt in a thread."""
-    port = _free_port()
+    port = free_port()
     mosquitto = shutil.which("mosquitto") or (
         "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
     )
@@ -65,7 +66,7 @@ def ward_broker(workdir: Path) -> Iterator[tuple[int, str]]:
             [mosquitto, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         try:
-            _wait_port(port)
+            wait_port(port)
             yield port, "Mosquitto"
         finally:
             proc.terminate()
@@ -88,14 +89,15 @@ def ward_broker(workdir: Path) -> Iterator[tuple[int, str]]:
     thread.start()
     asyncio.run_coroutine_threadsafe(broker.start(), loop).result(10)
     try:
-        _wait_port(port)
+        wait_port(port)
         yield port, "amqtt (embedded)"
     finally:
         asyncio.run_coroutine_threadsafe(broker.shutdown(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
 
 
-def _wait_port(port: int, timeout: float = 10.0) -> None:
+def wait_port(port: int, timeout: float = 10.0) -> None:
+    """Until something listens on 127.0.0.1:port."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with (
@@ -104,7 +106,7 @@ def _wait_port(port: int, timeout: float = 10.0) -> None:
         ):
             return
         time.sleep(0.02)
-    raise RuntimeError(f"the broker did not open 127.0.0.1:{port}")
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout:g} s")
 
 
 def scenario(index: int, seconds: int, seed: int) -> tuple[str, SensorFeed]:
