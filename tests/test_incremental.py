@@ -89,3 +89,29 @@ def test_out_of_order_or_duplicate_samples_are_refused():
 def test_samples_refuse_flags_other_than_0_1():
     with pytest.raises(ValueError, match="contact must hold 0/1"):
         Samples.from_columns([1.0, 2.0], [36.5, 36.5], [35.0, 35.0], [0, 2], [1, 1])
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 60, 10_000])
+def test_an_episode_ends_live_when_the_rule_is_met_not_when_the_warm_run_closes(chunk):
+    """Cold for 4 min, then warm for good: the end is final 60 s into the warm run, although
+    that run never closes while the baby stays warm; the end is told once, finish() adds none."""
+    s = signal((600, 0, 1, 36.8), (240, 0, 1, 35.6), (3000, 0, 1, 36.8))
+    det = StrapDetector("S")
+    told: list[tuple[str, float, float, float]] = []
+    when: dict[str, int] = {}
+    for a in range(0, len(s), chunk):
+        u = det.feed(s.slice(a, a + chunk))
+        for e in u.episodes:
+            for k in range(len(e)):
+                told.append((e.kind, float(e.start[k]), float(e.end[k]), float(e.extreme[k])))
+                when.setdefault(e.kind, min(a + chunk, len(s)))
+    assert [e for e in det.finish().episodes if len(e)] == []
+    assert sorted(told) == [
+        ("cold_stress", T0 + 600, T0 + 840, 35.6),
+        ("moderate_hypothermia", T0 + 600, T0 + 840, 35.6),
+    ]
+    # known once 60 s of warm samples are in (within one chunk), not at the end of the recording
+    assert all(900 <= n < 900 + chunk + 1 for n in when.values())
+    whole = detect("S", s)
+    cold = whole.episodes["cold_stress"]
+    assert (cold.start.tolist(), cold.end.tolist()) == ([T0 + 600], [T0 + 840])

@@ -202,6 +202,7 @@ class BandTracker:
         self._reduce: np.ufunc = np.fmin if band.direction == "below" else np.fmax
         self._pending = Runs.empty()  # closed runs whose stretch is not complete yet
         self._state = _State()
+        self._told_until = -np.inf  # start of the last episode handed out before its run closed
 
     def push(
         self,
@@ -211,9 +212,42 @@ class BandTracker:
         valid: NDArray[np.bool_],
     ) -> Episodes:
         """Add a chunk of samples; return the episodes it ended."""
-        return self._advance(
+        done = self._advance(
             self.runs.push(t, brk, classify(value, valid, self.band), value), False
         )
+        return Episodes.concat(self.band.kind, [done, self._ended_early()])
+
+    def _ended_early(self) -> Episodes:
+        """An episode that the still-open run has already ended, handed out now.
+
+        The run that ends an episode (back past the threshold for `persist_s`, or invalid) may
+        stay open for hours while the baby stays warm; its episode cannot change any more (the
+        open run is too long to be a glitch, and the runs before it are closed), so a live
+        gateway says "ended" when the rule is met rather than when the run finally closes. The
+        same episode is not handed out again when the run closes (`_told_until`)."""
+        run = self.runs.open
+        if run is None or run.cls not in (BACK, INVALID):
+            return Episodes.empty(self.band.kind)
+        if not (self._state.inside or len(self._pending)):
+            return Episodes.empty(self.band.kind)
+        parts = Runs.concat([self._pending, run.as_runs()])
+        stretches, _ = merge_glitches(parts, self.band.glitch_s, self._reduce, True)
+        episodes, _ = _machine(stretches, self._state, self.band, self._reduce)
+        return self._untold(episodes, remember=True)
+
+    def _untold(self, episodes: Episodes, remember: bool = False) -> Episodes:
+        fresh = episodes.start > self._told_until
+        if not fresh.all():
+            episodes = Episodes(
+                episodes.kind,
+                episodes.start[fresh],
+                episodes.end[fresh],
+                episodes.extreme[fresh],
+                episodes.alert_time[fresh],
+            )
+        if remember and len(episodes):
+            self._told_until = float(episodes.start[-1])
+        return episodes
 
     def finish(self) -> Episodes:
         """End of the recording: close the open run, and an open episode at the last sample."""
@@ -251,4 +285,4 @@ class BandTracker:
         stretches, k = merge_glitches(runs, self.band.glitch_s, self._reduce, final)
         self._pending = runs.slice(k, len(runs))
         episodes, self._state = _machine(stretches, self._state, self.band, self._reduce)
-        return episodes
+        return self._untold(episodes)
