@@ -44,6 +44,11 @@ def _iso(t: float) -> str:
     return dt.datetime.fromtimestamp(round(t), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _ids(entry: StrapEntry) -> dict[str, str]:
+    """Who a message is about, in every per-strap message: strap, bed and infant pseudonym."""
+    return {"strap": entry.id, "bed": entry.bed, "infant": entry.infant}
+
+
 @dataclass
 class StrapState:
     entry: StrapEntry
@@ -52,6 +57,7 @@ class StrapState:
     last_arrival: float | None = None
     active: set[str] = field(default_factory=set)
     signal_lost: bool = False
+    signal_lost_start: float = 0.0  # the last arrival before the silence: the episode's key
     clock_unset: int = 0  # samples taken before any gateway set the strap clock
     daily_date: dt.date | None = None
     daily_sent: float = 0.0
@@ -109,9 +115,7 @@ class Gateway:
         self.publisher.publish(
             topic(strap_id, "samples"),
             payload(
-                strap=strap_id,
-                bed=st.entry.bed,
-                infant=st.entry.infant,
+                **_ids(st.entry),
                 seq=batch.seq.tolist(),
                 time=batch.time.tolist(),
                 infant_c=_num(batch.infant_c, 2),
@@ -127,7 +131,11 @@ class Gateway:
             self.publisher.publish(
                 topic(strap_id, "alert"),
                 payload(
-                    strap=strap_id, kind="signal_lost", state="ended", end=_iso(st.last_arrival)
+                    **_ids(st.entry),
+                    kind="signal_lost",
+                    state="ended",
+                    start=_iso(st.signal_lost_start),
+                    end=_iso(st.last_arrival),
                 ),
             )
         self._detect(st, batch)
@@ -163,7 +171,7 @@ class Gateway:
                 self.publisher.publish(
                     topic(strap_id, "session"),
                     payload(
-                        strap=strap_id,
+                        **_ids(st.entry),
                         start=_iso(s),
                         end=_iso(e),
                         duration_min=round((e - s) / 60, 1),
@@ -175,7 +183,7 @@ class Gateway:
                     self.publisher.publish(
                         topic(strap_id, "alert"),
                         payload(
-                            strap=strap_id,
+                            **_ids(st.entry),
                             kind=ep.kind,
                             state="ended",
                             start=_iso(float(ep.start[k])),
@@ -191,8 +199,7 @@ class Gateway:
             self.publisher.publish(
                 topic(strap_id, "alert"),
                 payload(
-                    strap=strap_id,
-                    bed=st.entry.bed,
+                    **_ids(st.entry),
                     kind=kind,
                     state="active",
                     start=_iso(start),
@@ -222,8 +229,7 @@ class Gateway:
         self.publisher.publish(
             self.cfg.topics.strap(st.entry.id, "daily"),
             payload(
-                strap=st.entry.id,
-                infant=st.entry.infant,
+                **_ids(st.entry),
                 date=day.isoformat(),
                 kmc_hours=round(kmc_h, 3),
                 monitored_hours=round(monitored_h, 3),
@@ -240,9 +246,7 @@ class Gateway:
         session = det.open_session()
         today_h, _ = det.hours_between(midnight, now + 1.0)
         return payload(
-            strap=st.entry.id,
-            bed=st.entry.bed,
-            infant=st.entry.infant,
+            **_ids(st.entry),
             state=STATE_NAMES[det.state()],
             infant_c=_num(batch.infant_c[-1:], 2)[0],
             battery_v=_num(batch.battery_v[-1:], 2)[0],
@@ -263,11 +267,11 @@ class Gateway:
                     and now - st.last_arrival > SIGNAL_LOST_S
                 ):
                     st.signal_lost = True
+                    st.signal_lost_start = st.last_arrival
                     self.publisher.publish(
                         self.cfg.topics.strap(st.entry.id, "alert"),
                         payload(
-                            strap=st.entry.id,
-                            bed=st.entry.bed,
+                            **_ids(st.entry),
                             kind="signal_lost",
                             state="active",
                             start=_iso(st.last_arrival),
