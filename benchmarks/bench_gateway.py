@@ -32,14 +32,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from servers import Mosquitto  # noqa: E402
-
 from kmc_host import protocol as P  # noqa: E402
 from kmc_host.detect import DetectorConfig  # noqa: E402
 from kmc_host.gateway.config import GatewayConfig, StrapEntry  # noqa: E402
 from kmc_host.gateway.publisher import BrokerConfig, TopicTree  # noqa: E402
 from kmc_host.gateway.recorder import TopicRecorder  # noqa: E402
 from kmc_host.gateway.service import Gateway  # noqa: E402
+from servers import Mosquitto  # noqa: E402
 
 T2000 = 837000000
 WARMUP_S = 420  # settled, history in the detector

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
+import time
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 from kmc_analysis.live_demo import free_port, wait_port
@@ -29,7 +33,8 @@ class Mosquitto:
             else "persistence false\n"
         )
         self.config.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\nuser root\n{keep}"
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\nuser root\n"
+            f"max_queued_messages 100000\n{keep}"
         )
         self.log = workdir / "mosquitto.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -56,3 +61,99 @@ class Listener(TopicRecorder):
 
     def __init__(self, port: int, topic: str = "kmc/#") -> None:
         super().__init__(port, topic, client_id=f"test-listener-{port}")
+
+
+class InfluxDB:
+    """An InfluxDB 1.x server (Debian's `influxdb`, 1.6) on 127.0.0.1 with its data in `workdir`;
+    stop() and start() again keep the data, as a real server's restart does."""
+
+    def __init__(self, workdir: Path, port: int | None = None) -> None:
+        binary = shutil.which("influxd") or "/usr/bin/influxd"
+        if not Path(binary).exists():
+            raise RuntimeError("influxd is not installed (apt-get install influxdb; .ci/run does)")
+        self.binary = binary
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        root = workdir / "influxdb"
+        self.config = workdir / "influxdb.conf"
+        self.config.write_text(
+            "reporting-disabled = true\n"
+            f'bind-address = "127.0.0.1:{free_port()}"\n'
+            f'[meta]\n  dir = "{root}/meta"\n'
+            f'[data]\n  dir = "{root}/data"\n  wal-dir = "{root}/wal"\n'
+            "  query-log-enabled = false\n  trace-logging-enabled = false\n"
+            f'[http]\n  bind-address = "127.0.0.1:{self.port}"\n  log-enabled = false\n'
+            "[monitor]\n  store-enabled = false\n"
+            "[continuous_queries]\n  enabled = false\n"
+        )
+        self.log = workdir / "influxdb.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> InfluxDB:
+        log = self.log.open("ab")
+        self.proc = subprocess.Popen(
+            [self.binary, "-config", str(self.config)], stdout=log, stderr=log
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{self.url}/ping", timeout=1).close()
+                return self
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"influxd did not start; see {self.log}") from None
+                time.sleep(0.1)
+
+    def query(self, q: str, db: str = "kmc") -> list[dict]:
+        url = f"{self.url}/query?" + urllib.parse.urlencode({"db": db, "q": q, "epoch": "ms"})
+        with urllib.request.urlopen(urllib.request.Request(url, method="POST")) as resp:
+            body = json.loads(resp.read())
+        for r in body["results"]:
+            if "error" in r:
+                raise RuntimeError(r["error"])
+        return [s for r in body["results"] for s in r.get("series", [])]
+
+    def count(self, measurement: str, field: str, where: str = "", db: str = "kmc") -> int:
+        series = self.query(f'SELECT count("{field}") FROM "{measurement}" {where}', db)
+        return int(series[0]["values"][0][1]) if series else 0
+
+    stop = Mosquitto.stop
+
+
+class VictoriaMetrics:
+    """VictoriaMetrics (Debian `victoria-metrics`): a real server for the InfluxDB v2 write API
+    (`/api/v2/write`, as influxdb-client sends it); read back with `export()`."""
+
+    def __init__(self, workdir: Path) -> None:
+        binary = shutil.which("victoria-metrics") or "/usr/bin/victoria-metrics"
+        if not Path(binary).exists():
+            raise RuntimeError("victoria-metrics is not installed (.ci/run installs it)")
+        self.binary = binary
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.data = workdir / "vm-data"
+        self.log = workdir / "victoria-metrics.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> VictoriaMetrics:
+        log = self.log.open("ab")
+        self.proc = subprocess.Popen(
+            [
+                self.binary,
+                f"-httpListenAddr=127.0.0.1:{self.port}",
+                f"-storageDataPath={self.data}",
+                "-retentionPeriod=100y",
+            ],
+            stdout=log,
+            stderr=log,
+        )
+        wait_port(self.port)
+        return self
+
+    def export(self, match: str) -> list[dict]:
+        urllib.request.urlopen(f"{self.url}/internal/force_flush").close()
+        q = urllib.parse.urlencode({"match[]": match, "start": "0"})
+        with urllib.request.urlopen(f"{self.url}/api/v1/export?{q}") as resp:
+            return [json.loads(ln) for ln in resp.read().decode().splitlines() if ln]
+
+    stop = Mosquitto.stop

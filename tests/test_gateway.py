@@ -5,7 +5,6 @@ import time
 from pathlib import Path
 
 import pytest
-from servers import Listener, Mosquitto
 
 from kmc_host import protocol as P
 from kmc_host.ble.bumble_backend import BumbleBleakClient, BumbleBleakScanner, VirtualRadio
@@ -14,6 +13,7 @@ from kmc_host.detect import ConfigError
 from kmc_host.gateway.config import load_config
 from kmc_host.gateway.link import BleAccess
 from kmc_host.gateway.service import Gateway
+from servers import Listener, Mosquitto
 
 T2000 = 837000000
 

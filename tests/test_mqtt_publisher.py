@@ -6,9 +6,9 @@ import sys
 import time
 
 import pytest
-from servers import Listener, Mosquitto
 
 from kmc_host.gateway.publisher import BrokerConfig, MqttPublisher, TopicError, TopicTree, payload
+from servers import Listener, Mosquitto
 
 TOPICS = TopicTree("kmc", "site1", "ward-a")
 

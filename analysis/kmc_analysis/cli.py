@@ -150,6 +150,36 @@ def _gateway(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sink(args: argparse.Namespace) -> int:
+    """MQTT -> InfluxDB until SIGINT/SIGTERM; then the spool is kept for the next start."""
+    import logging
+    import signal
+    import threading
+
+    from kmc_host.sink.config import load_sink_config
+    from kmc_host.sink.service import Sink
+
+    cfg = load_sink_config(args.config)
+    if args.check:
+        print(
+            f"{args.config}: ok: broker {cfg.broker.host}:{cfg.broker.port},"
+            f" InfluxDB {cfg.influx.api} at {cfg.influx.url}"
+        )
+        return 0
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    sink = Sink(cfg)
+    sink.start()
+    while not stop.wait(60):
+        logging.getLogger("kmc.sink").info("%s, %d waiting on disk", sink.stats, sink.pending())
+    sink.stop(drain_timeout_s=5)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="kmc", description="KMC Sense: objective Kangaroo Mother Care measurement."
@@ -195,6 +225,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--check", action="store_true", help="validate the config and exit")
     g.set_defaults(run=_gateway)
+
+    k = sub.add_parser("sink", help="store the gateway's MQTT messages in InfluxDB")
+    k.add_argument("--config", required=True, help="sink TOML file (see kmc_host/sink/config.py)")
+    k.add_argument("--check", action="store_true", help="validate the config and exit")
+    k.set_defaults(run=_sink)
 
     f = sub.add_parser("firmware", help="write a strap's config, or copy the firmware to a board")
     f.add_argument("action", choices=["config", "deploy"])

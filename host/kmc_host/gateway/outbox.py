@@ -60,6 +60,10 @@ class Outbox:
         with self._lock:
             self._db.execute("DELETE FROM outbox WHERE id = ?", (message_id,))
 
+    def remove_many(self, message_ids: list[int]) -> None:
+        with self._lock:
+            self._db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in message_ids])
+
     def __len__(self) -> int:
         with self._lock:
             return int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])

@@ -1,0 +1,121 @@
+"""The sink's configuration: one TOML file, validated at start; errors name the file and key.
+
+[sink]
+data_dir = "/var/lib/kmc-sink"      # the spool (messages not yet in InfluxDB) and rejected.jsonl
+batch_lines = 5000                  # points per write
+max_backoff_s = 60                  # retry delay cap while InfluxDB is away
+
+[mqtt]                              # as the gateway's; client_id must stay the same across
+host = "127.0.0.1"                  # restarts: the broker keeps the session's queue under it
+prefix = "kmc"
+client_id = "kmc-sink"
+username = "sink"                   # password from password_file or $KMC_MQTT_PASSWORD
+
+[influx]
+api = "v1"                          # "v1": /write?db= (InfluxDB 1.x); "v2": influxdb-client
+url = "http://127.0.0.1:8086"
+database = "kmc"                    # v1 database; on 2.x/3.x the name InfluxQL queries use
+retention_policy = ""
+username = "sink"                   # v1; password from password_file or $KMC_INFLUX_PASSWORD
+org = "hospital"                    # v2
+bucket = "kmc"                      # v2
+token_file = "/etc/kmc/influx.token"  # or $KMC_INFLUX_TOKEN
+create_database = false             # v1: CREATE DATABASE at start (needs admin rights)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..gateway.publisher import BrokerConfig, TopicError, topic_part
+from ..tomlconf import (
+    ConfigError,
+    broker_config,
+    get,
+    read_toml,
+    secret,
+    section,
+    unknown,
+)
+from .influx import InfluxConfig
+
+
+@dataclass(frozen=True)
+class SinkConfig:
+    data_dir: Path
+    broker: BrokerConfig
+    influx: InfluxConfig
+    prefix: str = "kmc"
+    batch_lines: int = 5000
+    max_backoff_s: float = 60.0
+    create_database: bool = False
+
+
+def load_sink_config(path: str | Path) -> SinkConfig:
+    path = Path(path)
+    raw = read_toml(path)
+    unknown(raw, {"sink", "mqtt", "influx"}, str(path))
+
+    where = f"{path} [sink]"
+    s = section(raw, "sink", str(path))
+    unknown(s, {"data_dir", "batch_lines", "max_backoff_s"}, where)
+    data_dir = Path(get(s, "data_dir", str, where))
+    batch = get(s, "batch_lines", int, where, 5000)
+    if not 1 <= batch <= 100_000:
+        raise ConfigError(f"{where}: batch_lines must be 1..100000")
+    backoff = float(get(s, "max_backoff_s", (int, float), where, 60.0))
+    if not 1 <= backoff <= 3600:
+        raise ConfigError(f"{where}: max_backoff_s must be 1..3600")
+
+    where = f"{path} [mqtt]"
+    m = section(raw, "mqtt", str(path), required=False)
+    broker = broker_config(m, where, "kmc-sink")
+    try:
+        prefix = topic_part("prefix", get(m, "prefix", str, where, "kmc"))
+    except TopicError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+    where = f"{path} [influx]"
+    i = section(raw, "influx", str(path))
+    unknown(
+        i,
+        {
+            "api",
+            "url",
+            "database",
+            "retention_policy",
+            "username",
+            "password_file",
+            "token_file",
+            "org",
+            "bucket",
+            "timeout_s",
+            "create_database",
+        },
+        where,
+    )
+    try:
+        influx = InfluxConfig(
+            url=get(i, "url", str, where, "http://127.0.0.1:8086"),
+            api=get(i, "api", str, where, "v1"),
+            database=get(i, "database", str, where, "kmc"),
+            retention_policy=get(i, "retention_policy", str, where, ""),
+            username=get(i, "username", str, where, None),
+            password=secret(i, "password_file", "KMC_INFLUX_PASSWORD", where),
+            token=secret(i, "token_file", "KMC_INFLUX_TOKEN", where),
+            org=get(i, "org", str, where, ""),
+            bucket=get(i, "bucket", str, where, ""),
+            timeout_s=float(get(i, "timeout_s", (int, float), where, 10.0)),
+        )
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return SinkConfig(
+        data_dir,
+        broker,
+        influx,
+        prefix,
+        batch,
+        backoff,
+        get(i, "create_database", bool, where, False),
+    )

@@ -1,0 +1,229 @@
+"""`kmc sink`: the gateway's MQTT messages -> InfluxDB, losing nothing on either side.
+
+    broker --QoS 1, persistent session--> on_message --> spool (SQLite, on disk) --> PUBACK
+                                                          spool --batches--> InfluxDB --> delete
+
+Why this order: a message is acknowledged to the broker only once it is on the sink's disk, so a
+sink killed at any instant gets the unacknowledged messages again from the broker (the session is
+persistent: fixed client id, clean_session false). The spool then drains to InfluxDB in batches,
+oldest first, and a batch leaves the spool only when InfluxDB has accepted it; while InfluxDB is
+away the spool grows on disk and the writer retries with exponential backoff and jitter. Points
+carry deterministic timestamps and tags (`schema`), so the replays that at-least-once delivery
+implies overwrite instead of duplicating.
+
+A message that can never be stored (not JSON, wrong schema, a point InfluxDB refuses) is not
+dropped silently: it goes with the reason to `rejected.jsonl` beside the spool and is counted.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import random
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from ..gateway.outbox import Message, Outbox
+from .config import SinkConfig
+from .influx import InfluxError, InfluxQL, Writer, make_writer, quote_ident
+from .schema import MessageError, to_lines
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SinkStats:
+    received: int = 0  # messages from the broker
+    spooled: int = 0  # messages put on disk (and acknowledged)
+    rejected: int = 0  # messages in rejected.jsonl
+    written_points: int = 0  # points InfluxDB accepted
+    write_failures: int = 0  # failed write attempts (each retried)
+    store_failures: int = 0  # messages not acknowledged because the spool could not take them
+
+
+class Sink:
+    def __init__(self, cfg: SinkConfig, writer: Writer | None = None) -> None:
+        self.cfg = cfg
+        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        self.spool = Outbox(cfg.data_dir / "spool.db")
+        self.rejected_path = cfg.data_dir / "rejected.jsonl"
+        self.writer = writer or make_writer(cfg.influx)
+        self.stats = SinkStats()
+        self.connected = threading.Event()
+        self.influx_ok = threading.Event()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._reject_lock = threading.Lock()
+        self._thread = threading.Thread(target=self._drain_loop, name="sink-writer", daemon=True)
+        self._client = self._make_client()
+
+    # -- lifecycle
+
+    def start(self) -> None:
+        if self.cfg.create_database and self.cfg.influx.api == "v1":
+            self._create_database()
+        self._thread.start()
+        b = self.cfg.broker
+        self._client.connect_async(b.host, b.port, keepalive=b.keepalive_s)
+        self._client.loop_start()
+
+    def stop(self, drain_timeout_s: float = 0.0) -> None:
+        """Disconnect from the broker; optionally wait for the spool to reach InfluxDB."""
+        self._client.disconnect()
+        self._client.loop_stop()
+        deadline = time.monotonic() + drain_timeout_s
+        while len(self.spool) and time.monotonic() < deadline:
+            self._wake.set()
+            time.sleep(0.05)
+        self._stop.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=self.cfg.influx.timeout_s + 5)
+        self.writer.close()
+        self.spool.close()
+
+    def pending(self) -> int:
+        return len(self.spool)
+
+    # -- MQTT side (paho's thread)
+
+    def _make_client(self) -> mqtt.Client:
+        b = self.cfg.broker
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=b.client_id, clean_session=False
+        )
+        if b.username is not None:
+            client.username_pw_set(b.username, b.password)
+        if b.tls:
+            import ssl
+
+            client.tls_set(ca_certs=b.ca_file, cert_reqs=ssl.CERT_REQUIRED)
+        client.manual_ack_set(True)  # PUBACK only once the message is on disk
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        return client
+
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
+    ) -> None:
+        if getattr(reason, "is_failure", False):
+            log.warning("broker refused the sink: %s", reason)
+            return
+        client.subscribe(f"{self.cfg.prefix}/+/+/+/+", qos=1)
+        self.connected.set()
+        log.info("sink connected to %s:%d", self.cfg.broker.host, self.cfg.broker.port)
+
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
+    ) -> None:
+        self.connected.clear()
+        log.warning("sink lost the broker (%s); paho reconnects", reason)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        self.stats.received += 1
+        body = bytes(msg.payload)
+        try:
+            lines = to_lines(msg.topic, body, self.cfg.prefix)
+        except MessageError as exc:
+            self._reject(msg.topic, body, str(exc))
+            client.ack(msg.mid, msg.qos)
+            return
+        if lines:
+            try:
+                self.spool.put(msg.topic, "\n".join(lines).encode())
+            except sqlite3.Error as exc:  # disk full, say: not acknowledged, the broker keeps it
+                self.stats.store_failures += 1
+                log.error(
+                    "spool cannot take a message from %s (%s); not acknowledged", msg.topic, exc
+                )
+                return
+            self.stats.spooled += 1
+            self._wake.set()
+        client.ack(msg.mid, msg.qos)
+
+    # -- InfluxDB side (the writer thread)
+
+    def _drain_loop(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            batch = self._next_batch()
+            if not batch:
+                self._wake.wait(timeout=1.0)
+                self._wake.clear()
+                continue
+            try:
+                self._write(batch)
+            except InfluxError as exc:
+                self.stats.write_failures += 1
+                if not exc.retriable:
+                    self._isolate(batch)
+                    continue
+                self.influx_ok.clear()
+                failures += 1
+                delay = min(self.cfg.max_backoff_s, 0.5 * 2 ** min(failures, 10))
+                delay *= random.uniform(0.5, 1.0)
+                if failures == 1 or failures % 10 == 0:
+                    log.warning(
+                        "%s; %d messages wait on disk, retry in %.1f s", exc, len(self.spool), delay
+                    )
+                self._stop.wait(delay)
+                continue
+            if failures:
+                log.info("InfluxDB writes again after %d failed attempts", failures)
+            failures = 0
+            self.influx_ok.set()
+
+    def _next_batch(self) -> list[Message]:
+        batch: list[Message] = []
+        lines = 0
+        for m in self.spool.oldest(500):
+            n = m.payload.count(b"\n") + 1
+            if batch and lines + n > self.cfg.batch_lines:
+                break
+            batch.append(m)
+            lines += n
+        return batch
+
+    def _write(self, batch: list[Message]) -> None:
+        lines = [ln for m in batch for ln in m.payload.decode().split("\n")]
+        self.writer.write(lines)
+        self.spool.remove_many([m.id for m in batch])
+        self.stats.written_points += len(lines)
+
+    def _isolate(self, batch: list[Message]) -> None:
+        """InfluxDB refused the batch's data: write message by message, reject the bad ones."""
+        for m in batch:
+            try:
+                self._write([m])
+            except InfluxError as exc:
+                if exc.retriable:
+                    return  # the server went away meanwhile: the rest stays in the spool
+                self._reject(m.topic, m.payload, f"InfluxDB refused the points: {exc}")
+                self.spool.remove(m.id)
+
+    def _reject(self, topic: str, body: bytes, reason: str) -> None:
+        try:
+            text: dict[str, str] = {"payload": body.decode()}
+        except UnicodeDecodeError:
+            text = {"payload_base64": base64.b64encode(body).decode()}
+        record = {"time": time.time(), "topic": topic, "reason": reason} | text
+        with self._reject_lock, self.rejected_path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+        self.stats.rejected += 1
+        log.warning("rejected a message: %s (kept in %s)", reason, self.rejected_path)
+
+    def _create_database(self) -> None:
+        try:
+            InfluxQL(self.cfg.influx).run(
+                f"CREATE DATABASE {quote_ident(self.cfg.influx.database)}"
+            )
+        except InfluxError as exc:
+            log.warning("could not create the database (%s); the writer will keep trying", exc)
