@@ -16,7 +16,7 @@ from pathlib import Path
 from kmc_host.deploy import DeployError
 from kmc_host.detect import ConfigError
 
-from .samples_io import SamplesFileError
+from .samples_io import SampleReader, SamplesFileError
 
 EXIT_BAD_INPUT = 2
 
@@ -180,6 +180,64 @@ def _sink(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from kmc_host.detect import DetectorConfig
+
+    from .report import build_report, detect_period, period_from_dates, write_tables
+    from .report_html import write_html
+    from .roster import load_roster
+
+    if (args.samples is None) == (args.influx is None):
+        raise ValueError("give either a samples file or --influx CONFIG (one of the two)")
+    period = period_from_dates(args.date_from, args.date_to, args.tz)
+    roster = load_roster(args.roster) if args.roster else None
+    cfg = DetectorConfig()
+    tags: dict[str, str] = {}
+    if args.influx:
+        from kmc_host.sink.config import load_influx_config
+
+        from .sources import InfluxSource
+
+        influx = load_influx_config(args.influx)
+        src = InfluxSource(influx, args.site or "", args.ward or "")
+        extent = src.extent()
+        if extent is None:
+            raise ValueError(f"no samples in InfluxDB at {influx.url} for this site/ward")
+        start = max(extent[0], period[0]) if period else extent[0]
+        end = min(extent[1] + 1, period[1]) if period else extent[1] + 1
+        detected = detect_period(src.chunks(start, end), cfg, period)
+        tags = src.infant_tags(start, end)
+        source = f"InfluxDB {influx.url} database {influx.database}"
+    else:
+        reader = SampleReader(args.samples, skip_invalid=args.skip_invalid)
+        detected = reader.consume(lambda chunks: detect_period(chunks, cfg, period))
+        source = f"samples file {args.samples}"
+        for line in reader.report.lines():
+            print(line)
+    rep = build_report(
+        detected,
+        tz=args.tz,
+        roster=roster,
+        infant_tags=tags,
+        site=args.site or "",
+        ward=args.ward or "",
+        period=period,
+        source=source,
+        config=cfg,
+        min_monitored_hours=args.min_monitored_hours,
+    )
+    out = Path(args.out)
+    files = write_tables(rep, out)
+    html_path = write_html(rep, out / "report.html")
+    cohort = rep.tables["cohort"].columns
+    print(
+        f"{len(rep.straps)} straps; {cohort['eligible_infants'][0]} eligible infants with "
+        f"{cohort['infant_days'][0]} observed days; mean KMC {cohort['mean_kmc_hours'][0]} h/day"
+    )
+    print(f"wrote {html_path} and {len(files)} table files in {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="kmc", description="KMC Sense: objective Kangaroo Mother Care measurement."
@@ -205,6 +263,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="hours of data a day needs to count in the coverage indicators (default 20)",
     )
     a.set_defaults(run=_analyze)
+
+    r = sub.add_parser(
+        "report",
+        help="per-infant and ward KMC report (CSV, Parquet, HTML) from a samples file or InfluxDB",
+    )
+    r.add_argument("samples", nargs="?", help="samples file (.csv, .csv.gz or .parquet)")
+    r.add_argument("--influx", help="TOML file with an [influx] section (the sink's will do)")
+    r.add_argument("--out", required=True, help="output folder")
+    r.add_argument("--from", dest="date_from", help="first local date, YYYY-MM-DD")
+    r.add_argument("--to", dest="date_to", help="last local date, YYYY-MM-DD (included)")
+    r.add_argument("--site", help="site (InfluxDB tag; a label for files)")
+    r.add_argument("--ward", help="ward (InfluxDB tag; a label for files)")
+    r.add_argument("--tz", default="UTC", help="facility time zone, IANA name (default UTC)")
+    r.add_argument(
+        "--roster", help="roster CSV: device,infant_id,birth_time,birth_weight_g[,admission_time]"
+    )
+    r.add_argument("--skip-invalid", action="store_true", help="files: leave out invalid rows")
+    r.add_argument("--min-monitored-hours", type=float, default=20.0)
+    r.set_defaults(run=_report)
 
     s = sub.add_parser("simulate", help="write a simulated ward's samples and its ground truth")
     s.add_argument("--devices", type=int, default=10, help="number of straps")

@@ -1,7 +1,7 @@
 """The roster: which infant wore which strap, birth time and birth weight.
 
-`device,infant_id,birth_time,birth_weight_g[,...]`; further columns (bed, admission) are kept but
-not used here. Infant ids are pseudonyms: the roster is the only place they meet strap ids.
+`device,infant_id,birth_time,birth_weight_g[,admission_time,...]`; `admission_time` (optional)
+gives `kmc report` the time from admission to first KMC; further columns (bed, ...) are ignored. Infant ids are pseudonyms: the roster is the only place they meet strap ids.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ class Infant:
     infant_id: str
     birth_time: float  # Unix seconds, UTC
     birth_weight_g: float
+    admission_time: float | None = None  # Unix seconds, UTC; None when the roster has none
 
 
 def load_roster(path: str | Path) -> dict[str, Infant]:
@@ -62,5 +63,16 @@ def load_roster(path: str | Path) -> dict[str, Infant]:
                 ) from None
             if not 300 <= weight <= 6000:
                 raise SamplesFileError(path, line, f"birth_weight_g {weight:g} outside 300-6000 g")
-            infants[device] = Infant(device, infant_id, birth, weight)
+            admitted = (row.get("admission_time") or "").strip()
+            admission = None
+            if admitted:
+                try:
+                    admission = parse_time_value(admitted)
+                except ValueError:
+                    raise SamplesFileError(
+                        path, line, f"unparsable admission_time {admitted!r}"
+                    ) from None
+                if admission < birth:
+                    raise SamplesFileError(path, line, "admission_time is before birth_time")
+            infants[device] = Infant(device, infant_id, birth, weight, admission)
     return infants

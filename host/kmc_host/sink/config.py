@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..gateway.publisher import BrokerConfig, TopicError, topic_part
 from ..tomlconf import (
@@ -78,25 +79,38 @@ def load_sink_config(path: str | Path) -> SinkConfig:
 
     where = f"{path} [influx]"
     i = section(raw, "influx", str(path))
-    unknown(
-        i,
-        {
-            "api",
-            "url",
-            "database",
-            "retention_policy",
-            "username",
-            "password_file",
-            "token_file",
-            "org",
-            "bucket",
-            "timeout_s",
-            "create_database",
-        },
-        where,
+    influx = influx_config(i, where)
+    return SinkConfig(
+        data_dir,
+        broker,
+        influx,
+        prefix,
+        batch,
+        backoff,
+        get(i, "create_database", bool, where, False),
     )
+
+
+INFLUX_KEYS = {
+    "api",
+    "url",
+    "database",
+    "retention_policy",
+    "username",
+    "password_file",
+    "token_file",
+    "org",
+    "bucket",
+    "timeout_s",
+    "create_database",
+}
+
+
+def influx_config(i: dict[str, Any], where: str) -> InfluxConfig:
+    """The `[influx]` section (see the module docstring)."""
+    unknown(i, INFLUX_KEYS, where)
     try:
-        influx = InfluxConfig(
+        return InfluxConfig(
             url=get(i, "url", str, where, "http://127.0.0.1:8086"),
             api=get(i, "api", str, where, "v1"),
             database=get(i, "database", str, where, "kmc"),
@@ -110,12 +124,11 @@ def load_sink_config(path: str | Path) -> SinkConfig:
         )
     except ValueError as exc:
         raise ConfigError(f"{where}: {exc}") from None
-    return SinkConfig(
-        data_dir,
-        broker,
-        influx,
-        prefix,
-        batch,
-        backoff,
-        get(i, "create_database", bool, where, False),
-    )
+
+
+def load_influx_config(path: str | Path) -> InfluxConfig:
+    """Only the `[influx]` section of a TOML file (the sink's own file will do): for readers
+    such as `kmc report --influx`."""
+    path = Path(path)
+    raw = read_toml(path)
+    return influx_config(section(raw, "influx", str(path)), f"{path} [influx]")

@@ -1,0 +1,562 @@
+"""`kmc report`: the researchers' and programme managers' report for a period, site and ward.
+
+Samples (from a file, or read back from InfluxDB by `sources.influx_chunks`) go through the same
+incremental detector as the gateway and `kmc analyze`; the results become tables:
+
+  sessions       one row per KMC session
+  daily          KMC and monitored hours per infant per local calendar day (+ `observed`)
+  rolling24      KMC hours in the 24 h before each full hour
+  day_of_life    hours per day of life (needs the roster's birth time)
+  alerts         one row per alert episode
+  infants        per infant: hours, sessions, coverage bands, time from admission to first KMC,
+                 thermal alerts per baby-day
+  cohort         the ward's indicators over eligible infants (< 2000 g): share reaching 8/18/20 h,
+                 median hours from admission to first KMC, thermal alerts per baby-day
+  ward_coverage  per date: eligible infants observed and the share meeting 8/18/20 h
+
+Each table is written as CSV and Parquet (`write_tables`); `report_html.write_html` turns the same
+tables into a self-contained HTML page with plots. Definitions: coverage.py and docs/report.md.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from numpy.typing import NDArray
+
+from kmc_host.detect import (
+    Daily,
+    DetectorConfig,
+    StrapDetector,
+    StrapResult,
+    daily_hours,
+    day_of_life_hours,
+    rolling_24h,
+    zone,
+)
+from kmc_host.samples import Samples
+
+from .analyze import iso_utc
+from .coverage import BANDS_H, DEFAULT_MIN_MONITORED_H, ELIGIBLE_BELOW_G, infant_coverage
+from .roster import Infant
+
+THERMAL = ("cold_stress", "moderate_hypothermia", "severe_hypothermia", "hyperthermia")
+DAY_S = 86400.0
+TRACE_S = DAY_S  # the temperature trace: the last 24 h of each strap's data in the period
+
+
+@dataclass
+class Table:
+    """Columns by name (numpy arrays or lists, equal length); `times` are Unix-second columns,
+    written as ISO 8601 UTC in CSV and as UTC timestamps in Parquet."""
+
+    name: str
+    columns: dict[str, Any]
+    times: tuple[str, ...] = ()
+
+    def __len__(self) -> int:
+        return len(next(iter(self.columns.values()))) if self.columns else 0
+
+    def rows(self) -> Iterator[dict[str, Any]]:
+        names = list(self.columns)
+        for k in range(len(self)):
+            yield {n: self.columns[n][k] for n in names}
+
+
+@dataclass
+class StrapReport:
+    device: str
+    infant_id: str
+    infant: Infant | None
+    result: StrapResult
+    daily: Daily
+    trace: Samples | None  # the last 24 h of samples
+
+
+@dataclass
+class Report:
+    title: str
+    site: str
+    ward: str
+    tz: str
+    period: tuple[float, float] | None
+    source: str
+    config: DetectorConfig
+    min_monitored_hours: float
+    straps: list[StrapReport]
+    tables: dict[str, Table] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    has_roster: bool = False
+
+
+# -- detection over a period, keeping the last 24 h of samples for the trace
+
+
+class _Tail:
+    """The last `TRACE_S` of one strap's samples, kept as chunks (memory: one day per strap)."""
+
+    def __init__(self) -> None:
+        self.parts: list[Samples] = []
+
+    def add(self, chunk: Samples) -> None:
+        self.parts.append(chunk)
+        cut = chunk.time[-1] - TRACE_S
+        while len(self.parts) > 1 and self.parts[0].time[-1] < cut:
+            self.parts.pop(0)
+
+    def samples(self) -> Samples | None:
+        if not self.parts:
+            return None
+        whole = Samples.concat(self.parts)
+        k = int(np.searchsorted(whole.time, whole.time[-1] - TRACE_S, side="left"))
+        return whole.slice(k, len(whole))
+
+
+def _clip(chunk: Samples, period: tuple[float, float] | None) -> Samples:
+    if period is None:
+        return chunk
+    a, b = np.searchsorted(chunk.time, period, side="left")
+    return chunk if a == 0 and b == len(chunk) else chunk.slice(int(a), int(b))
+
+
+def detect_period(
+    chunks: Iterator[tuple[str, Samples]],
+    cfg: DetectorConfig,
+    period: tuple[float, float] | None = None,
+) -> dict[str, tuple[StrapResult, Samples | None]]:
+    """Every strap's results over [period) and its last 24 h of samples."""
+    detectors: dict[str, StrapDetector] = {}
+    tails: dict[str, _Tail] = {}
+    for device, chunk in chunks:
+        part = _clip(chunk, period)
+        if len(part) == 0:
+            continue
+        det = detectors.get(device)
+        if det is None:
+            det = detectors[device] = StrapDetector(device, cfg)
+            tails[device] = _Tail()
+        det.feed(part)
+        tails[device].add(part)
+    for det in detectors.values():
+        det.finish()
+    return {d: (det.result(), tails[d].samples()) for d, det in detectors.items()}
+
+
+# -- the report
+
+
+def build_report(
+    detected: dict[str, tuple[StrapResult, Samples | None]],
+    *,
+    tz: str = "UTC",
+    roster: dict[str, Infant] | None = None,
+    infant_tags: dict[str, str] | None = None,
+    site: str = "",
+    ward: str = "",
+    period: tuple[float, float] | None = None,
+    source: str = "",
+    config: DetectorConfig | None = None,
+    min_monitored_hours: float = DEFAULT_MIN_MONITORED_H,
+) -> Report:
+    cfg = config or DetectorConfig()
+    zone_info = zone(tz)
+    roster = roster or {}
+    tags = infant_tags or {}
+    straps = []
+    for device in sorted(detected):
+        result, trace = detected[device]
+        infant = roster.get(device)
+        infant_id = infant.infant_id if infant else tags.get(device, "")
+        straps.append(
+            StrapReport(device, infant_id, infant, result, daily_hours(result, zone_info), trace)
+        )
+    title = "KMC report" + (f": {site}" if site else "") + (f" / {ward}" if ward else "")
+    rep = Report(
+        title,
+        site,
+        ward,
+        tz,
+        period,
+        source,
+        cfg,
+        min_monitored_hours,
+        straps,
+        has_roster=bool(roster),
+    )
+    if roster:
+        missing = sorted(set(detected) - set(roster))
+        if missing:
+            rep.notes.append(f"straps not in the roster (no coverage): {', '.join(missing)}")
+    else:
+        rep.notes.append(
+            "no roster: birth weights unknown, so every strap counts in the cohort indicators"
+        )
+    rep.tables = {
+        t.name: t
+        for t in (
+            _sessions(straps),
+            _daily(straps, min_monitored_hours),
+            _rolling(straps),
+            _day_of_life(straps),
+            _alerts(straps),
+        )
+    }
+    infants = _infants(straps, min_monitored_hours, bool(roster))
+    rep.tables["infants"] = infants
+    rep.tables["cohort"] = _cohort(infants)
+    rep.tables["ward_coverage"] = _ward_coverage(rep.tables["daily"], infants)
+    return rep
+
+
+def _ids(s: StrapReport, n: int) -> dict[str, list[str]]:
+    return {"device": [s.device] * n, "infant_id": [s.infant_id] * n}
+
+
+def _concat(name: str, parts: list[dict[str, Any]], empty: dict[str, Any], times=()) -> Table:
+    if not parts:
+        return Table(name, empty, tuple(times))
+    cols = {k: np.concatenate([np.asarray(p[k]) for p in parts]) for k in parts[0]}
+    return Table(name, cols, tuple(times))
+
+
+def _sessions(straps: list[StrapReport]) -> Table:
+    parts = []
+    for s in straps:
+        r = s.result
+        n = r.session_start.size
+        parts.append(
+            _ids(s, n)
+            | {
+                "start": r.session_start,
+                "end": r.session_end,
+                "duration_min": np.round((r.session_end - r.session_start) / 60.0, 1),
+                "effective": r.session_effective,
+            }
+        )
+    empty = {k: np.empty(0) for k in ("device", "infant_id", "start", "end", "duration_min")}
+    return _concat("sessions", parts, empty | {"effective": np.empty(0, bool)}, ("start", "end"))
+
+
+def _daily(straps: list[StrapReport], min_h: float) -> Table:
+    parts = []
+    for s in straps:
+        d = s.daily
+        n = len(d.dates)
+        parts.append(
+            _ids(s, n)
+            | {
+                "date": np.array([x.isoformat() for x in d.dates], dtype=object),
+                "kmc_hours": np.round(d.kmc_hours, 3),
+                "monitored_hours": np.round(d.monitored_hours, 3),
+                "off_hours": np.round(d.off_hours, 3),
+                "sessions": d.sessions,
+                "effective_sessions": d.effective_sessions,
+                "observed": d.monitored_hours >= min_h,
+            }
+        )
+    keys = ["device", "infant_id", "date", "kmc_hours", "monitored_hours", "off_hours"]
+    empty = {k: np.empty(0) for k in keys} | {
+        "sessions": np.empty(0, np.int64),
+        "effective_sessions": np.empty(0, np.int64),
+        "observed": np.empty(0, bool),
+    }
+    return _concat("daily", parts, empty)
+
+
+def _rolling(straps: list[StrapReport]) -> Table:
+    parts = []
+    for s in straps:
+        r = s.result
+        if r.monitored_start.size == 0:
+            continue
+        hours = 3600.0 * np.arange(
+            np.ceil(r.monitored_start[0] / 3600.0), np.floor(r.monitored_end[-1] / 3600.0) + 1
+        )
+        kmc, mon = rolling_24h(r, hours)
+        parts.append(
+            _ids(s, hours.size)
+            | {
+                "time": hours,
+                "kmc_hours_24h": np.round(kmc, 3),
+                "monitored_hours_24h": np.round(mon, 3),
+            }
+        )
+    keys = ["device", "infant_id", "time", "kmc_hours_24h", "monitored_hours_24h"]
+    return _concat("rolling24", parts, {k: np.empty(0) for k in keys}, ("time",))
+
+
+def _day_of_life(straps: list[StrapReport]) -> Table:
+    parts = []
+    for s in straps:
+        if s.infant is None:
+            continue
+        days, kmc, mon = day_of_life_hours(s.result, s.infant.birth_time)
+        parts.append(
+            _ids(s, days.size)
+            | {
+                "day_of_life": days,
+                "kmc_hours": np.round(kmc, 3),
+                "monitored_hours": np.round(mon, 3),
+            }
+        )
+    keys = ["device", "infant_id", "day_of_life", "kmc_hours", "monitored_hours"]
+    return _concat("day_of_life", parts, {k: np.empty(0) for k in keys})
+
+
+def _alerts(straps: list[StrapReport]) -> Table:
+    parts = []
+    for s in straps:
+        for kind, e in s.result.episodes.items():
+            if len(e) == 0:
+                continue
+            parts.append(
+                _ids(s, len(e))
+                | {
+                    "kind": np.array([kind] * len(e), dtype=object),
+                    "start": e.start,
+                    "end": e.end,
+                    "extreme_c": np.round(e.extreme, 2),
+                    "alert_time": e.alert_time,
+                    "duration_min": np.round((e.end - e.start) / 60.0, 1),
+                }
+            )
+    keys = ["device", "infant_id", "kind", "start", "end", "extreme_c", "alert_time"]
+    table = _concat(
+        "alerts",
+        parts,
+        {k: np.empty(0) for k in [*keys, "duration_min"]},
+        ("start", "end", "alert_time"),
+    )
+    if len(table):  # in time order across straps and kinds
+        order = np.lexsort((table.columns["kind"].astype(str), table.columns["start"]))
+        table.columns = {k: np.asarray(v)[order] for k, v in table.columns.items()}
+    return table
+
+
+def _infants(straps: list[StrapReport], min_h: float, with_roster: bool) -> Table:
+    cols: dict[str, list[Any]] = {
+        k: []
+        for k in (
+            "device",
+            "infant_id",
+            "birth_weight_g",
+            "eligible",
+            "days",
+            "observed_days",
+            "mean_kmc_hours",
+            "mean_monitored_hours",
+            "sessions",
+            "effective_sessions",
+            *(f"days_ge_{b:g}h" for b in BANDS_H),
+            *(f"reaches_{b:g}h" for b in BANDS_H),
+            "admission_time",
+            "admission_from",
+            "first_kmc",
+            "hours_to_first_kmc",
+            "baby_days",
+            "thermal_alerts",
+            "thermal_alerts_per_baby_day",
+            "strap_off_alerts",
+        )
+    }
+    for s in straps:
+        if with_roster and s.infant is None:
+            continue
+        r, d = s.result, s.daily
+        weight = s.infant.birth_weight_g if s.infant else np.nan
+        cov = infant_coverage(s.infant_id, s.device, weight, d.kmc_hours, d.monitored_hours, min_h)
+        eligible = cov.eligible if s.infant else True
+        first_data = float(r.monitored_start[0]) if r.monitored_start.size else np.nan
+        if s.infant is not None and s.infant.admission_time is not None:
+            admitted, source = s.infant.admission_time, "roster"
+        else:
+            admitted, source = first_data, "first data"
+        first_kmc = float(r.session_start[0]) if r.session_start.size else np.nan
+        baby_days = float(d.monitored_hours.sum()) / 24.0
+        thermal = sum(len(r.episodes[k]) for k in THERMAL if k in r.episodes)
+        cols["device"].append(s.device)
+        cols["infant_id"].append(s.infant_id)
+        cols["birth_weight_g"].append(weight)
+        cols["eligible"].append(bool(eligible))
+        cols["days"].append(len(d.dates))
+        cols["observed_days"].append(cov.observed_days)
+        cols["mean_kmc_hours"].append(round(cov.mean_kmc_hours, 3))
+        observed = d.monitored_hours >= min_h
+        cols["mean_monitored_hours"].append(
+            round(float(d.monitored_hours[observed].mean()), 3) if observed.any() else np.nan
+        )
+        cols["sessions"].append(int(r.session_start.size))
+        cols["effective_sessions"].append(int(r.session_effective.sum()))
+        for b in BANDS_H:
+            cols[f"days_ge_{b:g}h"].append(cov.days_meeting[b])
+            cols[f"reaches_{b:g}h"].append(cov.reaches(b))
+        cols["admission_time"].append(admitted)
+        cols["admission_from"].append(source)
+        cols["first_kmc"].append(first_kmc)
+        cols["hours_to_first_kmc"].append(round((first_kmc - admitted) / 3600.0, 2))
+        cols["baby_days"].append(round(baby_days, 3))
+        cols["thermal_alerts"].append(thermal)
+        cols["thermal_alerts_per_baby_day"].append(
+            round(thermal / baby_days, 3) if baby_days > 0 else np.nan
+        )
+        cols["strap_off_alerts"].append(len(r.episodes.get("strap_off", ())))
+    arrays = {
+        k: np.asarray(v, dtype=object if k in ("device", "infant_id", "admission_from") else None)
+        for k, v in cols.items()
+    }
+    return Table("infants", arrays, ("admission_time", "first_kmc"))
+
+
+def _cohort(infants: Table) -> Table:
+    c = infants.columns
+    counted = (
+        np.asarray(c["eligible"], bool) & (np.asarray(c["observed_days"], np.int64) > 0)
+        if len(infants)
+        else np.empty(0, bool)
+    )
+    n = int(counted.sum())
+    days = int(np.asarray(c["observed_days"], np.int64)[counted].sum()) if n else 0
+    row: dict[str, Any] = {
+        "eligible_infants": n,
+        "infant_days": days,
+        "mean_kmc_hours": _mean(np.asarray(c["mean_kmc_hours"], float)[counted]),
+    }
+    for b in BANDS_H:
+        reach = np.asarray(c[f"reaches_{b:g}h"], bool)[counted]
+        met = np.asarray(c[f"days_ge_{b:g}h"], np.int64)[counted]
+        row[f"share_infants_reaching_{b:g}h"] = round(float(reach.mean()), 3) if n else np.nan
+        row[f"share_days_ge_{b:g}h"] = round(float(met.sum()) / days, 3) if days else np.nan
+    to_kmc = np.asarray(c["hours_to_first_kmc"], float)[counted]
+    to_kmc = to_kmc[np.isfinite(to_kmc)]
+    row["median_hours_to_first_kmc"] = round(float(np.median(to_kmc)), 2) if to_kmc.size else np.nan
+    row["infants_with_kmc"] = int(to_kmc.size)
+    baby_days = float(np.asarray(c["baby_days"], float)[counted].sum()) if n else 0.0
+    thermal = int(np.asarray(c["thermal_alerts"], np.int64)[counted].sum()) if n else 0
+    row["baby_days"] = round(baby_days, 2)
+    row["thermal_alerts"] = thermal
+    row["thermal_alerts_per_baby_day"] = round(thermal / baby_days, 3) if baby_days else np.nan
+    return Table("cohort", {k: np.asarray([v]) for k, v in row.items()})
+
+
+def _ward_coverage(daily: Table, infants: Table) -> Table:
+    """Per local date: eligible infants with an observed day, their mean KMC hours and the share
+    meeting each band: the ward's coverage over time."""
+    elig = {
+        str(d)
+        for d, e in zip(infants.columns["device"], infants.columns["eligible"], strict=True)
+        if e
+    }
+    c = daily.columns
+    if len(daily):
+        keep = np.isin(
+            np.asarray(c["device"], dtype=object).astype(str), sorted(elig)
+        ) & np.asarray(c["observed"], bool)
+        dates = np.asarray(c["date"], dtype=object)[keep].astype(str)
+        kmc = np.asarray(c["kmc_hours"], float)[keep]
+    else:
+        dates, kmc = np.empty(0, str), np.empty(0)
+    uniq, inv = np.unique(dates, return_inverse=True)
+    n = np.bincount(inv, minlength=uniq.size)
+    cols: dict[str, Any] = {
+        "date": uniq.astype(object),
+        "eligible_infants_observed": n,
+        "mean_kmc_hours": np.round(np.bincount(inv, kmc, uniq.size) / np.maximum(n, 1), 3),
+    }
+    for b in BANDS_H:
+        met = np.bincount(inv, (kmc >= b).astype(float), uniq.size)
+        cols[f"share_ge_{b:g}h"] = np.round(met / np.maximum(n, 1), 3)
+    return Table("ward_coverage", cols)
+
+
+def _mean(x: NDArray[np.float64]) -> float:
+    x = x[np.isfinite(x)]
+    return round(float(x.mean()), 3) if x.size else float("nan")
+
+
+# -- output files
+
+
+def _csv_value(v: Any) -> Any:
+    if isinstance(v, float | np.floating):
+        return "" if np.isnan(v) else v
+    if isinstance(v, np.bool_ | bool):
+        return int(v)
+    return v
+
+
+def write_tables(rep: Report, out: Path) -> list[Path]:
+    """Every table as `<name>.csv` and `<name>.parquet`."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for table in rep.tables.values():
+        columns = dict(table.columns)
+        csv_cols = {
+            k: (iso_utc(np.asarray(v, float)).tolist() if k in table.times else list(v))
+            for k, v in columns.items()
+        }
+        for name in table.times:  # NaN times are empty cells, not "NaTZ"
+            t = np.asarray(columns[name], float)
+            csv_cols[name] = [
+                "" if np.isnan(x) else s for x, s in zip(t, csv_cols[name], strict=True)
+            ]
+        path = out / f"{table.name}.csv"
+        with path.open("w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(list(columns))
+            names = list(csv_cols)
+            for row in range(len(table)):
+                w.writerow([_csv_value(csv_cols[n][row]) for n in names])
+        written.append(path)
+        arrays = {}
+        for k, v in columns.items():
+            if k in table.times:
+                t = np.asarray(v, float)
+                ms = np.where(np.isnan(t), 0, np.round(t * 1000)).astype(np.int64)
+                arrays[k] = pa.array(ms, pa.timestamp("ms", tz="UTC"), mask=np.isnan(t))
+            elif np.asarray(v).dtype == object or np.asarray(v).dtype.kind in "US":
+                arrays[k] = pa.array([str(x) for x in v], pa.string())
+            else:
+                arrays[k] = pa.array(np.asarray(v))
+        path = out / f"{table.name}.parquet"
+        pq.write_table(pa.table(arrays), path)
+        written.append(path)
+    return written
+
+
+def period_from_dates(first: str | None, last: str | None, tz: str) -> tuple[float, float] | None:
+    """`--from 2026-07-01 --to 2026-07-07`: local dates, both included, as [start, end) UTC."""
+    if first is None and last is None:
+        return None
+    zi = zone(tz)
+
+    def midnight(text: str, what: str, days_after: int = 0) -> float:
+        try:
+            day = dt.date.fromisoformat(text) + dt.timedelta(days=days_after)
+        except ValueError:
+            raise ValueError(f"{what} {text!r} is not a date (YYYY-MM-DD)") from None
+        return dt.datetime.combine(day, dt.time(0), tzinfo=zi).timestamp()
+
+    start = midnight(first, "--from") if first else -np.inf
+    end = midnight(last, "--to", 1) if last else np.inf  # a DST day has 23 or 25 hours
+    if end <= start:
+        raise ValueError("--to is before --from")
+    return float(start), float(end)
+
+
+__all__ = [
+    "ELIGIBLE_BELOW_G",
+    "Report",
+    "Table",
+    "build_report",
+    "detect_period",
+    "period_from_dates",
+    "write_tables",
+]

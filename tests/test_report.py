@@ -1,0 +1,256 @@
+"""`kmc report`: tables agree with `kmc analyze`, the period filter, the roster's admission
+time, the HTML with its plots, and the same report read back from a real InfluxDB."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from kmc_analysis.samples_io import load_straps
+from kmc_analysis.simulate import simulate_ward
+from kmc_host.sink.influx import InfluxConfig, InfluxQL, V1Writer
+from kmc_host.sink.schema import to_lines
+from servers import InfluxDB
+
+KMC = [sys.executable, "-m", "kmc_analysis.cli"]
+TZ = "Africa/Nairobi"
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*KMC, *args], capture_output=True, text=True, timeout=300)
+
+
+def read(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.fixture(scope="module")
+def ward(tmp_path_factory):
+    base = tmp_path_factory.mktemp("report")
+    samples, truth, _ = simulate_ward(base / "s.parquet", 4, 3.0, seed=11, tz=TZ)
+    roster = read(truth / "roster.csv")
+    # an admission time for one infant: 2 h before its strap's first sample
+    with (base / "roster.csv").open("w", newline="") as fh:
+        w = csv.DictWriter(fh, [*roster[0], "admission_time"])
+        w.writeheader()
+        for k, row in enumerate(roster):
+            w.writerow(row | {"admission_time": "2026-03-01T19:00:00Z" if k == 0 else ""})
+    return base, samples
+
+
+def test_report_tables_agree_with_analyze(ward):
+    base, samples = ward
+    out = base / "rep"
+    r = run(
+        "report",
+        str(samples),
+        "--roster",
+        str(base / "roster.csv"),
+        "--tz",
+        TZ,
+        "--site",
+        "site1",
+        "--ward",
+        "ward-a",
+        "--out",
+        str(out),
+    )
+    assert r.returncode == 0, r.stderr
+    assert "4 straps; 4 eligible infants" in r.stdout
+    a = run(
+        "analyze",
+        str(samples),
+        "--roster",
+        str(base / "roster.csv"),
+        "--tz",
+        TZ,
+        "--out",
+        str(base / "ana"),
+    )
+    assert a.returncode == 0, a.stderr
+
+    sessions = read(out / "sessions.csv")
+    ana = read(base / "ana" / "sessions.csv")
+    assert [(s["device"], s["start"], s["end"]) for s in sessions] == [
+        (s["device"], s["start"], s["end"]) for s in ana
+    ]
+    daily = read(out / "daily.csv")
+    assert [(d["device"], d["date"], float(d["kmc_hours"])) for d in daily] == [
+        (d["device"], d["date"], float(d["kmc_hours"])) for d in read(base / "ana" / "daily.csv")
+    ]
+    coverage = {c["scope"] + c["infant_id"]: c for c in read(base / "ana" / "coverage.csv")}
+    cohort = read(out / "cohort.csv")[0]
+    for band in ("8h", "18h", "20h"):
+        for key in (f"share_infants_reaching_{band}", f"share_days_ge_{band}"):
+            assert float(cohort[key]) == pytest.approx(float(coverage["cohort"][key]), abs=1e-3)
+    assert int(cohort["eligible_infants"]) == int(coverage["cohort"]["eligible_infants"]) == 4
+    infants = read(out / "infants.csv")
+    for row in infants:
+        assert float(row["mean_kmc_hours"]) == pytest.approx(
+            float(coverage["infant" + row["infant_id"]]["mean_kmc_hours"]), abs=1e-3
+        )
+    # admission: from the roster for the first infant, else the first data
+    assert infants[0]["admission_from"] == "roster"
+    assert infants[0]["admission_time"] == "2026-03-01T19:00:00Z"
+    first = min(s["start"] for s in sessions if s["device"] == infants[0]["device"])
+    assert infants[0]["first_kmc"] == first
+    assert {r["admission_from"] for r in infants[1:]} == {"first data"}
+    # alarms per baby-day: thermal episodes over monitored days
+    alerts = read(out / "alerts.csv")
+    thermal = [
+        a
+        for a in alerts
+        if a["device"] == infants[1]["device"]
+        and a["kind"] != "strap_off"
+        and a["kind"] != "battery_low"
+    ]
+    assert int(infants[1]["thermal_alerts"]) == len(thermal)
+    assert float(infants[1]["thermal_alerts_per_baby_day"]) == pytest.approx(
+        len(thermal) / float(infants[1]["baby_days"]), rel=1e-2
+    )
+    # ward coverage: per date, the eligible infants with an observed day
+    wc = read(out / "ward_coverage.csv")
+    observed = [d for d in daily if d["observed"] == "1"]
+    for row in wc:
+        day = [d for d in observed if d["date"] == row["date"]]
+        assert int(row["eligible_infants_observed"]) == len(day)
+        assert float(row["share_ge_8h"]) == pytest.approx(
+            sum(float(d["kmc_hours"]) >= 8 for d in day) / len(day), abs=1e-3
+        )
+    # Parquet holds the same rows, times as UTC timestamps
+    table = pq.read_table(out / "sessions.parquet")
+    assert table.num_rows == len(sessions)
+    assert str(table.schema.field("start").type) == "timestamp[ms, tz=UTC]"
+    assert pq.read_table(out / "daily.parquet").column("kmc_hours").to_pylist() == [
+        float(d["kmc_hours"]) for d in daily
+    ]
+
+
+def test_report_html_is_self_contained_with_plots(ward):
+    base, samples = ward
+    out = base / "rep"
+    if not (out / "report.html").exists():
+        test_report_tables_agree_with_analyze(ward)
+    page = (out / "report.html").read_text()
+    images = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,', page)
+    assert len(images) == 1 + 2 * 4  # ward coverage; per infant: daily hours and 24 h trace
+    assert "ward coverage per day" in images
+    assert sum("temperature, last 24 h" in a for a in images) == 4
+    assert "http://" not in page and "https://" not in page  # nothing fetched when opened
+    assert "site1 / ward-a" in page
+
+
+def test_report_period_keeps_only_those_local_days(ward, tmp_path):
+    base, samples = ward
+    r = run(
+        "report",
+        str(samples),
+        "--tz",
+        TZ,
+        "--from",
+        "2026-03-03",
+        "--to",
+        "2026-03-03",
+        "--out",
+        str(tmp_path),
+    )
+    assert r.returncode == 0, r.stderr
+    assert {d["date"] for d in read(tmp_path / "daily.csv")} == {"2026-03-03"}
+    for d in read(tmp_path / "daily.csv"):
+        assert float(d["monitored_hours"]) <= 24.0
+    assert "no roster" in (tmp_path / "report.html").read_text()
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--from", "March"], "--from 'March' is not a date"),
+        (["--from", "2026-03-04", "--to", "2026-03-01"], "--to is before --from"),
+        ([], "either a samples file or --influx"),
+    ],
+)
+def test_report_bad_arguments_are_one_clear_line(ward, tmp_path, args, words):
+    base, samples = ward
+    files = [str(samples)] if args else []
+    r = run("report", *files, *args, "--out", str(tmp_path))
+    assert r.returncode == 2 and words in r.stderr and "Traceback" not in r.stderr
+
+
+def test_report_from_influxdb_equals_report_from_the_file(ward, tmp_path):
+    """Samples stored as the sink stores them, read back with InfluxQL: the same report."""
+    base, samples = ward
+    _, straps = load_straps(samples)
+    server = InfluxDB(tmp_path).start()
+    try:
+        cfg = InfluxConfig(url=server.url, database="kmc")
+        InfluxQL(cfg).run("CREATE DATABASE kmc")
+        writer = V1Writer(cfg)
+        for k, (device, s) in enumerate(sorted(straps.items())):
+            for a in range(0, len(s), 20_000):  # as the gateway's messages would arrive
+                b = min(len(s), a + 20_000)
+                nan = lambda x: [None if np.isnan(v) else v for v in x.tolist()]  # noqa: E731
+                msg = {
+                    "v": 1,
+                    "strap": device,
+                    "bed": str(k),
+                    "infant": f"PSEUDO-{k}",
+                    "seq": list(range(a, b)),
+                    "time": s.time[a:b].tolist(),
+                    "infant_c": nan(s.infant_c[a:b]),
+                    "outer_c": nan(s.outer_c[a:b]),
+                    "contact": s.contact[a:b].tolist(),
+                    "worn": s.worn[a:b].tolist(),
+                    "battery_v": nan(s.battery_v[a:b])
+                    if s.battery_v is not None
+                    else [None] * (b - a),
+                }
+                lines = to_lines(f"kmc/site1/ward-a/{device}/samples", json.dumps(msg).encode())
+                for c in range(0, len(lines), 5000):
+                    writer.write(lines[c : c + 5000])
+        assert server.count("kmc_sample", "seq") == sum(len(s) for s in straps.values())
+        (tmp_path / "influx.toml").write_text(f'[influx]\nurl = "{server.url}"\ndatabase = "kmc"\n')
+        r = run(
+            "report",
+            "--influx",
+            str(tmp_path / "influx.toml"),
+            "--site",
+            "site1",
+            "--ward",
+            "ward-a",
+            "--tz",
+            TZ,
+            "--out",
+            str(tmp_path / "db"),
+        )
+        assert r.returncode == 0, r.stderr
+        f = run("report", str(samples), "--tz", TZ, "--out", str(tmp_path / "file"))
+        assert f.returncode == 0, f.stderr
+        for name in ("sessions", "daily", "alerts"):
+            db = read(tmp_path / "db" / f"{name}.csv")
+            fl = read(tmp_path / "file" / f"{name}.csv")
+            drop = lambda rows: [{k: v for k, v in r.items() if k != "infant_id"} for r in rows]  # noqa: E731
+            assert drop(db) == drop(fl), name
+        assert {r["infant_id"] for r in read(tmp_path / "db" / "infants.csv")} == {
+            f"PSEUDO-{k}" for k in range(4)
+        }
+        other = run(
+            "report",
+            "--influx",
+            str(tmp_path / "influx.toml"),
+            "--ward",
+            "ward-b",
+            "--out",
+            str(tmp_path / "none"),
+        )
+        assert other.returncode == 2 and "no samples in InfluxDB" in other.stderr
+    finally:
+        server.stop()
