@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -28,14 +27,12 @@ from numpy.typing import NDArray
 from kmc_host.detect import (
     Daily,
     DetectorConfig,
-    StrapDetector,
     StrapResult,
     daily_hours,
     day_of_life_hours,
     rolling_24h,
     zone,
 )
-from kmc_host.samples import Samples
 
 from .coverage import (
     DEFAULT_MIN_MONITORED_H,
@@ -44,6 +41,7 @@ from .coverage import (
     coverage_rows,
     infant_coverage,
 )
+from .detection import detect_period
 from .roster import Infant, load_roster
 from .samples_io import LoadReport, SampleReader
 
@@ -166,7 +164,8 @@ def analyze_file(
     roster: dict[str, Infant] = load_roster(roster_path) if roster_path else {}
     out = Path(out_dir)
     reader = SampleReader(samples_path, skip_invalid=skip_invalid)
-    results = reader.consume(lambda chunks: _detect(chunks, cfg))
+    detected = reader.consume(lambda chunks: detect_period(chunks, cfg, keep_trace=False))
+    results = {device: result for device, (result, _) in detected.items()}
     summary = AnalysisSummary(reader.report, tz)
     writers = _Writers(out, roster_path is not None)
     try:
@@ -193,19 +192,6 @@ def analyze_file(
             w.writerows(rows)
         summary.files.append(path)
     return summary
-
-
-def _detect(chunks: Iterator[tuple[str, Samples]], cfg: DetectorConfig) -> dict[str, StrapResult]:
-    """Feed every chunk to its strap's detector; the whole file is read before any output."""
-    detectors: dict[str, StrapDetector] = {}
-    for device, chunk in chunks:
-        det = detectors.get(device)
-        if det is None:
-            det = detectors[device] = StrapDetector(device, cfg)
-        det.feed(chunk)
-    for det in detectors.values():
-        det.finish()
-    return {device: det.result() for device, det in detectors.items()}
 
 
 def _write_strap(w: _Writers, r: StrapResult, daily: Daily) -> StrapSummary:

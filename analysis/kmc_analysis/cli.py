@@ -238,6 +238,31 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _validate(args: argparse.Namespace) -> int:
+    from kmc_host.detect import DetectorConfig, zone
+
+    from .detection import detect_period
+    from .roster import load_roster
+    from .validate import compare, load_observer_log, write_agreement
+
+    zone(args.tz)  # a bad zone fails before the file is read
+    roster = load_roster(args.roster) if args.roster else None
+    observed = load_observer_log(args.observer_log, roster)
+    reader = SampleReader(args.samples, skip_invalid=args.skip_invalid)
+    detected = reader.consume(
+        lambda chunks: detect_period(chunks, DetectorConfig(), keep_trace=False)
+    )
+    for line in reader.report.lines():
+        print(line)
+    agreement = compare({d: r for d, (r, _) in detected.items()}, observed, args.tz)
+    for line in agreement.lines():
+        print(line)
+    if args.out:
+        files = write_agreement(agreement, Path(args.out))
+        print("wrote " + ", ".join(str(p) for p in files))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="kmc", description="KMC Sense: objective Kangaroo Mother Care measurement."
@@ -282,6 +307,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--skip-invalid", action="store_true", help="files: leave out invalid rows")
     r.add_argument("--min-monitored-hours", type=float, default=20.0)
     r.set_defaults(run=_report)
+
+    v = sub.add_parser(
+        "validate", help="agreement of detected sessions with a time-stamped observer log"
+    )
+    v.add_argument("samples", help="samples file (.csv, .csv.gz or .parquet)")
+    v.add_argument("observer_log", help="CSV: device (or infant_id with --roster),start,end")
+    v.add_argument("--tz", default="UTC", help="facility time zone for the per-day hours")
+    v.add_argument("--roster", help="roster CSV, to map an observer log's infant_id to straps")
+    v.add_argument(
+        "--out", help="folder for session_agreement.csv, daily_agreement.csv, agreement.csv"
+    )
+    v.add_argument("--skip-invalid", action="store_true", help="leave out invalid sample rows")
+    v.set_defaults(run=_validate)
 
     s = sub.add_parser("simulate", help="write a simulated ward's samples and its ground truth")
     s.add_argument("--devices", type=int, default=10, help="number of straps")

@@ -35,7 +35,6 @@ from numpy.typing import NDArray
 from kmc_host.detect import (
     Daily,
     DetectorConfig,
-    StrapDetector,
     StrapResult,
     daily_hours,
     day_of_life_hours,
@@ -46,11 +45,11 @@ from kmc_host.samples import Samples
 
 from .analyze import iso_utc
 from .coverage import BANDS_H, DEFAULT_MIN_MONITORED_H, ELIGIBLE_BELOW_G, infant_coverage
+from .detection import detect_period
 from .roster import Infant
 
 THERMAL = ("cold_stress", "moderate_hypothermia", "severe_hypothermia", "hyperthermia")
 DAY_S = 86400.0
-TRACE_S = DAY_S  # the temperature trace: the last 24 h of each strap's data in the period
 
 
 @dataclass
@@ -95,59 +94,6 @@ class Report:
     tables: dict[str, Table] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     has_roster: bool = False
-
-
-# -- detection over a period, keeping the last 24 h of samples for the trace
-
-
-class _Tail:
-    """The last `TRACE_S` of one strap's samples, kept as chunks (memory: one day per strap)."""
-
-    def __init__(self) -> None:
-        self.parts: list[Samples] = []
-
-    def add(self, chunk: Samples) -> None:
-        self.parts.append(chunk)
-        cut = chunk.time[-1] - TRACE_S
-        while len(self.parts) > 1 and self.parts[0].time[-1] < cut:
-            self.parts.pop(0)
-
-    def samples(self) -> Samples | None:
-        if not self.parts:
-            return None
-        whole = Samples.concat(self.parts)
-        k = int(np.searchsorted(whole.time, whole.time[-1] - TRACE_S, side="left"))
-        return whole.slice(k, len(whole))
-
-
-def _clip(chunk: Samples, period: tuple[float, float] | None) -> Samples:
-    if period is None:
-        return chunk
-    a, b = np.searchsorted(chunk.time, period, side="left")
-    return chunk if a == 0 and b == len(chunk) else chunk.slice(int(a), int(b))
-
-
-def detect_period(
-    chunks: Iterator[tuple[str, Samples]],
-    cfg: DetectorConfig,
-    period: tuple[float, float] | None = None,
-) -> dict[str, tuple[StrapResult, Samples | None]]:
-    """Every strap's results over [period) and its last 24 h of samples."""
-    detectors: dict[str, StrapDetector] = {}
-    tails: dict[str, _Tail] = {}
-    for device, chunk in chunks:
-        part = _clip(chunk, period)
-        if len(part) == 0:
-            continue
-        det = detectors.get(device)
-        if det is None:
-            det = detectors[device] = StrapDetector(device, cfg)
-            tails[device] = _Tail()
-        det.feed(part)
-        tails[device].add(part)
-    for det in detectors.values():
-        det.finish()
-    return {d: (det.result(), tails[d].samples()) for d, det in detectors.items()}
 
 
 # -- the report
