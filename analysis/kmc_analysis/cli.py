@@ -12,6 +12,9 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from kmc_host.deploy import DeployError
 from kmc_host.detect import ConfigError
@@ -180,52 +183,83 @@ def _sink(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report(args: argparse.Namespace) -> int:
+class _Source:
+    """The samples of a file or of InfluxDB (`--influx`), for report and export: `consume(use)`
+    hands `use` the per-strap chunks within the period (local dates --from/--to)."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        from .report import period_from_dates
+
+        if (args.samples is None) == (args.influx is None):
+            raise ValueError("give either a samples file or --influx CONFIG (one of the two)")
+        self.period = period_from_dates(args.date_from, args.date_to, args.tz)
+        self.infants: dict[str, str] = {}
+        if args.influx:
+            from kmc_host.sink.config import load_influx_config
+
+            from .sources import InfluxSource
+
+            influx = load_influx_config(args.influx)
+            self.influx = InfluxSource(influx, args.site or "", args.ward or "")
+            extent = self.influx.extent()
+            if extent is None:
+                raise ValueError(f"no samples in InfluxDB at {influx.url} for this site/ward")
+            p = self.period or (extent[0], extent[1] + 1)
+            self.span = (max(extent[0], p[0]), min(extent[1] + 1, p[1]))
+            self.infants = self.influx.infant_tags(*self.span)
+            self.label = f"InfluxDB {influx.url} database {influx.database}"
+        else:
+            self.reader = SampleReader(args.samples, skip_invalid=args.skip_invalid)
+            self.label = f"samples file {args.samples}"
+
+    def consume(self, use: Any) -> Any:
+        if hasattr(self, "influx"):
+            return use(self.influx.chunks(*self.span))
+        result = self.reader.consume(lambda chunks: use(_within(chunks, self.period)))
+        for line in self.reader.report.lines():
+            print(line)
+        return result
+
+
+def _within(chunks: Any, period: tuple[float, float] | None) -> Any:
+    for device, chunk in chunks:
+        if period is not None:
+            a, b = np.searchsorted(chunk.time, period)
+            chunk = chunk.slice(int(a), int(b))
+        if len(chunk):
+            yield device, chunk
+
+
+def _build_report(args: argparse.Namespace, keep_trace: bool) -> Any:
     from kmc_host.detect import DetectorConfig
 
-    from .report import build_report, detect_period, period_from_dates, write_tables
-    from .report_html import write_html
+    from .detection import detect_period
+    from .report import build_report
     from .roster import load_roster
 
-    if (args.samples is None) == (args.influx is None):
-        raise ValueError("give either a samples file or --influx CONFIG (one of the two)")
-    period = period_from_dates(args.date_from, args.date_to, args.tz)
     roster = load_roster(args.roster) if args.roster else None
+    src = _Source(args)
     cfg = DetectorConfig()
-    tags: dict[str, str] = {}
-    if args.influx:
-        from kmc_host.sink.config import load_influx_config
-
-        from .sources import InfluxSource
-
-        influx = load_influx_config(args.influx)
-        src = InfluxSource(influx, args.site or "", args.ward or "")
-        extent = src.extent()
-        if extent is None:
-            raise ValueError(f"no samples in InfluxDB at {influx.url} for this site/ward")
-        start = max(extent[0], period[0]) if period else extent[0]
-        end = min(extent[1] + 1, period[1]) if period else extent[1] + 1
-        detected = detect_period(src.chunks(start, end), cfg, period)
-        tags = src.infant_tags(start, end)
-        source = f"InfluxDB {influx.url} database {influx.database}"
-    else:
-        reader = SampleReader(args.samples, skip_invalid=args.skip_invalid)
-        detected = reader.consume(lambda chunks: detect_period(chunks, cfg, period))
-        source = f"samples file {args.samples}"
-        for line in reader.report.lines():
-            print(line)
-    rep = build_report(
+    detected = src.consume(lambda chunks: detect_period(chunks, cfg, src.period, keep_trace))
+    return build_report(
         detected,
         tz=args.tz,
         roster=roster,
-        infant_tags=tags,
+        infant_tags=src.infants,
         site=args.site or "",
         ward=args.ward or "",
-        period=period,
-        source=source,
+        period=src.period,
+        source=src.label,
         config=cfg,
         min_monitored_hours=args.min_monitored_hours,
     )
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .report import write_tables
+    from .report_html import write_html
+
+    rep = _build_report(args, keep_trace=True)
     out = Path(args.out)
     files = write_tables(rep, out)
     html_path = write_html(rep, out / "report.html")
@@ -235,6 +269,42 @@ def _report(args: argparse.Namespace) -> int:
         f"{cohort['infant_days'][0]} observed days; mean KMC {cohort['mean_kmc_hours'][0]} h/day"
     )
     print(f"wrote {html_path} and {len(files)} table files in {out}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .exports import (
+        dhis2_data_value_set,
+        fhir_bundle,
+        load_dhis2_mapping,
+        temperature_points,
+        write_json,
+    )
+
+    out = Path(args.out)
+    if args.format == "dhis2":
+        if not args.mapping:
+            raise ValueError("dhis2 needs --mapping FILE (data element and org unit ids)")
+        mapping = load_dhis2_mapping(args.mapping)
+        rep = _build_report(args, keep_trace=False)
+        doc = dhis2_data_value_set(rep, mapping)
+        write_json(doc, out)
+        months = sorted({v["period"] for v in doc["dataValues"]})
+        print(f"wrote {len(doc['dataValues'])} data values for {', '.join(months)} to {out}")
+        return 0
+    # fhir: one more pass over the samples for the temperature intervals
+    from .roster import load_roster
+
+    if args.every_min <= 0:
+        raise ValueError("--every-min must be > 0")
+    every = args.every_min * 60.0
+    roster = load_roster(args.roster) if args.roster else {}
+    src = _Source(args)
+    infants = src.infants | {d: i.infant_id for d, i in roster.items()}
+    points = src.consume(lambda chunks: temperature_points(chunks, every))
+    doc = fhir_bundle(points, infants, every)
+    write_json(doc, out)
+    print(f"wrote {len(doc['entry'])} Observations of {len(points)} straps to {out}")
     return 0
 
 
@@ -288,6 +358,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="hours of data a day needs to count in the coverage indicators (default 20)",
     )
     a.set_defaults(run=_analyze)
+
+    x = sub.add_parser("export", help="DHIS2 dataValueSets or a FHIR R4 Bundle of temperatures")
+    x.add_argument("format", choices=["dhis2", "fhir"])
+    x.add_argument("samples", nargs="?", help="samples file (.csv, .csv.gz or .parquet)")
+    x.add_argument("--influx", help="TOML file with an [influx] section (the sink's will do)")
+    x.add_argument("--out", required=True, help="JSON file to write")
+    x.add_argument("--mapping", help="dhis2: mapping TOML (deploy/dhis2-mapping.example.toml)")
+    x.add_argument("--every-min", type=float, default=15.0, help="fhir: minutes per Observation")
+    x.add_argument("--from", dest="date_from", help="first local date, YYYY-MM-DD")
+    x.add_argument("--to", dest="date_to", help="last local date, YYYY-MM-DD (included)")
+    x.add_argument("--site", default="", help="site (InfluxDB tag; picks the DHIS2 org unit)")
+    x.add_argument("--ward", default="", help="ward (InfluxDB tag; picks the DHIS2 org unit)")
+    x.add_argument("--tz", default="UTC", help="facility time zone (months and days are local)")
+    x.add_argument("--roster", help="roster CSV (eligibility, infant pseudonyms)")
+    x.add_argument("--skip-invalid", action="store_true")
+    x.add_argument("--min-monitored-hours", type=float, default=20.0)
+    x.set_defaults(run=_export)
 
     r = sub.add_parser(
         "report",
