@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from kmc_analysis.live_demo import free_port, wait_port
+from kmc_analysis.local_services import LocalInfluxDB, free_port, wait_port
 from kmc_host.gateway.recorder import TopicRecorder
 
 
@@ -63,46 +62,8 @@ class Listener(TopicRecorder):
         super().__init__(port, topic, client_id=f"test-listener-{port}")
 
 
-class InfluxDB:
-    """An InfluxDB 1.x server (Debian's `influxdb`, 1.6) on 127.0.0.1 with its data in `workdir`;
-    stop() and start() again keep the data, as a real server's restart does."""
-
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
-        binary = shutil.which("influxd") or "/usr/bin/influxd"
-        if not Path(binary).exists():
-            raise RuntimeError("influxd is not installed (apt-get install influxdb; .ci/run does)")
-        self.binary = binary
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        root = workdir / "influxdb"
-        self.config = workdir / "influxdb.conf"
-        self.config.write_text(
-            "reporting-disabled = true\n"
-            f'bind-address = "127.0.0.1:{free_port()}"\n'
-            f'[meta]\n  dir = "{root}/meta"\n'
-            f'[data]\n  dir = "{root}/data"\n  wal-dir = "{root}/wal"\n'
-            "  query-log-enabled = false\n  trace-logging-enabled = false\n"
-            f'[http]\n  bind-address = "127.0.0.1:{self.port}"\n  log-enabled = false\n'
-            "[monitor]\n  store-enabled = false\n"
-            "[continuous_queries]\n  enabled = false\n"
-        )
-        self.log = workdir / "influxdb.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> InfluxDB:
-        log = self.log.open("ab")
-        self.proc = subprocess.Popen(
-            [self.binary, "-config", str(self.config)], stdout=log, stderr=log
-        )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{self.url}/ping", timeout=1).close()
-                return self
-            except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"influxd did not start; see {self.log}") from None
-                time.sleep(0.1)
+class InfluxDB(LocalInfluxDB):
+    """The tests' InfluxDB 1.x: the demo's local server plus query helpers."""
 
     def query(self, q: str, db: str = "kmc") -> list[dict]:
         url = f"{self.url}/query?" + urllib.parse.urlencode({"db": db, "q": q, "epoch": "ms"})
@@ -116,8 +77,6 @@ class InfluxDB:
     def count(self, measurement: str, field: str, where: str = "", db: str = "kmc") -> int:
         series = self.query(f'SELECT count("{field}") FROM "{measurement}" {where}', db)
         return int(series[0]["values"][0][1]) if series else 0
-
-    stop = Mosquitto.stop
 
 
 class VictoriaMetrics:

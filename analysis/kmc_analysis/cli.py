@@ -264,9 +264,11 @@ def _report(args: argparse.Namespace) -> int:
     files = write_tables(rep, out)
     html_path = write_html(rep, out / "report.html")
     cohort = rep.tables["cohort"].columns
+    mean = float(cohort["mean_kmc_hours"][0])
     print(
         f"{len(rep.straps)} straps; {cohort['eligible_infants'][0]} eligible infants with "
-        f"{cohort['infant_days'][0]} observed days; mean KMC {cohort['mean_kmc_hours'][0]} h/day"
+        f"{cohort['infant_days'][0]} observed days; mean KMC "
+        + ("n/a" if mean != mean else f"{mean:.1f} h/day")
     )
     print(f"wrote {html_path} and {len(files)} table files in {out}")
     return 0

@@ -16,11 +16,7 @@ import contextlib
 import csv
 import datetime as dt
 import logging
-import shutil
-import socket
-import subprocess
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -37,76 +33,14 @@ from kmc_host.gateway.link import BleAccess
 from kmc_host.gateway.publisher import BrokerConfig, TopicTree
 from kmc_host.gateway.recorder import TopicRecorder
 from kmc_host.gateway.service import Gateway
+from kmc_host.sink.config import SinkConfig
+from kmc_host.sink.influx import InfluxConfig, InfluxQL
+from kmc_host.sink.service import Sink
 
+from .local_services import LocalInfluxDB, ward_broker
 from .simulate import simulate_strap
 
 T2000 = int(dt.datetime(2026, 3, 2, 6, 0, tzinfo=dt.UTC).timestamp()) - P.EPOCH_2000_UNIX
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1 (for the demo's broker, and the tests' servers)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def ward_broker(workdir: Path) -> Iterator[tuple[int, str]]:
-    """A broker on 127.0.0.1: Mosquitto if installed, else amqtt in a thread."""
-    port = free_port()
-    mosquitto = shutil.which("mosquitto") or (
-        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
-    )
-    if mosquitto:
-        conf = workdir / "mosquitto.conf"
-        conf.write_text(
-            f"listener {port} 127.0.0.1\nallow_anonymous true\nuser root\npersistence false\n"
-        )
-        proc = subprocess.Popen(
-            [mosquitto, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        try:
-            wait_port(port)
-            yield port, "Mosquitto"
-        finally:
-            proc.terminate()
-            proc.wait(timeout=5)
-        return
-    try:
-        from amqtt.broker import Broker
-    except ImportError:
-        raise RuntimeError(
-            "no MQTT broker: apt-get install mosquitto, or pip install amqtt"
-        ) from None
-    loop = asyncio.new_event_loop()
-    config = {
-        "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
-        "auth": {"allow-anonymous": True, "plugins": ["auth_anonymous"]},
-        "topic-check": {"enabled": False},
-    }
-    broker = Broker(config, loop=loop)
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    asyncio.run_coroutine_threadsafe(broker.start(), loop).result(10)
-    try:
-        wait_port(port)
-        yield port, "amqtt (embedded)"
-    finally:
-        asyncio.run_coroutine_threadsafe(broker.shutdown(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-
-
-def wait_port(port: int, timeout: float = 10.0) -> None:
-    """Until something listens on 127.0.0.1:port."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with (
-            contextlib.suppress(OSError),
-            socket.create_connection(("127.0.0.1", port), timeout=0.2),
-        ):
-            return
-        time.sleep(0.02)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout:g} s")
 
 
 def scenario(index: int, seconds: int, seed: int) -> tuple[str, SensorFeed]:
@@ -158,16 +92,80 @@ def run_demo(
     for name in ("kmc_host", "amqtt", "transitions"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
     seconds = int(minutes * 60)
-    with ward_broker(work) as (port, broker_name):
+    with ward_broker(work) as (port, broker_name), ward_store(work, port) as store:
         say(
-            f"broker: {broker_name} on 127.0.0.1:{port}; {straps} straps; {minutes:g} simulated min at {speed:g}x"
+            f"broker: {broker_name} on 127.0.0.1:{port}; store: "
+            f"{'InfluxDB at ' + store.cfg.influx.url + ' via kmc sink' if store else 'samples.csv (InfluxDB not installed)'}; "
+            f"{straps} straps; {minutes:g} simulated min at {speed:g}x"
         )
         screen = TopicRecorder(port, client_id="kmc-demo-screen")
         try:
             result = asyncio.run(_live(straps, seconds, speed, work, port, seed, screen, say))
         finally:
             screen.close()
+        if store is not None:
+            _report_from_store(store, result["produced"], work, say)
     return result
+
+
+@contextlib.contextmanager
+def ward_store(work: Path, port: int) -> Iterator[Sink | None]:
+    """The store: InfluxDB on loopback with `kmc sink` feeding it, when InfluxDB is installed."""
+    if not LocalInfluxDB.installed():
+        yield None
+        return
+    server = LocalInfluxDB(work).start()
+    sink = Sink(
+        SinkConfig(
+            work / "sink",
+            BrokerConfig(port=port, client_id="kmc-demo-sink"),
+            InfluxConfig(url=server.url, database="kmc"),
+            create_database=True,
+        )
+    )
+    sink.start()
+    if not sink.subscribed.wait(10):
+        raise RuntimeError("the sink could not subscribe to the demo's broker")
+    try:
+        yield sink
+    finally:
+        sink.stop(drain_timeout_s=30)
+        server.stop()
+
+
+def _report_from_store(
+    sink: Sink, produced: dict[str, int], work: Path, say: Callable[[str], None]
+) -> None:
+    """Wait until InfluxDB holds every sample, then `kmc report` from it."""
+    from .cli import main as kmc
+
+    query = InfluxQL(sink.cfg.influx)
+    expected = sum(produced.values())
+    stored = 0
+    for _ in range(600):
+        series = query.run('SELECT count("seq") FROM "kmc_sample"')
+        unclocked = query.run('SELECT count("seq") FROM "kmc_sample_unclocked"')
+        stored = sum(s["values"][0][1] for s in series + unclocked)
+        if stored >= expected and sink.pending() == 0:
+            break
+        time.sleep(0.1)
+    say(
+        f"== InfluxDB holds {stored} of the {expected} samples the straps took; "
+        f"{sink.stats.rejected} messages rejected; kmc report from InfluxDB =="
+    )
+    toml = work / "influx.toml"
+    toml.write_text(f'[influx]\nurl = "{sink.cfg.influx.url}"\ndatabase = "kmc"\n')
+    roster = work / "roster.csv"
+    with roster.open("w", newline="") as fh:  # the demo's babies: all eligible (< 2000 g)
+        w = csv.writer(fh)
+        w.writerow(["device", "infant_id", "birth_time", "birth_weight_g"])
+        born = dt.datetime(2026, 2, 27, 3, 0, tzinfo=dt.UTC).isoformat()
+        for k, strap in enumerate(sorted(produced)):
+            w.writerow([strap, f"INF-{k + 1:04d}", born, 1450 + 100 * k])
+    # an hour of ward time: days count with half an hour of data (in a ward: 20 h, the default)
+    args = ["report", "--influx", str(toml), "--roster", str(roster), "--tz", "Africa/Addis_Ababa"]
+    args += ["--min-monitored-hours", "0.5", "--site", "demo-site", "--ward", "nicu"]
+    kmc([*args, "--out", str(work / "report")])
 
 
 async def _live(

@@ -56,6 +56,7 @@ class Sink:
         self.writer = writer or make_writer(cfg.influx)
         self.stats = SinkStats()
         self.connected = threading.Event()
+        self.subscribed = threading.Event()  # the broker queues for this session from here on
         self.influx_ok = threading.Event()
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -109,6 +110,7 @@ class Sink:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = lambda *_: self.subscribed.set()
         return client
 
     def _on_connect(
