@@ -128,7 +128,9 @@ def test_live_demo_delivers_every_sample_and_the_cold_alert(tmp_path):
     )
     # the store: every sample in InfluxDB through kmc sink, and the report read back from it
     # (stored as kmc_sample, or kmc_sample_unclocked when taken before the clock was set)
-    assert "InfluxDB holds 2640 of the 2640 samples the straps took; 0 messages rejected" in r.stdout
+    assert (
+        "InfluxDB holds 2640 of the 2640 samples the straps took; 0 messages rejected" in r.stdout
+    )
     alerts = read(tmp_path / "report" / "alerts.csv")
     assert [(a["device"], a["infant_id"]) for a in alerts if a["kind"] == "cold_stress"] == [
         ("KMC-0002", "INF-0002")
