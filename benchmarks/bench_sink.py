@@ -1,0 +1,162 @@
+"""Benchmark: a simulated ward-week through MQTT and `kmc sink` into InfluxDB, then `kmc report`
+from InfluxDB.
+
+    python benchmarks/bench_sink.py                  # 10 straps x 7 days
+    python benchmarks/bench_sink.py --straps 4 --days 1
+
+The week is simulated (`kmc simulate`), published as the gateway's `samples` messages (60 samples
+each, QoS 1) to a real Mosquitto, stored by the production `Sink` in a real InfluxDB 1.x, and
+counted back: every sample exactly once. Then `kmc report --influx` reads the week back with
+InfluxQL and writes the report (its folder is printed). Figures: samples per second through the
+sink (publish to stored), and the report's wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import paho.mqtt.client as mqtt
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from kmc_analysis.samples_io import load_straps  # noqa: E402
+from kmc_analysis.simulate import simulate_ward  # noqa: E402
+from kmc_host.gateway.publisher import BrokerConfig  # noqa: E402
+from kmc_host.sink.config import SinkConfig  # noqa: E402
+from kmc_host.sink.influx import InfluxConfig  # noqa: E402
+from kmc_host.sink.service import Sink  # noqa: E402
+from servers import InfluxDB, Mosquitto  # noqa: E402
+
+TZ = "Africa/Addis_Ababa"
+
+
+def messages(device: str, bed: int, s, per: int = 60):
+    nan = lambda x: [None if v != v else round(v, 2) for v in x.tolist()]  # noqa: E731
+    for a in range(0, len(s), per):
+        b = min(len(s), a + per)
+        yield json.dumps(
+            {
+                "v": 1,
+                "strap": device,
+                "bed": str(bed),
+                "infant": f"INF-{bed:02d}",
+                "seq": list(range(a, b)),
+                "time": s.time[a:b].tolist(),
+                "infant_c": nan(s.infant_c[a:b]),
+                "outer_c": nan(s.outer_c[a:b]),
+                "contact": s.contact[a:b].tolist(),
+                "worn": s.worn[a:b].tolist(),
+                "battery_v": nan(s.battery_v[a:b]) if s.battery_v is not None else [None] * (b - a),
+                "clock_set": [True] * (b - a),
+            },
+            separators=(",", ":"),
+        ).encode()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--straps", type=int, default=10)
+    ap.add_argument("--days", type=float, default=7.0)
+    ap.add_argument("--keep", action="store_true", help="keep the work folder")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="kmc-bench-sink-"))
+    samples, truth, _ = simulate_ward(
+        work / "week.parquet", args.straps, args.days, seed=3, tz=TZ, start="2026-03-02"
+    )
+    _, straps = load_straps(samples)
+    total = sum(len(s) for s in straps.values())
+    (work / "mq").mkdir()
+    broker = Mosquitto(work / "mq").start()
+    influx = InfluxDB(work).start()
+    sink = Sink(
+        SinkConfig(
+            work / "sink",
+            BrokerConfig(port=broker.port, client_id="bench-sink"),
+            InfluxConfig(url=influx.url, database="kmc"),
+            create_database=True,
+        )
+    )
+    sink.start()
+    sink.subscribed.wait(10)
+    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-gateway")
+    pub.max_inflight_messages_set(200)
+    pub.connect("127.0.0.1", broker.port)
+    pub.loop_start()
+    t0 = time.perf_counter()
+    n_msgs = 0
+    for k, (device, s) in enumerate(sorted(straps.items()), start=1):
+        for body in messages(device, k, s):
+            info = pub.publish(f"kmc/site1/ward-a/{device}/samples", body, qos=1)
+            n_msgs += 1
+            if n_msgs % 200 == 0:
+                info.wait_for_publish(30)
+    info.wait_for_publish(30)
+    published = time.perf_counter() - t0
+    while influx.count("kmc_sample", "seq") < total:
+        time.sleep(0.5)
+        if time.perf_counter() - t0 > 3600:
+            raise SystemExit("not all samples stored after an hour")
+    stored = time.perf_counter() - t0
+    count = influx.count("kmc_sample", "seq")
+    pub.loop_stop()
+    sink.stop()
+
+    cfg = work / "influx.toml"
+    cfg.write_text(f'[influx]\nurl = "{influx.url}"\ndatabase = "kmc"\n')
+    t1 = time.perf_counter()
+    rep = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kmc_analysis.cli",
+            "report",
+            "--influx",
+            str(cfg),
+            "--roster",
+            str(truth / "roster.csv"),
+            "--tz",
+            TZ,
+            "--site",
+            "site1",
+            "--ward",
+            "ward-a",
+            "--out",
+            str(work / "report"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    report_s = time.perf_counter() - t1
+    influx.stop()
+    broker.stop()
+    print(rep.stdout.strip() or rep.stderr.strip())
+    result = {
+        "straps": args.straps,
+        "days": args.days,
+        "samples": total,
+        "messages": n_msgs,
+        "stored_in_influxdb": count,
+        "exactly_once": count == total,
+        "publish_s": round(published, 1),
+        "published_to_stored_s": round(stored, 1),
+        "samples_per_s_through_sink": int(total / stored),
+        "report_from_influxdb_s": round(report_s, 1),
+        "report": str(work / "report" / "report.html"),
+    }
+    print(json.dumps(result, indent=1))
+    if not args.keep:
+        shutil.rmtree(work / "sink", ignore_errors=True)
+    assert np.isfinite(report_s)
+
+
+if __name__ == "__main__":
+    main()
