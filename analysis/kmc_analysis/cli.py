@@ -64,7 +64,14 @@ def _demo(args: argparse.Namespace) -> int:
         from .live_demo import run_demo
 
         result = run_demo(
-            args.straps, args.minutes, args.speed, Path(args.out) if args.out else None, args.seed
+            args.straps,
+            args.minutes,
+            args.speed,
+            Path(args.out) if args.out else None,
+            args.seed,
+            broker_port=args.broker_port,
+            ward_port=args.ward_port,
+            hold=args.hold,
         )
         return 0 if result["lost"] == 0 else 1
     return _offline_demo(args)
@@ -335,6 +342,27 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ward(args: argparse.Namespace) -> int:
+    """The ward screen: a web page for nurses, fed by the gateway's MQTT topics."""
+    import logging
+
+    from kmc_host.ward.config import load_ward_config
+
+    cfg = load_ward_config(args.config)
+    if args.check:
+        print(f"{args.config}: ok: {cfg.site}/{cfg.ward} on http://{cfg.listen}:{cfg.port}/")
+        return 0
+    from kmc_host.ward.server import run_ward
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    print(f"ward screen on http://{cfg.listen}:{cfg.port}/", flush=True)
+    run_ward(cfg)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="kmc", description="KMC Sense: objective Kangaroo Mother Care measurement."
@@ -360,6 +388,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="hours of data a day needs to count in the coverage indicators (default 20)",
     )
     a.set_defaults(run=_analyze)
+
+    w = sub.add_parser("ward", help="the ward screen for nurses (web page fed by MQTT)")
+    w.add_argument("--config", required=True, help="ward TOML file (see kmc_host/ward/config.py)")
+    w.add_argument("--check", action="store_true", help="validate the config and exit")
+    w.set_defaults(run=_ward)
 
     x = sub.add_parser("export", help="DHIS2 dataValueSets or a FHIR R4 Bundle of temperatures")
     x.add_argument("format", choices=["dhis2", "fhir"])
@@ -462,6 +495,13 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--days", type=float, default=3.0, help="offline: days to simulate")
     d.add_argument("--seed", type=int, default=1)
     d.add_argument("--tz", default="Africa/Addis_Ababa")
+    d.add_argument("--broker-port", type=int, help="live: use the MQTT broker on this local port")
+    d.add_argument(
+        "--ward-port", type=int, help="live: the ward screen's port (default: a free one; 0: none)"
+    )
+    d.add_argument(
+        "--hold", action="store_true", help="live: keep the ward screen up after the run"
+    )
     d.add_argument("--out", help="folder for the demo files (default: a new temporary folder)")
     d.set_defaults(run=_demo)
     return p

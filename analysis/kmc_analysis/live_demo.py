@@ -36,8 +36,10 @@ from kmc_host.gateway.service import Gateway
 from kmc_host.sink.config import SinkConfig
 from kmc_host.sink.influx import InfluxConfig, InfluxQL
 from kmc_host.sink.service import Sink
+from kmc_host.ward.config import WardConfig
+from kmc_host.ward.server import WardThread
 
-from .local_services import LocalInfluxDB, ward_broker
+from .local_services import LocalInfluxDB, free_port, ward_broker
 from .simulate import simulate_strap
 
 T2000 = int(dt.datetime(2026, 3, 2, 6, 0, tzinfo=dt.UTC).timestamp()) - P.EPOCH_2000_UNIX
@@ -84,7 +86,12 @@ def run_demo(
     out: Path | None,
     seed: int,
     say: Callable[[str], None] = print,
+    broker_port: int | None = None,
+    ward_port: int | None = None,
+    hold: bool = False,
 ) -> dict[str, Any]:
+    """Run the simulated ward; `broker_port`: use that broker instead of starting one;
+    `ward_port`: the ward screen's port (0: none); `hold`: keep serving until Ctrl-C."""
     work = Path(out) if out else Path(tempfile.mkdtemp(prefix="kmc-demo-"))
     work.mkdir(parents=True, exist_ok=True)
     # the demo prints its own progress; retries while straps are found one by one, and the
@@ -92,7 +99,13 @@ def run_demo(
     for name in ("kmc_host", "amqtt", "transitions"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
     seconds = int(minutes * 60)
-    with ward_broker(work) as (port, broker_name), ward_store(work, port) as store:
+    with (
+        ward_broker(work, broker_port) as (port, broker_name),
+        ward_store(work, port) as store,
+        ward_screen(work, port, ward_port) as screen_url,
+    ):
+        if screen_url:
+            say(f"ward screen: {screen_url} (PIN {DEMO_PIN} to acknowledge alerts)")
         say(
             f"broker: {broker_name} on 127.0.0.1:{port}; store: "
             f"{'InfluxDB at ' + store.cfg.influx.url + ' via kmc sink' if store else 'samples.csv (InfluxDB not installed)'}; "
@@ -105,7 +118,37 @@ def run_demo(
             screen.close()
         if store is not None:
             _report_from_store(store, result["produced"], work, say)
+        if hold and screen_url:
+            say(f"the ward screen stays at {screen_url}; Ctrl-C to stop")
+            with contextlib.suppress(KeyboardInterrupt):
+                while True:
+                    time.sleep(3600)
     return result
+
+
+DEMO_PIN = "2580"
+
+
+@contextlib.contextmanager
+def ward_screen(work: Path, port: int, ward_port: int | None) -> Iterator[str | None]:
+    """The ward screen (`kmc ward`) on 127.0.0.1, fed by the demo's broker."""
+    if ward_port == 0:
+        yield None
+        return
+    cfg = WardConfig(
+        "demo-site",
+        "nicu",
+        work / "ward",
+        DEMO_PIN,
+        BrokerConfig(port=port, client_id="kmc-demo-ward"),
+        port=ward_port or free_port(),
+        escalate_after_s=120.0,
+    )
+    screen = WardThread(cfg).start()
+    try:
+        yield screen.url
+    finally:
+        screen.stop()
 
 
 @contextlib.contextmanager

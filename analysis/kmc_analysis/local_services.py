@@ -27,8 +27,13 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def ward_broker(workdir: Path) -> Iterator[tuple[int, str]]:
-    """A broker on 127.0.0.1: Mosquitto if installed, else amqtt in a thread."""
+def ward_broker(workdir: Path, external: int | None = None) -> Iterator[tuple[int, str]]:
+    """A broker on 127.0.0.1: `external` (a port) if given, else Mosquitto if installed, else
+    amqtt in a thread."""
+    if external is not None:
+        wait_port(external)
+        yield external, "the broker given"
+        return
     port = free_port()
     mosquitto = shutil.which("mosquitto") or (
         "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None

@@ -1,0 +1,77 @@
+"""The ward's audit log: every alert raised, ended, escalated and acknowledged, on disk.
+
+SQLite (stdlib, crash-safe). Two tables: `events`, append-only, what happened when and who
+acknowledged (exportable as CSV for the unit's quality meetings); and `alerts`, the current
+registry, so a restarted ward service still knows which alerts are open and who acknowledged
+them (retained MQTT state brings back the beds, not the alert history).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from .model import Alert
+
+COLUMNS = ("at", "event", "strap", "kind", "start", "initials", "alert_id")
+
+
+class AuditLog:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+            " at REAL NOT NULL, event TEXT NOT NULL, alert_id TEXT NOT NULL, strap TEXT,"
+            " kind TEXT, start TEXT, initials TEXT)"
+        )
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS alerts (id TEXT PRIMARY KEY, body TEXT NOT NULL)"
+        )
+
+    def record(self, event: str, alert: Alert, at: float, initials: str | None = None) -> None:
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.execute(
+                "INSERT INTO events (at, event, alert_id, strap, kind, start, initials)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (at, event, alert.id, alert.strap, alert.kind, alert.start, initials),
+            )
+            self._db.execute(
+                "INSERT OR REPLACE INTO alerts (id, body) VALUES (?, ?)",
+                (alert.id, json.dumps(asdict(alert))),
+            )
+            self._db.execute("COMMIT")
+
+    def alerts(self) -> list[Alert]:
+        with self._lock:
+            rows = self._db.execute("SELECT body FROM alerts").fetchall()
+        return [Alert(**json.loads(body)) for (body,) in rows]
+
+    def events(self) -> list[dict[str, object]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT at, event, strap, kind, start, initials, alert_id FROM events ORDER BY id"
+            ).fetchall()
+        return [dict(zip(COLUMNS, r, strict=True)) for r in rows]
+
+    def csv(self) -> str:
+        out = io.StringIO()
+        w = csv.writer(out)
+        w.writerow(["time_utc", *COLUMNS[1:]])
+        for e in self.events():
+            at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(float(e["at"])))  # type: ignore[arg-type]
+            w.writerow([at, *(e[c] if e[c] is not None else "" for c in COLUMNS[1:])])
+        return out.getvalue()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,284 @@
+"""`kmc ward`: the ward screen's web service (aiohttp) fed by the gateway's MQTT topics.
+
+    browser <--SSE /events (whole snapshot on every change)-- WardService <--MQTT-- broker
+    browser --POST /api/login (PIN) -> session cookie + CSRF token
+    browser --POST /api/ack (cookie + X-CSRF-Token, initials)--> re-checked, audit log
+
+Server-sent events rather than WebSocket: one direction is all the screen needs, and the
+browser's EventSource reconnects by itself after the service restarts. The page then gets a
+full snapshot, so nothing depends on what it saw before. aiohttp is the well-kept asyncio web
+server; the MQTT client (paho) runs in its own thread and hands messages to the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import ssl
+import threading
+import time
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from aiohttp import web
+
+from .audit import AuditLog
+from .auth import TooManyAttempts, WardAuth
+from .config import STATIC, WardConfig
+from .model import MessageIgnored, WardModel
+
+log = logging.getLogger(__name__)
+COOKIE = "kmc_ward_session"
+INITIALS = re.compile(r"[A-Za-z]{1,4}")
+HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+class WardService:
+    def __init__(self, cfg: WardConfig) -> None:
+        self.cfg = cfg
+        self.model = WardModel(cfg.prefix, cfg.escalate_after_s, cfg.target_hours)
+        self.audit = AuditLog(cfg.data_dir / "audit.db")
+        for alert in self.audit.alerts():  # open alerts and who acknowledged them survive a restart
+            self.model.alerts[alert.id] = alert
+        self.auth = WardAuth(cfg.pin)
+        self.ignored = 0
+        self._changed = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._client: mqtt.Client | None = None
+        self.strings = json.loads((STATIC / "strings.json").read_text(encoding="utf-8"))
+
+    # -- MQTT
+
+    def _start_mqtt(self) -> None:
+        b = self.cfg.broker
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=b.client_id, clean_session=False
+        )
+        if b.username is not None:
+            client.username_pw_set(b.username, b.password)
+        if b.tls:
+            client.tls_set(ca_certs=b.ca_file, cert_reqs=ssl.CERT_REQUIRED)
+        topic = f"{self.cfg.prefix}/{self.cfg.site}/{self.cfg.ward}/#"
+        client.on_connect = lambda c, u, f, r, p: c.subscribe(topic, qos=1)
+        client.on_message = self._on_mqtt
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.connect_async(b.host, b.port, keepalive=b.keepalive_s)
+        client.loop_start()
+        self._client = client
+
+    def _on_mqtt(self, client: Any, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self.handle, msg.topic, bytes(msg.payload), time.time())
+
+    def handle(self, topic: str, body: bytes, now: float) -> None:
+        try:
+            events = self.model.on_message(topic, body, now)
+        except MessageIgnored as exc:
+            self.ignored += 1
+            log.warning("ignored: %s", exc)
+            return
+        for what, alert in events:
+            self.audit.record(what, alert, now)
+        self._changed.set()
+
+    async def _ticker(self) -> None:
+        """Escalations, and a fresh snapshot every few seconds (no-signal ages with time)."""
+        while True:
+            now = time.time()
+            for alert in self.model.escalate(now):
+                self.audit.record("escalated", alert, now)
+                self._changed.set()
+            await asyncio.sleep(1.0)
+
+    # -- HTTP
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[_security_headers])
+        app.router.add_get("/", self.index)
+        app.router.add_get("/events", self.events)
+        app.router.add_get("/api/config", self.config)
+        app.router.add_get("/api/ward", self.ward)
+        app.router.add_get("/api/bed/{strap}", self.bed)
+        app.router.add_post("/api/login", self.login)
+        app.router.add_post("/api/logout", self.logout)
+        app.router.add_post("/api/ack", self.ack)
+        app.router.add_get("/api/audit.csv", self.audit_csv)
+        app.router.add_static("/static/", STATIC)
+        app.on_startup.append(self._on_startup)
+        app.on_cleanup.append(self._on_cleanup)
+        return app
+
+    async def _on_startup(self, app: web.Application) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._start_mqtt()
+        app["ticker"] = asyncio.create_task(self._ticker())
+
+    async def _on_cleanup(self, app: web.Application) -> None:
+        app["ticker"].cancel()
+        if self._client is not None:
+            self._client.disconnect()
+            self._client.loop_stop()
+        self.audit.close()
+
+    async def index(self, request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(STATIC / "index.html")
+
+    async def config(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "site": self.cfg.site,
+                "ward": self.cfg.ward,
+                "language": self.cfg.language,
+                "strings": self.strings[self.cfg.language],
+                "target_h": self.cfg.target_hours,
+                "escalate_after_s": self.cfg.escalate_after_s,
+                "logged_in": self._session(request) is not None,
+            }
+        )
+
+    async def ward(self, request: web.Request) -> web.Response:
+        return web.json_response(self.model.snapshot(time.time()))
+
+    async def bed(self, request: web.Request) -> web.Response:
+        try:
+            return web.json_response(self.model.detail(request.match_info["strap"]))
+        except KeyError:
+            raise web.HTTPNotFound(text="no such bed") from None
+
+    async def events(self, request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"}
+        )
+        await resp.prepare(request)
+        await resp.write(b"retry: 1000\n\n")
+        try:
+            while True:  # a snapshot on every change, and every 5 s (no-signal ages with time)
+                snap = self.model.snapshot(time.time())
+                await resp.write(f"data: {json.dumps(snap)}\n\n".encode())
+                self._changed.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), timeout=5.0)
+                await asyncio.sleep(0.1)  # coalesce bursts of messages into one snapshot
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        return resp
+
+    def _session(self, request: web.Request) -> str | None:
+        token = request.cookies.get(COOKIE)
+        return token if self.auth.valid(token) else None
+
+    async def login(self, request: web.Request) -> web.Response:
+        _same_origin(request)
+        body = await _json(request)
+        pin = str(body.get("pin", ""))
+        client = request.remote or "?"
+        try:
+            session = self.auth.login(pin, client)
+        except TooManyAttempts as exc:
+            raise web.HTTPTooManyRequests(
+                text=str(exc), headers={"Retry-After": str(int(exc.retry_after_s) + 1)}
+            ) from None
+        if session is None:
+            raise web.HTTPForbidden(text="wrong PIN")
+        resp = web.json_response({"csrf": session.csrf})
+        resp.set_cookie(COOKIE, session.token, httponly=True, samesite="Strict", path="/")
+        return resp
+
+    async def logout(self, request: web.Request) -> web.Response:
+        self.auth.logout(request.cookies.get(COOKIE))
+        resp = web.json_response({"ok": True})
+        resp.del_cookie(COOKIE, path="/")
+        return resp
+
+    async def ack(self, request: web.Request) -> web.Response:
+        _same_origin(request)
+        token = request.cookies.get(COOKIE)
+        if not self.auth.check(token, request.headers.get("X-CSRF-Token")):
+            raise web.HTTPForbidden(text="log in with the ward PIN to acknowledge")
+        body = await _json(request)
+        initials = str(body.get("initials", "")).strip().upper()
+        if not INITIALS.fullmatch(initials):
+            raise web.HTTPBadRequest(text="initials: 1-4 letters")
+        try:
+            alert = self.model.acknowledge(str(body.get("alert", "")), initials, time.time())
+        except KeyError:
+            raise web.HTTPNotFound(text="no such alert") from None
+        if alert.acked_by == initials:
+            self.audit.record("acknowledged", alert, alert.acked_at or time.time(), initials)
+        self._changed.set()
+        return web.json_response(alert.public())
+
+    async def audit_csv(self, request: web.Request) -> web.Response:
+        if self._session(request) is None:  # a GET: the session cookie is enough
+            raise web.HTTPForbidden(text="log in with the ward PIN to export the audit log")
+        return web.Response(
+            text=self.audit.csv(),
+            content_type="text/csv",
+            headers={"Content-Disposition": 'attachment; filename="ward-audit.csv"'},
+        )
+
+
+@web.middleware
+async def _security_headers(request: web.Request, handler: Any) -> web.StreamResponse:
+    resp: web.StreamResponse = await handler(request)
+    for k, v in HEADERS.items():
+        resp.headers.setdefault(k, v)
+    return resp
+
+
+def _same_origin(request: web.Request) -> None:
+    """A POST from another site's page carries its Origin: refuse it (CSRF, with the token)."""
+    origin = request.headers.get("Origin")
+    if origin and origin.split("://", 1)[-1] != request.host:
+        raise web.HTTPForbidden(text="cross-origin request refused")
+
+
+async def _json(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise web.HTTPBadRequest(text="body must be JSON") from None
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(text="body must be a JSON object")
+    return body
+
+
+def run_ward(cfg: WardConfig) -> None:
+    """Serve until interrupted (SIGINT/SIGTERM)."""
+    web.run_app(WardService(cfg).app(), host=cfg.listen, port=cfg.port, print=None)
+
+
+class WardThread:
+    """The ward screen in a thread of its own (for `kmc demo`): start(), then stop()."""
+
+    def __init__(self, cfg: WardConfig) -> None:
+        self.cfg = cfg
+        self.url = f"http://{cfg.listen}:{cfg.port}/"
+        self._loop = asyncio.new_event_loop()
+        self._runner: web.AppRunner | None = None
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    def start(self) -> WardThread:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(15)
+        return self
+
+    async def _start(self) -> None:
+        self._runner = web.AppRunner(WardService(self.cfg).app())
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.cfg.listen, self.cfg.port).start()
+
+    def stop(self) -> None:
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(15)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)

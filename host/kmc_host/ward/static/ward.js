@@ -1,0 +1,253 @@
+// The ward screen: tiles from the server's snapshots (server-sent events), alerts with a banner,
+// a sound and acknowledgement, a bed's detail. No framework, no build step: one file a ward's IT
+// person can read. Everything the server needs to decide is decided on the server.
+"use strict";
+
+const state = { cfg: null, S: {}, snap: null, csrf: null, heard: new Set(), cues: 0, lastEscalatedCue: 0, audio: null, openBed: null };
+window.kmc = state; // for the browser tests: cues counted, first-seen times of alerts
+state.firstSeen = {};
+
+const $ = (id) => document.getElementById(id);
+function el(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined && text !== null) e.textContent = text;
+  return e;
+}
+const t = (key) => state.S[key] || key;
+
+function fmtTemp(c) { return c === null || c === undefined ? "--.-" : c.toFixed(1) + " °C"; }
+function fmtDur(seconds) {
+  const m = Math.max(0, Math.round(seconds / 60));
+  return m < 60 ? `${m} ${t("min")}` : `${Math.floor(m / 60)} ${t("h")} ${m % 60} ${t("min")}`;
+}
+function clock(isoOrSeconds) {
+  const d = typeof isoOrSeconds === "number" ? new Date(isoOrSeconds * 1000) : new Date(isoOrSeconds);
+  return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+// ---- sound: a short two-tone cue for a new thermal alert, repeated while escalated
+function cue(escalated) {
+  state.cues += 1;
+  try {
+    if (!state.audio) state.audio = new (window.AudioContext || window.webkitAudioContext)();
+    const ctx = state.audio;
+    if (ctx.state === "suspended") { $("sound").hidden = false; return; }
+    const tones = escalated ? [880, 660, 880, 660] : [880, 660];
+    tones.forEach((f, i) => {
+      const o = ctx.createOscillator(), g = ctx.createGain();
+      o.frequency.value = f; g.gain.value = escalated ? 0.5 : 0.25;
+      o.connect(g); g.connect(ctx.destination);
+      o.start(ctx.currentTime + i * 0.25); o.stop(ctx.currentTime + i * 0.25 + 0.2);
+    });
+  } catch (e) { /* no audio device: the banner still shows */ }
+}
+
+// ---- rendering
+function render(snap) {
+  state.snap = snap;
+  const now = Date.now() / 1000;
+  for (const a of snap.alerts) if (!(a.id in state.firstSeen)) state.firstSeen[a.id] = now;
+  renderBanner(snap);
+  const tiles = $("tiles");
+  tiles.replaceChildren();
+  if (!snap.tiles.length) tiles.append(el("p", "empty", t("no_beds")));
+  for (const tile of snap.tiles) tiles.append(renderTile(tile, snap));
+  if (state.openBed) loadDetail(state.openBed, false);
+}
+
+function renderBanner(snap) {
+  const banner = $("banner");
+  const open = snap.alerts.filter((a) => a.thermal && a.state === "active" && !a.acked_by);
+  banner.replaceChildren();
+  banner.hidden = open.length === 0;
+  banner.classList.toggle("escalated", open.some((a) => a.escalated));
+  const fresh = open.filter((a) => !state.heard.has(a.id));
+  fresh.forEach((a) => state.heard.add(a.id));
+  const escalated = open.some((a) => a.escalated);
+  if (fresh.length) cue(escalated);
+  else if (escalated && Date.now() - state.lastEscalatedCue > 10000) { cue(true); state.lastEscalatedCue = Date.now(); }
+  for (const a of open) {
+    const tile = snap.tiles.find((x) => x.strap === a.strap) || {};
+    const item = el("div", "item");
+    item.dataset.alert = a.id;
+    const what = `${t("bed")} ${tile.bed || "?"} · ${tile.infant || a.strap} · ${t("alert_" + a.kind)}` +
+      (a.extreme_c ? ` · ${t("lowest")} ${a.extreme_c.toFixed(1)} °C` : "") + ` · ${t("since")} ${clock(a.start)}` +
+      (a.escalated ? ` · ${t("escalated")}` : "");
+    item.append(el("span", "what", what), ackButton(a));
+    banner.append(item);
+  }
+}
+
+function ackButton(a) {
+  const b = el("button", "ack", t("acknowledge"));
+  b.dataset.alert = a.id;
+  b.addEventListener("click", (ev) => { ev.stopPropagation(); askAck(a); });
+  return b;
+}
+
+function renderTile(tile, snap) {
+  const box = el("article", `tile band-${tile.band}`);
+  box.dataset.strap = tile.strap;
+  box.dataset.state = tile.state;
+  box.tabIndex = 0;
+  const top = el("div", "top");
+  top.append(el("span", "bedno", `${t("bed")} ${tile.bed || "?"}`), el("span", "infant", tile.infant || tile.strap));
+  box.append(top);
+  box.append(el("div", "temp", tile.state === "no_signal" || tile.state === "off" ? "--.-" : fmtTemp(tile.infant_c)));
+  box.append(el("div", "bandtext", t("band_" + tile.band)));
+  box.append(el("div", "state", t("state_" + tile.state)));
+  for (const a of tile.alerts) {
+    const line = el("div", "alert" + (a.acked_by ? " acked" : "") + (a.escalated && !a.acked_by ? " escalated" : ""));
+    line.dataset.alert = a.id;
+    line.append(el("span", null, t("alert_" + a.kind) + (a.acked_by ? ` · ${t("acknowledged_by")} ${a.acked_by}` : "")));
+    if (!a.acked_by) line.append(document.createTextNode(" "), ackButton(a));
+    box.append(line);
+  }
+  const kmc = el("div", "kmc", `${t("kmc_today")}: ${tile.kmc_hours_today.toFixed(1)} / ${snap.target_h} ${t("h")}`);
+  const bar = el("div", "bar"), fill = el("div");
+  fill.style.width = `${Math.min(100, (100 * tile.kmc_hours_today) / snap.target_h)}%`;
+  bar.append(fill);
+  box.append(kmc, bar);
+  let since;
+  if (tile.in_kmc_since) since = `${t("in_kmc_since")} ${clock(tile.in_kmc_since)}`;
+  else if (tile.last_session_end) since = `${t("last_kmc")} ${fmtDur(Date.now() / 1000 - Date.parse(tile.last_session_end) / 1000)} ${t("ago")}`;
+  else since = t("no_kmc_yet");
+  box.append(el("div", "meta since", since));
+  const batt = tile.battery_v === null ? "" : `${t("battery")} ${tile.battery_v.toFixed(2)} V`;
+  box.append(el("div", "meta battery", tile.battery_low ? `${t("battery_low")} ${batt}` : batt));
+  box.addEventListener("click", () => loadDetail(tile.strap, true));
+  return box;
+}
+
+// ---- acknowledgement: PIN (once per session) and initials; the server re-checks everything
+function askAck(a) {
+  const dlg = $("ackdialog");
+  $("acktitle").textContent = `${t("acknowledge")}: ${t("alert_" + a.kind)} (${a.strap})`;
+  $("pinrow").hidden = !!state.csrf;
+  $("pin").value = "";
+  $("ackerror").textContent = "";
+  dlg.dataset.alert = a.id;
+  dlg.hidden = false;
+  (state.csrf ? $("initials") : $("pin")).focus();
+}
+
+async function submitAck(ev) {
+  ev.preventDefault();
+  const initials = $("initials").value.trim();
+  if (!/^[A-Za-z]{1,4}$/.test(initials)) { $("ackerror").textContent = t("need_initials"); return; }
+  if (!state.csrf) {
+    const r = await fetch("/api/login", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ pin: $("pin").value }) });
+    if (!r.ok) { $("ackerror").textContent = r.status === 403 ? t("wrong_pin") : await r.text(); return; }
+    state.csrf = (await r.json()).csrf;
+    showSession();
+  }
+  const r = await fetch("/api/ack", { method: "POST", headers: { "Content-Type": "application/json", "X-CSRF-Token": state.csrf }, body: JSON.stringify({ alert: $("ackdialog").dataset.alert, initials }) });
+  if (r.status === 403) { state.csrf = null; showSession(); $("pinrow").hidden = false; $("ackerror").textContent = await r.text(); return; }
+  if (!r.ok) { $("ackerror").textContent = await r.text(); return; }
+  $("ackdialog").hidden = true;
+}
+
+function showSession() {
+  $("logout").hidden = !state.csrf;
+  $("audit").hidden = !state.csrf;
+}
+
+// ---- a bed's detail: 24 h trace with KMC shaded, sessions, alert history
+async function loadDetail(strap, open) {
+  const r = await fetch(`/api/bed/${encodeURIComponent(strap)}`);
+  if (!r.ok) return;
+  const d = await r.json();
+  state.openBed = strap;
+  const panel = el("div", "panel");
+  const head = el("div", "top");
+  head.append(el("h2", null, `${t("bed")} ${d.bed} · ${d.infant || d.strap}`));
+  const close = el("button", "close", t("close"));
+  close.addEventListener("click", () => { $("detail").hidden = true; state.openBed = null; });
+  head.append(close);
+  panel.append(head, el("h3", null, t("trace_24h")), trace(d.trace));
+  panel.append(el("h3", null, t("sessions_today")), table(d.sessions.slice(-12).reverse().map((s) => [clock(s.start), clock(s.end), `${s.minutes.toFixed(0)} ${t("min")}`])));
+  panel.append(el("h3", null, t("alert_history")), table(d.alerts.slice(0, 20).map((a) => [t("alert_" + a.kind), clock(a.start), a.end ? clock(a.end) : "…", a.extreme_c ? a.extreme_c.toFixed(1) + " °C" : "", a.acked_by ? `${t("acknowledged_by")} ${a.acked_by}` : ""])));
+  $("detail").replaceChildren(panel);
+  if (open) $("detail").hidden = false;
+}
+
+function table(rows) {
+  if (!rows.length) return el("p", null, t("none"));
+  const tb = el("table");
+  for (const row of rows) { const tr = el("tr"); row.forEach((c) => tr.append(el("td", null, c))); tb.append(tr); }
+  return tb;
+}
+
+function trace(points) {
+  const NS = "http://www.w3.org/2000/svg", W = 1000, H = 240;
+  const svg = document.createElementNS(NS, "svg");
+  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  svg.setAttribute("preserveAspectRatio", "none");
+  if (!points.length) return svg;
+  // the last 24 h, or less when the strap has been on for less: the data fills the width
+  const t1 = points[points.length - 1].t, t0 = Math.max(points[0].t, t1 - 86400), span = Math.max(600, t1 - t0);
+  const lo = 34, hi = 38.5;
+  const x = (tt) => ((tt - t0) / span) * W, y = (c) => H - ((Math.min(hi, Math.max(lo, c)) - lo) / (hi - lo)) * H;
+  for (const p of points) if (p.kmc) {
+    const r = document.createElementNS(NS, "rect");
+    r.setAttribute("x", x(p.t)); r.setAttribute("y", 0); r.setAttribute("width", Math.max(1, (60 / span) * W)); r.setAttribute("height", H);
+    r.setAttribute("fill", "#c7e9c0"); svg.append(r);
+  }
+  for (const [c, colour] of [[36.5, "#e08214"], [36.0, "#b2182b"], [37.5, "#c51b7d"]]) {
+    const l = document.createElementNS(NS, "line");
+    l.setAttribute("x1", 0); l.setAttribute("x2", W); l.setAttribute("y1", y(c)); l.setAttribute("y2", y(c));
+    l.setAttribute("stroke", colour); l.setAttribute("stroke-dasharray", "6 4"); svg.append(l);
+    const label = document.createElementNS(NS, "text");
+    label.setAttribute("x", 4); label.setAttribute("y", y(c) - 3); label.setAttribute("font-size", 14); label.textContent = `${c} °C`; svg.append(label);
+  }
+  let d = "", pen = false, prev = null;
+  for (const p of points) {
+    if (p.c === null || (prev !== null && p.t - prev > 180)) { pen = false; prev = p.t; if (p.c === null) continue; }
+    d += `${pen ? "L" : "M"}${x(p.t).toFixed(1)},${y(p.c).toFixed(1)}`; pen = true; prev = p.t;
+  }
+  for (const [tt, anchor, xpos] of [[t0, "start", 4], [t1, "end", W - 4]]) {
+    const label = document.createElementNS(NS, "text");
+    label.setAttribute("x", xpos); label.setAttribute("y", H - 6); label.setAttribute("font-size", 16);
+    label.setAttribute("text-anchor", anchor); label.textContent = clock(tt); svg.append(label);
+  }
+  const path = document.createElementNS(NS, "path");
+  path.setAttribute("d", d); path.setAttribute("fill", "none"); path.setAttribute("stroke", "#111"); path.setAttribute("stroke-width", 2);
+  svg.append(path);
+  return svg;
+}
+
+// ---- live updates: EventSource reconnects by itself after a server restart
+function connect() {
+  const es = new EventSource("/events");
+  es.onopen = () => { $("conn").textContent = t("live"); $("conn").className = "conn up"; };
+  es.onmessage = (ev) => render(JSON.parse(ev.data));
+  es.onerror = () => { $("conn").textContent = t("reconnecting"); $("conn").className = "conn down"; };
+}
+
+async function start() {
+  for (;;) {
+    try {
+      const r = await fetch("/api/config");
+      state.cfg = await r.json();
+      break;
+    } catch (e) { await new Promise((ok) => setTimeout(ok, 1000)); }
+  }
+  state.S = state.cfg.strings;
+  document.documentElement.lang = state.cfg.language;
+  $("title").textContent = `KMC Sense · ${state.cfg.site} / ${state.cfg.ward} · ${t("title")}`;
+  $("sound").textContent = t("enable_sound");
+  $("sound").addEventListener("click", () => { if (state.audio) state.audio.resume(); $("sound").hidden = true; });
+  $("logout").textContent = t("log_out");
+  $("logout").addEventListener("click", async () => { await fetch("/api/logout", { method: "POST" }); state.csrf = null; showSession(); });
+  $("audit").textContent = t("export_audit");
+  $("pinlabel").textContent = t("pin");
+  $("initlabel").textContent = t("initials");
+  $("ackok").textContent = t("ok");
+  $("ackcancel").textContent = t("cancel");
+  $("ackcancel").addEventListener("click", () => { $("ackdialog").hidden = true; });
+  $("ackform").addEventListener("submit", submitAck);
+  setInterval(() => { $("clock").textContent = new Date().toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }); }, 1000);
+  connect();
+}
+start();

@@ -1,0 +1,262 @@
+"""The ward screen in a real browser (Debian's Chromium, driven by Playwright).
+
+A live simulated ward (`kmc demo`: emulated straps running the firmware's code -> BLE on bumble
+-> the gateway) publishes to a real Mosquitto; `kmc ward` serves the page. The test watches the
+page: tiles for the straps, the cooling baby's alert on the banner with a sound cue (latency from
+the broker to the screen measured), acknowledgement refused without the PIN and with a wrong one,
+accepted with it, CSRF refused, escalation, recovery after the ward service restarts, the audit
+export and a bed's detail. Screenshots go to test-artifacts/ward/ (look at them).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kmc_analysis.local_services import free_port, wait_port
+from servers import Listener, Mosquitto
+
+playwright = pytest.importorskip("playwright.sync_api")
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = Path(os.environ.get("KMC_TEST_ARTIFACTS", ROOT / "test-artifacts")) / "ward"
+CHROMIUM = "/usr/bin/chromium"
+PIN = "4321"
+KMC = [sys.executable, "-m", "kmc_analysis.cli"]
+
+
+def start_ward(config: Path, log: Path, port: int) -> subprocess.Popen[bytes]:
+    out = log.open("ab")
+    proc = subprocess.Popen([*KMC, "ward", "--config", str(config)], stdout=out, stderr=out)
+    wait_port(port, timeout=30)
+    return proc
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def ward(tmp_path: Path) -> Iterator[dict]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("chromium is not installed (apt-get install chromium; .ci/run does)")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "mq").mkdir()
+    broker = Mosquitto(tmp_path / "mq", persistence=True).start()
+    port = free_port()
+    (tmp_path / "pin").write_text(PIN + "\n")
+    config = tmp_path / "ward.toml"
+    config.write_text(
+        f'[ward]\nsite = "demo-site"\nward = "nicu"\nlisten = "127.0.0.1"\nport = {port}\n'
+        f'data_dir = "{tmp_path / "ward"}"\npin_file = "{tmp_path / "pin"}"\n'
+        f"escalate_after_min = 0.5\n[mqtt]\nport = {broker.port}\n"
+    )
+    log = tmp_path / "ward.log"
+    server = start_ward(config, log, port)
+    alerts = Listener(broker.port, "kmc/+/+/+/alert")
+    demo_log = (tmp_path / "demo.log").open("w")
+    demo = subprocess.Popen(
+        [
+            *KMC,
+            "demo",
+            "--broker-port",
+            str(broker.port),
+            "--ward-port",
+            "0",
+            "--straps",
+            "3",
+            "--minutes",
+            "45",
+            "--speed",
+            "30",
+            "--out",
+            str(tmp_path / "demo"),
+        ],
+        stdout=demo_log,
+        stderr=subprocess.STDOUT,
+    )
+    env = {
+        "url": f"http://127.0.0.1:{port}/",
+        "port": port,
+        "config": config,
+        "log": log,
+        "server": server,
+        "alerts": alerts,
+        "demo": demo,
+    }
+    try:
+        yield env
+    finally:
+        stop(env["server"])
+        stop(demo)
+        alerts.close()
+        broker.stop()
+        print((tmp_path / "demo.log").read_text()[-3000:])
+
+
+def test_ward_screen_live_alert_ack_and_restart(ward):
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--autoplay-policy=no-user-gesture-required",
+            ],
+        )
+        # a 10-inch tablet in landscape
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.goto(ward["url"])
+
+        # 1. tiles for the emulated straps, most urgent first, live
+        for strap in ("KMC-0001", "KMC-0002", "KMC-0003"):
+            page.wait_for_selector(f'article.tile[data-strap="{strap}"]', timeout=120_000)
+        expect(page.locator("#conn")).to_have_text("live")
+        temp = page.locator('article.tile[data-strap="KMC-0001"] .temp')
+        expect(temp).to_contain_text("°C", timeout=30_000)
+        size = temp.evaluate("e => parseFloat(getComputedStyle(e).fontSize)")
+        assert size >= 40  # readable from two metres
+        page.screenshot(path=str(ARTIFACTS / "1-tiles.png"), full_page=True)
+
+        # 2. the cooling baby: banner, sound cue, and the latency broker -> screen
+        item = page.locator("#banner .item").first
+        item.wait_for(timeout=150_000)
+        alert_id = item.get_attribute("data-alert")
+        strap, kind, start = alert_id.split("|")
+        assert strap == "KMC-0002" and kind == "cold_stress"
+        seen = page.evaluate("id => window.kmc.firstSeen[id]", alert_id)
+        arrived = next(
+            at
+            for at, body in ward["alerts"].timed("alert")
+            if body["kind"] == kind and body["start"] == start and body["state"] == "active"
+        )
+        # monotonic vs wall clock: the listener stamps time.monotonic(); convert
+        arrived_wall = time.time() - (time.monotonic() - arrived)
+        latency = seen - arrived_wall
+        print(f"alert-to-screen latency: {latency:.3f} s")
+        (ARTIFACTS / "latency.json").write_text(json.dumps({"alert_to_screen_s": latency}))
+        assert latency < 5.0
+        assert page.evaluate("window.kmc.cues") >= 1
+        tile = page.locator('article.tile[data-strap="KMC-0002"]')
+        expect(tile).to_have_class(re.compile("band-(cold|moderate)"))
+        assert page.locator("article.tile").first.get_attribute("data-strap") == "KMC-0002"
+        page.screenshot(path=str(ARTIFACTS / "2-alert.png"), full_page=True)
+
+        # 3. acknowledging: refused without a session, with a wrong PIN, and without CSRF token
+        r = page.request.post(
+            ward["url"] + "api/ack",
+            data={"alert": alert_id, "initials": "AB"},
+            headers={"X-CSRF-Token": "guess"},
+        )
+        assert r.status == 403
+        page.locator(f'#banner button[data-alert="{alert_id}"]').click()
+        page.fill("#pin", "0000")
+        page.fill("#initials", "AB")
+        page.click("#ackok")
+        expect(page.locator("#ackerror")).to_have_text("Wrong PIN")
+        page.fill("#pin", PIN)
+        page.click("#ackok")
+        expect(page.locator("#ackdialog")).to_be_hidden()
+        acked = page.locator(f'article.tile .alert[data-alert="{alert_id}"]')
+        expect(acked).to_contain_text("acknowledged by AB")
+        no_csrf = page.request.post(
+            ward["url"] + "api/ack", data={"alert": alert_id, "initials": "ZZ"}
+        )
+        assert no_csrf.status == 403  # the session cookie alone is not enough
+        cross = page.request.post(
+            ward["url"] + "api/ack",
+            data={"alert": alert_id, "initials": "ZZ"},
+            headers={"Origin": "http://evil.example"},
+        )
+        assert cross.status == 403
+        page.screenshot(path=str(ARTIFACTS / "3-acknowledged.png"), full_page=True)
+
+        # 4. an alert left unacknowledged escalates (30 s in this configuration)
+        expect(page.locator("#banner.escalated")).to_be_visible(timeout=150_000)
+        page.screenshot(path=str(ARTIFACTS / "4-escalated.png"), full_page=True)
+
+        # 5. a bed's detail: trace with KMC shaded, alert history
+        tile.locator(".temp").click()  # not on a button
+        expect(page.locator("#detail")).to_be_visible()
+        expect(page.locator("#detail svg path")).to_have_count(1)
+        expect(page.locator("#detail")).to_contain_text("Cold stress")
+        page.screenshot(path=str(ARTIFACTS / "5-detail.png"), full_page=True)
+        page.click("#detail button.close")
+
+        # 6. the ward service restarts: the page notices, reconnects by itself, and still knows
+        #    who acknowledged what (audit log on disk)
+        stop(ward["server"])
+        expect(page.locator("#conn")).to_have_text("reconnecting…", timeout=15_000)
+        ward["server"] = start_ward(ward["config"], ward["log"], ward["port"])
+        expect(page.locator("#conn")).to_have_text("live", timeout=30_000)
+        expect(page.locator(f'article.tile .alert[data-alert="{alert_id}"]')).to_contain_text(
+            "acknowledged by AB", timeout=30_000
+        )
+        page.screenshot(path=str(ARTIFACTS / "6-after-restart.png"), full_page=True)
+
+        # 7. the audit log, exported (needs a session: log in again after the restart)
+        assert page.request.get(ward["url"] + "api/audit.csv").status == 403
+        login = page.request.post(ward["url"] + "api/login", data={"pin": PIN})
+        assert login.status == 200
+        audit = page.request.get(ward["url"] + "api/audit.csv").text()
+        assert f"acknowledged,KMC-0002,cold_stress,{start},AB" in audit
+        assert "escalated" in audit
+
+        # 8. a desktop
+        desk = browser.new_page(viewport={"width": 1920, "height": 1080})
+        desk.goto(ward["url"])
+        desk.wait_for_selector('article.tile[data-strap="KMC-0003"]')
+        desk.screenshot(path=str(ARTIFACTS / "7-desktop.png"), full_page=True)
+        browser.close()
+    assert "Traceback" not in ward["log"].read_text()
+
+
+def test_pin_attempts_are_rate_limited(tmp_path):
+    """Five wrong PINs from one address: the sixth attempt is refused, even the right PIN."""
+    from playwright.sync_api import sync_playwright
+
+    (tmp_path / "mq").mkdir()
+    broker = Mosquitto(tmp_path / "mq").start()
+    port = free_port()
+    (tmp_path / "pin").write_text(PIN)
+    config = tmp_path / "ward.toml"
+    config.write_text(
+        f'[ward]\nsite = "s"\nward = "w"\nport = {port}\ndata_dir = "{tmp_path}"\n'
+        f'pin_file = "{tmp_path / "pin"}"\n[mqtt]\nport = {broker.port}\n'
+    )
+    server = start_ward(config, tmp_path / "ward.log", port)
+    try:
+        with sync_playwright() as pw:
+            api = pw.request.new_context(base_url=f"http://127.0.0.1:{port}")
+            codes = [api.post("/api/login", data={"pin": "9999"}).status for _ in range(5)]
+            assert codes == [403] * 5
+            limited = api.post("/api/login", data={"pin": PIN})
+            assert limited.status == 429 and int(limited.headers["retry-after"]) > 0
+            page = api.get("/")
+            assert page.status == 200
+            assert "default-src 'self'" in page.headers["content-security-policy"]
+            api.dispose()
+    finally:
+        stop(server)
+        broker.stop()

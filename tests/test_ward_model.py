@@ -1,0 +1,194 @@
+"""The ward screen's rules without a browser: urgency order, alert lifecycle, escalation,
+acknowledgement, the audit log across a restart, the PIN and CSRF checks, bad messages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kmc_host.detect import ConfigError
+from kmc_host.ward.audit import AuditLog
+from kmc_host.ward.auth import TooManyAttempts, WardAuth
+from kmc_host.ward.config import load_ward_config
+from kmc_host.ward.model import MessageIgnored, WardModel, band
+
+P = "kmc/site1/ward-a"
+
+
+def msg(**fields) -> bytes:
+    return json.dumps({"v": 1} | fields).encode()
+
+
+def state(m: WardModel, strap: str, bed: str, temp: float, hours: float, now: float, st="worn"):
+    m.on_message(
+        f"{P}/{strap}/state",
+        msg(
+            strap=strap,
+            bed=bed,
+            infant=f"INF-{strap}",
+            state=st,
+            infant_c=temp,
+            battery_v=3.9,
+            last_seq=1,
+            time=now,
+            kmc_hours_today=hours,
+            alerts=[],
+        ),
+        now,
+    )
+
+
+def alert(
+    m: WardModel, strap: str, kind: str, now: float, st="active", start="2026-07-10T12:00:00Z"
+):
+    body = {"strap": strap, "kind": kind, "state": st, "start": start, "extreme_c": 35.4}
+    if st == "ended":
+        body["end"] = "2026-07-10T12:30:00Z"
+    return m.on_message(f"{P}/{strap}/alert", msg(**body), now)
+
+
+def order(m: WardModel, now: float) -> list[str]:
+    return [t["strap"] for t in m.snapshot(now)["tiles"]]
+
+
+def test_tiles_are_sorted_by_urgency():
+    m = WardModel(escalate_after_s=300)
+    now = 1000.0
+    for strap, bed, temp, hours in [
+        ("A", "1", 36.8, 9.0),
+        ("B", "2", 36.9, 2.0),
+        ("C", "3", 35.4, 5.0),
+        ("D", "4", 36.7, 12.0),
+        ("E", "5", 36.6, 1.0),
+    ]:
+        state(m, strap, bed, temp, hours, now)
+    assert order(m, now) == ["E", "B", "C", "A", "D"]  # no alerts: fewest KMC hours first
+    alert(m, "D", "strap_off", now)
+    alert(m, "C", "cold_stress", now)
+    alert(m, "C", "moderate_hypothermia", now)
+    assert order(m, now)[:2] == ["C", "D"]  # thermal before device alerts
+    m.acknowledge("C|moderate_hypothermia|2026-07-10T12:00:00Z", "AB", now)
+    m.acknowledge("C|cold_stress|2026-07-10T12:00:00Z", "AB", now)
+    assert order(m, now)[:2] == ["D", "C"]  # acknowledged comes after unacknowledged
+    tile = m.snapshot(now)["tiles"][1]
+    assert tile["band"] == "moderate" and tile["alerts"][0]["acked_by"] == "AB"
+
+
+def test_alert_lifecycle_escalation_and_no_signal():
+    m = WardModel(escalate_after_s=300)
+    state(m, "A", "1", 35.5, 1.0, 0.0)
+    assert [e for e, _ in alert(m, "A", "cold_stress", 10.0)] == ["raised"]
+    assert alert(m, "A", "cold_stress", 11.0) == []  # a replay is the same episode
+    assert m.escalate(200.0) == []
+    (esc,) = m.escalate(311.0)
+    assert esc.kind == "cold_stress" and esc.escalated
+    assert m.escalate(400.0) == []  # escalates once
+    assert [e for e, _ in alert(m, "A", "cold_stress", 500.0, st="ended")] == ["ended"]
+    snap = m.snapshot(500.0)
+    assert snap["tiles"][0]["alerts"] == []
+    # no message for 2 min: no signal, whatever the last state said
+    assert m.snapshot(500.0 + 121)["tiles"][0]["state"] == "no_signal"
+    assert band(31.9) == "severe" and band(37.6) == "hot" and band(None) == "none"
+
+
+def test_trace_keeps_a_point_per_minute_for_24_hours():
+    m = WardModel()
+    t0 = 1_783_684_800.0
+    for k in range(0, 26 * 3600, 30):  # one message every 30 s for 26 h
+        m.on_message(
+            f"{P}/A/samples",
+            msg(
+                strap="A",
+                seq=[k],
+                time=[t0 + k],
+                infant_c=[36.5],
+                outer_c=[30.0],
+                contact=[1],
+                worn=[1],
+                clock_set=[True],
+            ),
+            t0 + k,
+        )
+    trace = m.detail("A")["trace"]
+    assert len(trace) == 24 * 60 + 1 and trace[-1]["kmc"] == 1
+    assert trace[-1]["t"] - trace[0]["t"] == 86400
+
+
+@pytest.mark.parametrize(
+    "topic, body, words",
+    [
+        ("other/x/y/A/state", msg(strap="A"), "not a kmc/"),
+        (f"{P}/A/state", b"{oops", "not JSON"),
+        (f"{P}/A/state", json.dumps({"v": 2}).encode(), "schema version 1"),
+        (f"{P}/A/alert", msg(strap="A", kind="cold_stress"), "needs kind, start and state"),
+    ],
+)
+def test_bad_messages_are_named_and_ignored(topic, body, words):
+    with pytest.raises(MessageIgnored) as err:
+        WardModel().on_message(topic, body, 0.0)
+    assert words in str(err.value)
+
+
+def test_audit_log_keeps_alerts_and_acknowledgements_across_a_restart(tmp_path: Path):
+    m = WardModel()
+    log = AuditLog(tmp_path / "audit.db")
+    for what, a in alert(m, "A", "severe_hypothermia", 100.0):
+        log.record(what, a, 100.0)
+    a = m.acknowledge("A|severe_hypothermia|2026-07-10T12:00:00Z", "JN", 130.0)
+    log.record("acknowledged", a, 130.0, "JN")
+    log.close()
+    again = AuditLog(tmp_path / "audit.db")
+    (restored,) = again.alerts()
+    assert restored.acked_by == "JN" and restored.kind == "severe_hypothermia"
+    assert [e["event"] for e in again.events()] == ["raised", "acknowledged"]
+    text = again.csv()
+    assert text.splitlines()[0] == "time_utc,event,strap,kind,start,initials,alert_id"
+    assert "acknowledged,A,severe_hypothermia,2026-07-10T12:00:00Z,JN" in text
+
+
+def test_pin_sessions_csrf_and_attempt_limit():
+    auth = WardAuth("4321", max_failures=3, window_s=60)
+    assert auth.login("0000", "10.0.0.5", now=0) is None
+    s = auth.login("4321", "10.0.0.5", now=1)
+    assert s is not None
+    assert auth.check(s.token, s.csrf, now=2)
+    assert not auth.check(s.token, "forged", now=2)
+    assert not auth.check(None, s.csrf, now=2)
+    assert not auth.check(s.token, s.csrf, now=2 + 13 * 3600)  # the session expired
+    for k in range(3):
+        assert auth.login("1111", "10.0.0.9", now=10 + k) is None
+    with pytest.raises(TooManyAttempts):
+        auth.login("4321", "10.0.0.9", now=20)  # even the right PIN, while limited
+    assert auth.login("4321", "10.0.0.9", now=80) is not None  # the window has passed
+    assert auth.login("4321", "10.0.0.7", now=20) is not None  # other clients unaffected
+    with pytest.raises(ValueError):
+        WardAuth("12")
+
+
+def test_ward_config(tmp_path: Path, monkeypatch):
+    f = tmp_path / "ward.toml"
+    f.write_text(f'[ward]\nsite = "s"\nward = "w"\ndata_dir = "{tmp_path}"\nlanguage = "fr"\n')
+    with pytest.raises(ConfigError, match="pin_file"):
+        load_ward_config(f)
+    monkeypatch.setenv("KMC_WARD_PIN", "2468")
+    cfg = load_ward_config(f)
+    assert cfg.pin == "2468" and cfg.language == "fr" and "2468" not in repr(cfg)
+    f.write_text(f'[ward]\nsite = "s"\nward = "w"\ndata_dir = "{tmp_path}"\nlanguage = "xx"\n')
+    with pytest.raises(ConfigError, match="language 'xx'"):
+        load_ward_config(f)
+
+
+def test_every_language_has_every_string():
+    strings = json.loads(
+        (Path(__file__).resolve().parents[1] / "host/kmc_host/ward/static/strings.json").read_text()
+    )
+    keys = set(strings["en"])
+    for lang, table in strings.items():
+        assert set(table) == keys, lang
+    js = (Path(__file__).resolve().parents[1] / "host/kmc_host/ward/static/ward.js").read_text()
+    import re
+
+    used = set(re.findall(r'\bt\("([a-z_0-9]+)"\)', js))
+    assert used <= keys, used - keys
