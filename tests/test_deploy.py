@@ -14,6 +14,7 @@ from kmc_host.gateway.config import load_config
 from kmc_host.sink.config import load_sink_config
 from kmc_host.sink.influx import InfluxConfig, InfluxQL, V1Writer
 from kmc_host.sink.schema import to_lines
+from kmc_host.ward.config import load_ward_config
 from servers import InfluxDB
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,9 +85,14 @@ def test_every_dashboard_query_runs_and_finds_data(influx):
 
 
 def test_example_configs_load(tmp_path):
-    for name in ("mqtt-gateway.pw", "mqtt-sink.pw", "influx-sink.pw"):
+    for name in ("mqtt-gateway.pw", "mqtt-sink.pw", "influx-sink.pw", "mqtt-ward.pw"):
         (tmp_path / name).write_text("secret\n")
-    for name, load in (("gateway.toml", load_config), ("sink.toml", load_sink_config)):
+    (tmp_path / "ward.pin").write_text("482916\n")
+    for name, load in (
+        ("gateway.toml", load_config),
+        ("sink.toml", load_sink_config),
+        ("ward.toml", load_ward_config),
+    ):
         text = (ROOT / "deploy" / name).read_text().replace("/etc/kmc/", f"{tmp_path}/")
         (tmp_path / name).write_text(text)
         cfg = load(tmp_path / name)
