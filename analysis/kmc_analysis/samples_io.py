@@ -493,9 +493,25 @@ class SampleReader:
         opener = gzip.open if self.path.name.lower().endswith(".gz") else open
         return opener(self.path, "rt", newline="")
 
+    def _not_utf8(self) -> SamplesFileError:
+        """Error path only: the first line that is not UTF-8 text."""
+        opener = gzip.open if self.path.name.lower().endswith(".gz") else open
+        with opener(self.path, "rb") as fh:
+            for k, raw in enumerate(fh, start=1):
+                try:
+                    raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    return SamplesFileError(
+                        self.path, k, f"not UTF-8 text (byte {raw[exc.start]:#04x})"
+                    )
+        return SamplesFileError(self.path, None, "not UTF-8 text")
+
     def _csv_batches(self) -> tuple[Iterator[pa.RecordBatch], Callable[[int], int]]:
-        with self._open_text() as fh:
-            header = next(csv.reader(fh), None)
+        try:
+            with self._open_text() as fh:
+                header = next(csv.reader(fh), None)
+        except UnicodeDecodeError:
+            raise self._not_utf8() from None
         if not header:
             raise SamplesFileError(self.path, 1, "empty file: expected a header line")
         names = [h.strip() for h in header]
@@ -542,15 +558,20 @@ class SampleReader:
 
     def _malformed(self, exc: Exception, width: int) -> SamplesFileError:
         """Error path only: name the first line whose field count differs from the header's."""
-        with self._open_text() as fh:
-            reader = csv.reader(fh)
-            for row in reader:
-                if len(row) != width:
-                    return SamplesFileError(
-                        self.path,
-                        reader.line_num,
-                        f"malformed CSV: {len(row)} fields, header has {width}",
-                    )
+        try:
+            with self._open_text() as fh:
+                reader = csv.reader(fh)
+                for row in reader:
+                    if len(row) != width:
+                        return SamplesFileError(
+                            self.path,
+                            reader.line_num,
+                            f"malformed CSV: {len(row)} fields, header has {width}",
+                        )
+        except UnicodeDecodeError:
+            return self._not_utf8()
+        except csv.Error as err:
+            return SamplesFileError(self.path, None, f"malformed CSV: {err}")
         return SamplesFileError(self.path, None, f"malformed CSV: {exc}")
 
     def _parquet_batches(self) -> tuple[Iterator[pa.RecordBatch], Callable[[int], int]]:

@@ -153,14 +153,23 @@ class WardModel:
 
     def _trace(self, bed: Bed, msg: dict[str, Any]) -> None:
         """Per-minute points for the bed's 24 h trace: the last reading of each minute."""
-        times, temps = msg.get("time") or [], msg.get("infant_c") or []
-        contact, worn = msg.get("contact") or [], msg.get("worn") or []
-        clock = msg.get("clock_set") or [True] * len(times)
+        times = msg.get("time")
+        if not isinstance(times, list):
+            raise MessageIgnored(f"samples from {bed.strap}: time should be a list")
+        cols = {}
+        for key in ("infant_c", "contact", "worn", "clock_set"):
+            col = msg.get(key, [True] * len(times) if key == "clock_set" else None)
+            if not isinstance(col, list) or len(col) != len(times):
+                raise MessageIgnored(f"samples from {bed.strap}: {key} should be a list like time")
+            cols[key] = col
+        temps, contact, worn, clock = (
+            cols[k] for k in ("infant_c", "contact", "worn", "clock_set")
+        )
         for k, t in enumerate(times):
-            if k >= len(temps) or (k < len(clock) and not clock[k]):
+            if _num(t) is None or not clock[k]:
                 continue  # no wall-clock time: the strap's clock was not set yet
             minute = math.floor(float(t) / 60.0) * 60.0
-            kmc = int(bool(k < len(contact) and k < len(worn) and contact[k] and worn[k]))
+            kmc = int(contact[k] == 1 and worn[k] == 1)
             point = (minute, _num(temps[k]), kmc)
             if bed.trace and bed.trace[-1][0] == minute:
                 bed.trace[-1] = point
