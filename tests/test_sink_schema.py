@@ -67,10 +67,22 @@ def test_samples_become_one_point_each_keyed_by_time():
     )
     assert lines == [
         "kmc_sample,infant=INF-7Q2X,site=site1,strap=KMC-0001,ward=ward-a "
-        "battery_v=3.91,contact=1i,infant_c=36.81,outer_c=34.9,seq=7i,worn=1i 1783684800000",
+        "battery_v=3.91,contact=1i,infant_c=36.81,outer_c=34.9,seq=7i,worn=1i 1783684800000000007",
         "kmc_sample,infant=INF-7Q2X,site=site1,strap=KMC-0001,ward=ward-a "
-        "battery_v=3.9,contact=0i,outer_c=34.9,seq=8i,worn=1i 1783684801000",
+        "battery_v=3.9,contact=0i,outer_c=34.9,seq=8i,worn=1i 1783684801000000008",
     ]
+
+
+def test_samples_with_a_repeated_time_stay_apart_and_replays_overwrite():
+    """A strap clock set back (the host's clock stepped): same time, different seq, two points;
+    the same message again: the same points."""
+    one = body(seq=[7], time=[1783684800.0], infant_c=[36.8], outer_c=[30.0], contact=[0], worn=[1])
+    two = body(
+        seq=[3607], time=[1783684800.0], infant_c=[36.1], outer_c=[30.0], contact=[0], worn=[1]
+    )
+    stamp = lambda b: to_lines(f"{T}/samples", b)[0].rsplit(" ", 1)[1]  # noqa: E731
+    assert stamp(one) != stamp(two)
+    assert stamp(one) == stamp(one)
 
 
 def test_samples_before_the_clock_was_set_are_kept_apart_keyed_by_seq():
@@ -86,7 +98,7 @@ def test_samples_before_the_clock_was_set_are_kept_apart_keyed_by_seq():
             clock_set=[False],
         ),
     )
-    assert point.startswith("kmc_sample_unclocked,") and point.endswith(" 3")
+    assert point.startswith("kmc_sample_unclocked,") and point.endswith(" 3000000")
     assert "device_time=946684805.0" in point
 
 
@@ -127,10 +139,10 @@ def test_session_daily_and_state():
             effective=True,
         ),
     )
-    assert s.startswith("kmc_session,") and s.endswith(" 1783674600000")
+    assert s.startswith("kmc_session,") and s.endswith(" 1783674600000000000")
     assert "effective=true" in s
     (d,) = to_lines(f"{T}/daily", body(date="2026-07-10", kmc_hours=6.25, monitored_hours=11.9))
-    assert d.endswith(" 1783641600000") and "kmc_hours=6.25" in d
+    assert d.endswith(" 1783641600000000000") and "kmc_hours=6.25" in d
     (st,) = to_lines(
         f"{T}/state",
         body(
@@ -144,7 +156,9 @@ def test_session_daily_and_state():
             alerts=["cold_stress"],
         ),
     )
-    assert 'state="kmc"' in st and 'alerts="cold_stress"' in st and st.endswith(" 1783684801000")
+    assert (
+        'state="kmc"' in st and 'alerts="cold_stress"' in st and st.endswith(" 1783684801000000000")
+    )
 
 
 def test_gateway_status_is_not_stored():

@@ -154,7 +154,13 @@ def _gateway(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await Gateway(cfg).run(stop)
+        if cfg.hci is None:
+            await Gateway(cfg).run(stop)  # bleak on the platform's stack (BlueZ)
+            return
+        from kmc_host.ble.bumble_backend import open_hci_central
+
+        async with open_hci_central(cfg.hci) as access:
+            await Gateway(cfg, access).run(stop)
 
     asyncio.run(main())
     return 0

@@ -13,8 +13,9 @@ demo, and on BlueZ in a ward. Pass the central with `central=`:
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Literal
 
 from bleak.backends.characteristic import BleakGATTCharacteristic, CharacteristicPropertyName
@@ -24,6 +25,7 @@ from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData, AdvertisementDataCallback, BaseBleakScanner
 from bleak.backends.service import BleakGATTService, BleakGATTServiceCollection
 from bleak.exc import BleakError
+from bumble import hci, ll
 from bumble.controller import Controller
 from bumble.core import AdvertisingData
 from bumble.device import Connection, Device, Peer
@@ -45,12 +47,35 @@ _PROPERTIES: tuple[tuple[int, CharacteristicPropertyName], ...] = (
 )
 
 
+class _ResettingController(Controller):
+    """HCI Reset drops the LE links, as a real controller's reset does (Core spec Vol 4, Part E,
+    7.3.2): a gateway restarted after a crash resets its dongle and finds its straps
+    advertising again. (bumble's emulated controller leaves them connected.)"""
+
+    def on_hci_reset_command(self, command: Any) -> Any:
+        for connection in list(self.le_connections.values()):
+            connection.send_ll_control_pdu(
+                ll.TerminateInd(hci.HCI_ErrorCode.REMOTE_USER_TERMINATED_CONNECTION_ERROR)
+            )
+        self.le_connections.clear()
+        return super().on_hci_reset_command(command)
+
+
 class VirtualRadio:
     """The air between virtual BLE controllers (one bumble LocalLink)."""
 
     def __init__(self) -> None:
         self.link = LocalLink()
         self._next = 1
+
+    def hci_server_controller(self, name: str, source: Any, sink: Any) -> Controller:
+        """A controller on this link whose HCI is reached through a transport (e.g. bumble's
+        `tcp-server:`): a gateway in another process drives it, as it would a USB dongle."""
+        address = f"F0:00:00:00:{self._next >> 8:02X}:{self._next & 0xFF:02X}"
+        self._next += 1
+        return _ResettingController(
+            name, host_source=source, host_sink=sink, link=self.link, public_address=address
+        )
 
     async def device(self, name: str) -> Device:
         """A powered-on bumble device with its own controller on this link."""
@@ -63,6 +88,22 @@ class VirtualRadio:
         device = Device(name=name, address=Address(address), host=host)
         await device.power_on()
         return device
+
+
+@contextlib.asynccontextmanager
+async def open_hci_central(spec: str) -> AsyncIterator[Any]:
+    """The gateway's central on bumble's own stack over an HCI transport (`usb:0`,
+    `serial:/dev/ttyUSB0`, `tcp-client:127.0.0.1:9000`): yields the `BleAccess` for it."""
+    from bumble.transport import open_transport
+
+    from ..gateway.link import BleAccess
+
+    async with await open_transport(spec) as transport:
+        device = Device.with_hci(
+            "kmc-gateway", Address("F0:F0:F0:F0:F0:F0"), transport.source, transport.sink
+        )
+        await device.power_on()
+        yield BleAccess(BumbleBleakScanner, BumbleBleakClient, {"central": device})
 
 
 class BumbleBleakScanner(BaseBleakScanner):

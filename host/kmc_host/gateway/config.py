@@ -21,6 +21,11 @@ id = "KMC-0001"
 bed = "3"
 infant = "INF-7Q2X"                 # a pseudonym, never a name
 
+[ble]                               # optional; without it: bleak on BlueZ (the ward default)
+hci = "usb:0"                       # bumble's own stack on an HCI transport instead of BlueZ:
+                                    # a USB dongle ("usb:0"), a serial HCI ("serial:/dev/ttyUSB0"),
+                                    # or a controller on TCP ("tcp-client:127.0.0.1:9000")
+
 [detector]                          # optional overrides of DetectorConfig
 bridge_s = 300
 """
@@ -52,13 +57,14 @@ class GatewayConfig:
     straps: tuple[StrapEntry, ...]
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     max_connections: int = 7
+    hci: str | None = None  # a bumble HCI transport; None: bleak's platform backend (BlueZ)
 
 
 def load_config(path: str | Path) -> GatewayConfig:
     """Read and validate the gateway's TOML file; ConfigError names the file and key."""
     path = Path(path)
     raw = read_toml(path)
-    unknown(raw, {"gateway", "mqtt", "straps", "detector"}, str(path))
+    unknown(raw, {"gateway", "mqtt", "straps", "detector", "ble"}, str(path))
 
     where = f"{path} [gateway]"
     g = section(raw, "gateway", str(path))
@@ -111,4 +117,12 @@ def load_config(path: str | Path) -> GatewayConfig:
         detector = DetectorConfig.from_mapping(section(raw, "detector", str(path), required=False))
     except ConfigError as exc:
         raise ConfigError(f"{path} [detector]: {exc}") from None
-    return GatewayConfig(topics, tz, data_dir, broker, tuple(straps), detector, max_conn)
+    where = f"{path} [ble]"
+    b = section(raw, "ble", str(path), required=False)
+    unknown(b, {"hci"}, where)
+    hci = get(b, "hci", str, where, None)
+    if hci is not None and ":" not in hci:
+        raise ConfigError(
+            f"{where}: hci {hci!r} should be a transport like usb:0 or tcp-client:HOST:PORT"
+        )
+    return GatewayConfig(topics, tz, data_dir, broker, tuple(straps), detector, max_conn, hci)

@@ -98,14 +98,14 @@ class _Http:
 
 
 class V1Writer:
-    """`POST /write?db=...&precision=ms` (InfluxDB 1.x, and 1.8+/2.x compatibility)."""
+    """`POST /write?db=...&precision=ns` (InfluxDB 1.x, and 1.8+/2.x compatibility)."""
 
     def __init__(self, cfg: InfluxConfig) -> None:
         self.cfg = cfg
         self.http = _Http(cfg)
 
     def write(self, lines: list[str]) -> None:
-        params = {"db": self.cfg.database, "precision": "ms"}
+        params = {"db": self.cfg.database, "precision": "ns"}
         if self.cfg.retention_policy:
             params["rp"] = self.cfg.retention_policy
         self.http.request("/write", params, "\n".join(lines).encode())
@@ -125,7 +125,7 @@ class V2Writer:
         from influxdb_client.client.write_api import SYNCHRONOUS
 
         self.cfg = cfg
-        self._precision: Any = WritePrecision.MS
+        self._precision: Any = WritePrecision.NS
         self._client = InfluxDBClient(
             url=cfg.url, token=cfg.token or "", org=cfg.org, timeout=int(cfg.timeout_s * 1000)
         )

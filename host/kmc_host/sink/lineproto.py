@@ -2,8 +2,8 @@
 
 One line per point: `measurement,tag=v,tag=v field=v,field=v timestamp`. Tag keys and values
 escape `,`, `=` and space (a backslash stays as it is, as influxdb-client writes it); string field values are quoted with `"` and `\\` escaped; integers
-end in `i`; booleans are `true`/`false`. Timestamps here are integer milliseconds (the writes say
-`precision=ms`). A point with the same measurement, tag set and timestamp as a stored one
+end in `i`; booleans are `true`/`false`. Timestamps here are integer nanoseconds (the writes say
+`precision=ns`). A point with the same measurement, tag set and timestamp as a stored one
 overwrites its fields: that is what makes a replayed MQTT message harmless.
 """
 
@@ -41,7 +41,7 @@ def tag_set(tags: Mapping[str, str]) -> str:
 
 
 def line(
-    measurement: str, tags: Mapping[str, str] | str, fields: Mapping[str, Field | None], ts_ms: int
+    measurement: str, tags: Mapping[str, str] | str, fields: Mapping[str, Field | None], ts: int
 ) -> str | None:
     """One point, tags and fields sorted by key as influxdb-client writes them; None fields, NaN
     and infinities are left out; None when no field is left.
@@ -55,4 +55,4 @@ def line(
     if not body:
         return None
     head = _escape_measurement(measurement) + (tags if isinstance(tags, str) else tag_set(tags))
-    return f"{head} {body} {ts_ms}"
+    return f"{head} {body} {ts}"

@@ -33,6 +33,8 @@ DAILY = "kmc_daily"
 MEASUREMENTS = (SAMPLE, SAMPLE_UNCLOCKED, STATE, SESSION, ALERT, DAILY)
 LEAVES = {"samples", "state", "session", "alert", "daily"}
 SCHEMA_VERSION = 1
+NS_PER_MS = 1_000_000  # points are written with nanosecond timestamps (precision=ns)
+NS_PER_S = 1_000_000_000
 
 
 class MessageError(ValueError):
@@ -63,7 +65,7 @@ def parse_topic(topic: str, prefix: str) -> Origin | None:
 
 
 def to_lines(topic: str, body: bytes, prefix: str = "kmc") -> list[str]:
-    """All points of one message, as line protocol (ms timestamps). Raises MessageError."""
+    """All points of one message, as line protocol (ns timestamps). Raises MessageError."""
     origin = parse_topic(topic, prefix)
     if origin is None:
         return []
@@ -179,7 +181,10 @@ def _samples(msg: Mapping[str, Any], tags: dict[str, str], topic: str) -> list[s
         if not np.isin(flags, (0, 1)).all():
             raise MessageError(f"{topic}: {name} holds a value other than 0 or 1")
     head = tag_set(tags)
-    ms = np.round(t * 1000).astype(np.int64)
+    # ns timestamps: the sample's millisecond, plus its sequence number in the nanoseconds, so two
+    # samples of one strap never share a point even if its clock repeats times (a host clock
+    # stepped back); deterministic, so a replay still overwrites the same point
+    ns = np.round(t * 1000).astype(np.int64) * NS_PER_MS + (seq.astype(np.int64) % NS_PER_MS)
     out = []
     for k in range(n):
         fields: dict[str, Field | None] = {
@@ -191,10 +196,10 @@ def _samples(msg: Mapping[str, Any], tags: dict[str, str], topic: str) -> list[s
             "battery_v": float(battery[k]),
         }
         if clocked[k] is True:
-            point = line(SAMPLE, head, fields, int(ms[k]))
+            point = line(SAMPLE, head, fields, int(ns[k]))
         else:  # device time is seconds since boot in 2000: keyed by seq instead, kept apart
             fields["device_time"] = float(t[k])
-            point = line(SAMPLE_UNCLOCKED, head, fields, int(seq[k]))
+            point = line(SAMPLE_UNCLOCKED, head, fields, int(seq[k]) * NS_PER_MS)
         if point is not None:
             out.append(point)
     return out
@@ -221,7 +226,7 @@ def _state(msg: Mapping[str, Any], tags: dict[str, str], topic: str) -> list[str
         "alerts": ",".join(alerts),
         "bed": _text(msg, "bed", topic, ""),
     }
-    return _one(line(STATE, tags, fields, round(t * 1000)))
+    return _one(line(STATE, tags, fields, round(t * 1000) * NS_PER_MS))
 
 
 def _session(msg: Mapping[str, Any], tags: dict[str, str], topic: str) -> list[str]:
@@ -236,7 +241,7 @@ def _session(msg: Mapping[str, Any], tags: dict[str, str], topic: str) -> list[s
         "effective": bool(msg.get("effective", False)),
         "bed": _text(msg, "bed", topic, ""),
     }
-    return _one(line(SESSION, tags, fields, start * 1000))
+    return _one(line(SESSION, tags, fields, start * NS_PER_S))
 
 
 def _alert(msg: Mapping[str, Any], tags: dict[str, str], topic: str) -> list[str]:
@@ -260,7 +265,7 @@ def _alert(msg: Mapping[str, Any], tags: dict[str, str], topic: str) -> list[str
     raised = _time(msg, "raised", topic, required=False)
     if raised is not None:
         fields["raised_time"] = raised
-    return _one(line(ALERT, tags | {"kind": kind}, fields, start * 1000))
+    return _one(line(ALERT, tags | {"kind": kind}, fields, start * NS_PER_S))
 
 
 def _daily(msg: Mapping[str, Any], tags: dict[str, str], topic: str) -> list[str]:
@@ -275,7 +280,7 @@ def _daily(msg: Mapping[str, Any], tags: dict[str, str], topic: str) -> list[str
         "date": date,
     }
     midnight = calendar.timegm(day.timetuple())  # the date at 00:00 UTC: one point per day
-    return _one(line(DAILY, tags, fields, midnight * 1000))
+    return _one(line(DAILY, tags, fields, midnight * NS_PER_S))
 
 
 def _one(point: str | None) -> list[str]:

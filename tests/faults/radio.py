@@ -1,0 +1,149 @@
+"""A ward's air in a process of its own, for the fault suite.
+
+Emulated straps (the firmware's own code, on bumble) sample at 1 Hz in real time on a bumble
+LocalLink; the gateway's controller sits on the same link and its HCI is served on a TCP port,
+so the gateway runs in another process (`kmc gateway` with `[ble] hci = "tcp-client:..."`,
+as it would drive a USB dongle) and can be killed with SIGKILL while the straps keep sampling.
+
+    python tests/faults/radio.py --hci-port P --control-port C --dir D --straps 3
+
+Control: one JSON command per line on the control port, one JSON answer per line:
+  {"cmd": "status"}                 -> {"straps": {id: {"produced": n, "lost": [[a, b], ...]}}}
+                                       (lost: seqs erased by a power cut or skipped on boot)
+  {"cmd": "drop"}                   -> every BLE link is dropped (out of range, interference)
+  {"cmd": "reboot", "strap": id}    -> power cut and boot on the same flash (RAM samples lost)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+
+from bumble.transport import open_transport
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "analysis"))
+sys.path.insert(0, str(ROOT / "host"))
+
+from kmc_host import protocol as P  # noqa: E402
+from kmc_host.ble.bumble_backend import VirtualRadio  # noqa: E402
+from kmc_host.ble.emulated_strap import EmulatedStrap, SensorFeed  # noqa: E402
+
+COLD = (170, 250)  # KMC-0002 is cold (35.6 C) over these seconds of the run
+
+
+def feed(index: int) -> SensorFeed:
+    """KMC-0001 in KMC, KMC-0002 cooling for a while, the others quietly in the cot."""
+    if index == 0:
+        return SensorFeed(contact=lambda k: int(k >= 10))
+    if index == 1:
+        return SensorFeed(infant_c=lambda k: 35.6 if COLD[0] <= k < COLD[1] else 36.8)
+    return SensorFeed()
+
+
+class Ward:
+    def __init__(self, radio: VirtualRadio, root: Path, n: int) -> None:
+        self.radio = radio
+        self.root = root
+        self.n = n
+        self.straps: dict[str, EmulatedStrap] = {}
+        self.feeds = {}
+        self.lost: dict[str, list[list[int]]] = {}
+        self.boots: dict[str, int] = {}
+
+    async def start(self) -> None:
+        import time
+
+        t2000 = int(time.time()) - P.EPOCH_2000_UNIX
+        for k in range(self.n):
+            sid = f"KMC-{k + 1:04d}"
+            self.feeds[sid] = feed(k)
+            self.lost[sid] = []
+            self.boots[sid] = 0
+            self.straps[sid] = EmulatedStrap(
+                await self.radio.device(sid), sid, self.feeds[sid], self.root / sid, t2000
+            )
+
+    def produced(self, sid: str) -> int:
+        return int(self.straps[sid].strap.store.next_seq)
+
+    async def drop(self) -> None:
+        for strap in self.straps.values():
+            for conn in list(strap.ble._connections.values()):
+                await conn.disconnect()
+
+    async def reboot(self, sid: str) -> None:
+        old = self.straps[sid]
+        flushed = int(old.strap.store.flushed)  # samples after this were only in RAM
+        old.close()
+        for conn in list(old.ble._connections.values()):
+            await conn.disconnect()
+        await old.ble.device.stop_advertising()
+        self.boots[sid] += 1
+        self.straps[sid] = EmulatedStrap(
+            await self.radio.device(f"{sid}-boot{self.boots[sid]}"),
+            sid,
+            self.feeds[sid],
+            self.root / sid,
+            int(old.clock.t),
+        )
+        # gone with the power, and the numbers the store skips on boot (never reused)
+        first = int(self.straps[sid].strap.store.next_seq)
+        if flushed < first:
+            self.lost[sid].append([flushed, first])
+
+    async def tick_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
+        while True:
+            for strap in self.straps.values():
+                strap.tick()
+            next_at += 1.0
+            await asyncio.sleep(max(0.0, next_at - loop.time()))
+
+    async def control(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while line := await reader.readline():
+            cmd = json.loads(line)
+            if cmd["cmd"] == "drop":
+                await self.drop()
+                answer: dict = {"ok": True}
+            elif cmd["cmd"] == "reboot":
+                await self.reboot(cmd["strap"])
+                answer = {"ok": True}
+            else:
+                answer = {
+                    "straps": {
+                        sid: {"produced": self.produced(sid), "lost": self.lost[sid]}
+                        for sid in self.straps
+                    }
+                }
+            writer.write((json.dumps(answer) + "\n").encode())
+            await writer.drain()
+        writer.close()
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--hci-port", type=int, required=True)
+    ap.add_argument("--control-port", type=int, required=True)
+    ap.add_argument("--dir", required=True)
+    ap.add_argument("--straps", type=int, default=3)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    radio = VirtualRadio()
+    hci = await open_transport(f"tcp-server:127.0.0.1:{args.hci_port}")
+    radio.hci_server_controller("gateway", hci.source, hci.sink)
+    ward = Ward(radio, Path(args.dir), args.straps)
+    await ward.start()
+    server = await asyncio.start_server(ward.control, "127.0.0.1", args.control_port)
+    print("radio ready", flush=True)
+    async with server:
+        await ward.tick_forever()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
