@@ -8,8 +8,10 @@ as it would drive a USB dongle) and can be killed with SIGKILL while the straps 
     python tests/faults/radio.py --hci-port P --control-port C --dir D --straps 3
 
 Control: one JSON command per line on the control port, one JSON answer per line:
-  {"cmd": "status"}                 -> {"straps": {id: {"produced": n, "lost": [[a, b], ...]}}}
-                                       (lost: seqs erased by a power cut or skipped on boot)
+  {"cmd": "status"}                 -> {"straps": {id: {"produced": n, "erased": [[a, b]],
+                                        "skipped": [[a, b]]}}}
+        erased: taken but only in RAM at a power cut (stored only if sent before it);
+        skipped: numbers the store jumps over on boot (never samples)
   {"cmd": "drop"}                   -> every BLE link is dropped (out of range, interference)
   {"cmd": "reboot", "strap": id}    -> power cut and boot on the same flash (RAM samples lost)
 """
@@ -54,6 +56,7 @@ class Ward:
         self.feeds = {}
         self.lost: dict[str, list[list[int]]] = {}
         self.boots: dict[str, int] = {}
+        self.skipped: dict[str, list[list[int]]] = {}
 
     async def start(self) -> None:
         import time
@@ -64,6 +67,7 @@ class Ward:
             self.feeds[sid] = feed(k)
             self.lost[sid] = []
             self.boots[sid] = 0
+            self.skipped[sid] = []
             self.straps[sid] = EmulatedStrap(
                 await self.radio.device(sid), sid, self.feeds[sid], self.root / sid, t2000
             )
@@ -79,6 +83,7 @@ class Ward:
     async def reboot(self, sid: str) -> None:
         old = self.straps[sid]
         flushed = int(old.strap.store.flushed)  # samples after this were only in RAM
+        taken = int(old.strap.store.next_seq)
         old.close()
         for conn in list(old.ble._connections.values()):
             await conn.disconnect()
@@ -91,10 +96,11 @@ class Ward:
             self.root / sid,
             int(old.clock.t),
         )
-        # gone with the power, and the numbers the store skips on boot (never reused)
+        # [flushed, taken): only in RAM, gone with the power unless already sent to the gateway;
+        # [taken, first): numbers the store skips on boot (never reused, never samples)
         first = int(self.straps[sid].strap.store.next_seq)
-        if flushed < first:
-            self.lost[sid].append([flushed, first])
+        self.lost[sid].append([flushed, taken])
+        self.skipped[sid].append([taken, first])
 
     async def tick_forever(self) -> None:
         loop = asyncio.get_running_loop()
@@ -117,7 +123,11 @@ class Ward:
             else:
                 answer = {
                     "straps": {
-                        sid: {"produced": self.produced(sid), "lost": self.lost[sid]}
+                        sid: {
+                            "produced": self.produced(sid),
+                            "erased": self.lost[sid],
+                            "skipped": self.skipped[sid],
+                        }
                         for sid in self.straps
                     }
                 }
