@@ -122,8 +122,10 @@ def test_an_hour_of_a_ward_keeps_memory_and_handles_level(tmp_path: Path):
     print("\nminute  RSS MB  open fds")
     for minute, rss, fds in marks:
         print(f"{minute:6d} {rss:7.1f} {fds:9d}")
-    # from the second mark on (warm), memory grows by less than 15 MB over 50 simulated minutes
-    # and the open handles do not move
+    # from the second mark on (warm): memory grows by less than 3 MB over 50 simulated minutes
+    # (before the detector kept only closed runs it grew ~0.8 MB every 10 min, without end),
+    # and open handles stay within one or two (an HTTP connection to InfluxDB comes and goes)
     warm = marks[1:]
-    assert warm[-1][1] - warm[0][1] < 15.0, marks
-    assert {fds for _, _, fds in warm} == {warm[0][2]}, marks
+    assert warm[-1][1] - warm[0][1] < 3.0, marks
+    fds = [f for _, _, f in warm]
+    assert max(fds) - min(fds) <= 2, marks

@@ -116,7 +116,7 @@ class StrapDetector:
         runs = self._contact.push(t, brk, evidence)
         self._take_sessions(runs, self._next_contact_start(float(t[-1])), update)
         self._take_off(self._worn.push(t, brk, s.worn), update)
-        self._mon.append(self._monitored.push(t, brk, np.zeros(t.size, np.int8)))
+        self._keep(self._mon, self._monitored.push(t, brk, np.zeros(t.size, np.int8)))
         infant = s.infant_c + cfg.axillary_offset_c if cfg.axillary_offset_c else s.infant_c
         judge = worn & ~self._settle.push(t, dt, worn, infant) & np.isfinite(infant)
         for tracker in self._bands:
@@ -136,7 +136,7 @@ class StrapDetector:
         update = Update()
         self._take_sessions(self._contact.close(), np.inf, update)
         self._take_off(self._worn.close(), update)
-        self._mon.append(self._monitored.close())
+        self._keep(self._mon, self._monitored.close())
         for tracker in [*self._bands, self._battery]:
             self._take(tracker.finish(), update)
         return update
@@ -234,7 +234,7 @@ class StrapDetector:
     def _take_off(self, runs: Runs, update: Update) -> None:
         off = runs.cls == 0
         start, end = runs.start[off], runs.end[off]
-        self._off.append(Runs(runs.cls[off], start, end, runs.extreme[off]))
+        self._keep(self._off, Runs(runs.cls[off], start, end, runs.extreme[off]))
         long = (end - start) >= self.cfg.strap_off_s
         if long.any():
             ep = Episodes(
@@ -246,9 +246,22 @@ class StrapDetector:
             )
             self._take(ep, update)
 
+    @staticmethod
+    def _keep(history: list[Runs], runs: Runs, compact_at: int = 64) -> None:
+        """History for result() and the live hours: only runs that closed, compacted now and
+        then, so a gateway running for weeks holds a few arrays, not one object per batch."""
+        if len(runs) == 0:
+            return
+        history.append(runs)
+        if len(history) >= compact_at:
+            history[:] = [Runs.concat(history)]
+
     def _take(self, ep: Episodes, update: Update) -> None:
         if len(ep):
-            self._eps[ep.kind].append(ep)
+            kept = self._eps[ep.kind]
+            kept.append(ep)
+            if len(kept) >= 64:
+                kept[:] = [Episodes.concat(ep.kind, kept)]
             update.episodes.append(ep)
 
 

@@ -6,6 +6,7 @@ ward = "ward-a"
 timezone = "Africa/Addis_Ababa"     # IANA name, for KMC hours "today"
 data_dir = "/var/lib/kmc-gateway"   # cursors and the MQTT outbox
 max_connections = 7                 # straps connected at once per adapter
+outbox_reserve_mb = 64              # disk kept free: below it, samples stay on the straps
 
 [mqtt]
 host = "127.0.0.1"
@@ -58,6 +59,7 @@ class GatewayConfig:
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     max_connections: int = 7
     hci: str | None = None  # a bumble HCI transport; None: bleak's platform backend (BlueZ)
+    outbox_reserve_mb: float = 64.0
 
 
 def load_config(path: str | Path) -> GatewayConfig:
@@ -68,7 +70,9 @@ def load_config(path: str | Path) -> GatewayConfig:
 
     where = f"{path} [gateway]"
     g = section(raw, "gateway", str(path))
-    unknown(g, {"site", "ward", "timezone", "data_dir", "max_connections"}, where)
+    unknown(
+        g, {"site", "ward", "timezone", "data_dir", "max_connections", "outbox_reserve_mb"}, where
+    )
     try:
         topics_site = topic_part("site", get(g, "site", str, where))
         topics_ward = topic_part("ward", get(g, "ward", str, where))
@@ -117,6 +121,9 @@ def load_config(path: str | Path) -> GatewayConfig:
         detector = DetectorConfig.from_mapping(section(raw, "detector", str(path), required=False))
     except ConfigError as exc:
         raise ConfigError(f"{path} [detector]: {exc}") from None
+    reserve = float(get(g, "outbox_reserve_mb", (int, float), f"{path} [gateway]", 64.0))
+    if not 0 <= reserve <= 100_000:
+        raise ConfigError(f"{path} [gateway]: outbox_reserve_mb must be 0..100000")
     where = f"{path} [ble]"
     b = section(raw, "ble", str(path), required=False)
     unknown(b, {"hci"}, where)
@@ -125,4 +132,6 @@ def load_config(path: str | Path) -> GatewayConfig:
         raise ConfigError(
             f"{where}: hci {hci!r} should be a transport like usb:0 or tcp-client:HOST:PORT"
         )
-    return GatewayConfig(topics, tz, data_dir, broker, tuple(straps), detector, max_conn, hci)
+    return GatewayConfig(
+        topics, tz, data_dir, broker, tuple(straps), detector, max_conn, hci, reserve
+    )

@@ -32,6 +32,7 @@ from bleak.backends.scanner import AdvertisementData
 from bleak.exc import BleakError
 
 from .. import protocol as P
+from .outbox import OutboxFull
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,7 @@ class LinkStats:
     missing: int = 0  # sequence numbers the strap no longer had (lost at a strap reboot)
     malformed: int = 0
     clock_resets: int = 0
+    store_full: int = 0  # times the outbox's disk was too full to take a batch
     isolations: int = 0
     last_error: str = ""
     errors: list[str] = field(default_factory=list)
@@ -156,6 +158,15 @@ class StrapLink:
                 async with self.slots:
                     isolated = await self._session(stop)
                 delay = self.isolate_s if isolated else self.backoff_s[0]
+            except OutboxFull as exc:  # the strap keeps its samples; try again later
+                self.stats.store_full += 1
+                self.stats.note(f"outbox full: {exc}")
+                log.warning(
+                    "strap %s: %s; the strap keeps its samples, retrying in %.0f s",
+                    self.strap_id,
+                    exc,
+                    delay,
+                )
             except (TimeoutError, BleakError, OSError, EOFError) as exc:
                 self.stats.connect_failures += 1
                 self.stats.note(f"{type(exc).__name__}: {exc}")
@@ -189,6 +200,8 @@ class StrapLink:
         try:
             self.stats.connections += 1
             self._malformed_run = 0
+            while not self._queue.empty():  # a previous session's leftovers: resent after resume
+                self._queue.get_nowait()
             await client.start_notify(
                 P.MEASUREMENT_UUID, lambda c, d: self._queue.put_nowait(bytes(d))
             )

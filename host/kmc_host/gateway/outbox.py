@@ -9,10 +9,17 @@ of our topics is idempotent (a sample is keyed by strap and sequence number).
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
+
+
+class OutboxFull(Exception):
+    """The disk under the outbox is nearly full: take no more samples from the straps for now
+    (they keep them, 36 h) rather than fill the disk until nothing, not even a delete, works."""
 
 
 @dataclass(frozen=True)
@@ -26,26 +33,67 @@ class Message:
 class Outbox:
     """A durable FIFO of MQTT messages (thread-safe: paho's callbacks run in its thread)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, reserve_mb: float = 0.0) -> None:
         self.path = path
+        self.reserve_bytes = int(reserve_mb * 1024 * 1024)
+        self._checked_at = 0.0
+        self._room_bytes = 0  # free disk + freed outbox pages at the last check, minus writes since
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        # a small write-ahead log: checkpointed every 100 pages and cut back to 256 kB, so it
+        # cannot eat the disk's last megabytes while the broker is away
+        self._db.execute("PRAGMA wal_autocheckpoint=100")
+        self._db.execute("PRAGMA journal_size_limit=262144")
+        self._page = int(self._db.execute("PRAGMA page_size").fetchone()[0])
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS outbox ("
             "id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, payload BLOB NOT NULL,"
             " retain INTEGER NOT NULL)"
         )
 
-    def put(self, topic: str, payload: bytes, retain: bool = False) -> int:
+    def ensure_room(self) -> None:
+        """Raise OutboxFull when the disk is down to the reserve: called before a strap's batch
+        is taken, so a batch is either taken whole or left on the strap (the reserve leaves room
+        for the few messages a batch makes)."""
         with self._lock:
-            cur = self._db.execute(
-                "INSERT INTO outbox (topic, payload, retain) VALUES (?, ?, ?)",
-                (topic, payload, int(retain)),
-            )
+            if not self._has_room():
+                raise OutboxFull(
+                    f"{self.path.parent}: less than {self.reserve_bytes / 2**20:g} MB left "
+                    "for the outbox"
+                )
+
+    def put(self, topic: str, payload: bytes, retain: bool = False) -> int:
+        """Queue a message on disk; OutboxFull only if the disk is really full."""
+        with self._lock:
+            try:
+                cur = self._db.execute(
+                    "INSERT INTO outbox (topic, payload, retain) VALUES (?, ?, ?)",
+                    (topic, payload, int(retain)),
+                )
+            except sqlite3.OperationalError as exc:  # "database or disk is full"
+                self._room_bytes = 0
+                self._checked_at = time.monotonic()
+                raise OutboxFull(f"{self.path}: {exc}") from None
+            # what the insert may take: the row in the table, and page frames in the WAL
+            self._room_bytes -= len(payload) + len(topic) + 2 * self._page
             return int(cur.lastrowid or 0)
+
+    def _has_room(self, every_s: float = 1.0) -> bool:
+        """Free disk plus the pages the outbox has freed (SQLite reuses them), minus what was
+        written since, above the reserve; the disk itself is asked at most once a second."""
+        if self.reserve_bytes <= 0:
+            return True
+        now = time.monotonic()
+        if now - self._checked_at >= every_s:
+            free = shutil.disk_usage(self.path.parent).free
+            pages = self._db.execute("PRAGMA freelist_count").fetchone()[0]
+            size = self._db.execute("PRAGMA page_size").fetchone()[0]
+            self._room_bytes = free + pages * size
+            self._checked_at = now
+        return self._room_bytes > self.reserve_bytes
 
     def oldest(self, limit: int, after: int = 0) -> list[Message]:
         """Up to `limit` messages with id > after, oldest first."""
@@ -58,7 +106,11 @@ class Outbox:
 
     def remove(self, message_id: int) -> None:
         with self._lock:
-            self._db.execute("DELETE FROM outbox WHERE id = ?", (message_id,))
+            try:
+                self._db.execute("DELETE FROM outbox WHERE id = ?", (message_id,))
+            except sqlite3.OperationalError:  # a full disk: empty the WAL into the table, retry
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                self._db.execute("DELETE FROM outbox WHERE id = ?", (message_id,))
 
     def remove_many(self, message_ids: list[int]) -> None:
         with self._lock:

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import sqlite3
 import ssl
 import threading
 from dataclasses import dataclass
@@ -86,11 +87,16 @@ class MqttPublisher:
     """Outbox -> broker, QoS 1, in order, at least once (see module docstring)."""
 
     def __init__(
-        self, broker: BrokerConfig, topics: TopicTree, outbox_path: Path, window: int = 200
+        self,
+        broker: BrokerConfig,
+        topics: TopicTree,
+        outbox_path: Path,
+        window: int = 200,
+        reserve_mb: float = 0.0,
     ) -> None:
         self.broker = broker
         self.topics = topics
-        self.outbox = Outbox(outbox_path)
+        self.outbox = Outbox(outbox_path, reserve_mb)
         self.window = window
         self.connected = threading.Event()
         self.sent = 0
@@ -165,11 +171,16 @@ class MqttPublisher:
             self._last_sent = 0
         still = []
         for info, outbox_id in self._inflight:
-            if info.is_published():
-                self.outbox.remove(outbox_id)
-                self.acked += 1
-            else:
+            if not info.is_published():
                 still.append((info, outbox_id))
+                continue
+            try:
+                self.outbox.remove(outbox_id)
+            except sqlite3.OperationalError as exc:  # a full disk: delete it later
+                log.warning("outbox: cannot delete an acknowledged message yet (%s)", exc)
+                still.append((info, outbox_id))
+                continue
+            self.acked += 1
         self._inflight = still
         room = self.window - len(still)
         if room <= 0:

@@ -29,6 +29,7 @@ from ..detect import STATE_NAMES, StrapDetector, zone
 from ..samples import Samples
 from .config import GatewayConfig, StrapEntry
 from .link import BleAccess, CursorStore, StrapLink
+from .outbox import OutboxFull
 from .publisher import MqttPublisher, payload
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,9 @@ class Gateway:
         self.tz = zone(cfg.timezone)
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         self.cursors = CursorStore(cfg.data_dir / "cursors.json")
-        self.publisher = MqttPublisher(cfg.broker, cfg.topics, cfg.data_dir / "outbox.db")
+        self.publisher = MqttPublisher(
+            cfg.broker, cfg.topics, cfg.data_dir / "outbox.db", reserve_mb=cfg.outbox_reserve_mb
+        )
         self.straps: dict[str, StrapState] = {}
         # one adapter: scan and connect one strap at a time, at most max_connections at once
         adapter, slots = asyncio.Lock(), asyncio.Semaphore(cfg.max_connections)
@@ -109,6 +112,7 @@ class Gateway:
     # -- one batch from one strap
 
     async def _on_batch(self, strap_id: str, batch: P.Measurement) -> None:
+        self.publisher.outbox.ensure_room()  # else OutboxFull: the batch stays on the strap
         st = self.straps[strap_id]
         st.last_arrival = self.now()
         topic = self.cfg.topics.strap
@@ -266,6 +270,11 @@ class Gateway:
                     and not st.signal_lost
                     and now - st.last_arrival > SIGNAL_LOST_S
                 ):
+                    try:
+                        self.publisher.outbox.ensure_room()
+                    except OutboxFull as exc:
+                        log.warning("signal_lost for %s waits: %s", st.entry.id, exc)
+                        continue
                     st.signal_lost = True
                     st.signal_lost_start = st.last_arrival
                     self.publisher.publish(
