@@ -1,6 +1,12 @@
-"""Shared helpers: synthetic 1 Hz strap signals with known edges."""
+"""Shared helpers: synthetic 1 Hz strap signals with known edges; the `kmc` command as a user
+runs it, and its CSV outputs."""
 
 from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,6 +14,17 @@ import pytest
 from kmc_host.samples import Samples
 
 T0 = 1_772_398_800.0  # 2026-03-01T21:00:00Z, midnight in Africa/Addis_Ababa
+KMC = [sys.executable, "-m", "kmc_analysis.cli"]
+
+
+def run_kmc(*args: str) -> subprocess.CompletedProcess[str]:
+    """`kmc ARGS...` in a subprocess, as a user runs it (exit status, stdout, stderr)."""
+    return subprocess.run([*KMC, *args], capture_output=True, text=True, timeout=300)
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as fh:
+        return list(csv.DictReader(fh))
 
 
 def signal(*segments: tuple[float, int, int, float], t0: float = T0) -> Samples:

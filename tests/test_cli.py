@@ -1,22 +1,9 @@
 """`kmc analyze`, `kmc simulate` and `kmc demo` as a user runs them."""
 
-import csv
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-KMC = [sys.executable, "-m", "kmc_analysis.cli"]
-
-
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*KMC, *args], capture_output=True, text=True, timeout=300)
-
-
-def read(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="") as fh:
-        return list(csv.DictReader(fh))
+from conftest import read_csv as read
+from conftest import run_kmc as run
 
 
 @pytest.fixture(scope="module")

@@ -4,10 +4,7 @@ R4 with technical corrections; Observation and Bundle are unchanged from R4)."""
 
 from __future__ import annotations
 
-import csv
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import jsonschema
@@ -16,24 +13,16 @@ import pytest
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.observation import Observation
 
+from conftest import read_csv as read
+from conftest import run_kmc as run
 from kmc_analysis.exports import temperature_points
 from kmc_analysis.samples_io import load_straps
 from kmc_analysis.simulate import simulate_ward
 
-KMC = [sys.executable, "-m", "kmc_analysis.cli"]
 ROOT = Path(__file__).resolve().parents[1]
 MAPPING = ROOT / "deploy" / "dhis2-mapping.example.toml"
 SCHEMA = json.loads((ROOT / "tests" / "schemas" / "dhis2-dataValueSet.schema.json").read_text())
 TZ = "Africa/Lagos"
-
-
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*KMC, *args], capture_output=True, text=True, timeout=300)
-
-
-def read(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="") as fh:
-        return list(csv.DictReader(fh))
 
 
 @pytest.fixture(scope="module")

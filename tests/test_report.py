@@ -6,31 +6,20 @@ from __future__ import annotations
 import csv
 import json
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from conftest import read_csv as read
+from conftest import run_kmc as run
 from kmc_analysis.samples_io import load_straps
 from kmc_analysis.simulate import simulate_ward
 from kmc_host.sink.influx import InfluxConfig, InfluxQL, V1Writer
 from kmc_host.sink.schema import to_lines
 from servers import InfluxDB
 
-KMC = [sys.executable, "-m", "kmc_analysis.cli"]
 TZ = "Africa/Nairobi"
-
-
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*KMC, *args], capture_output=True, text=True, timeout=300)
-
-
-def read(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="") as fh:
-        return list(csv.DictReader(fh))
 
 
 @pytest.fixture(scope="module")

@@ -4,27 +4,16 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import read_csv as read
+from conftest import run_kmc as run
 from kmc_analysis.samples_io import parse_time_value
 from kmc_analysis.simulate import simulate_ward
 
-KMC = [sys.executable, "-m", "kmc_analysis.cli"]
 TZ = "Africa/Kampala"
-
-
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*KMC, *args], capture_output=True, text=True, timeout=300)
-
-
-def read(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="") as fh:
-        return list(csv.DictReader(fh))
 
 
 def iso(t: float) -> str:

@@ -76,6 +76,20 @@ class BrokerConfig:
     keepalive_s: int = 30
 
 
+def mqtt_client(broker: BrokerConfig, *, clean_session: bool) -> mqtt.Client:
+    """A paho client with the broker's login, TLS and reconnect settings: the one way the
+    gateway, the sink and the ward screen open their connections."""
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2, client_id=broker.client_id, clean_session=clean_session
+    )
+    if broker.username is not None:
+        client.username_pw_set(broker.username, broker.password)
+    if broker.tls:
+        client.tls_set(ca_certs=broker.ca_file, cert_reqs=ssl.CERT_REQUIRED)
+    client.reconnect_delay_set(min_delay=1, max_delay=30)
+    return client
+
+
 def payload(**fields: Any) -> bytes:
     """A message body: JSON, with the schema version first."""
     return json.dumps(
@@ -108,16 +122,8 @@ class MqttPublisher:
         self._client = self._make_client()
 
     def _make_client(self) -> mqtt.Client:
-        b = self.broker
-        client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=b.client_id, clean_session=True
-        )
-        if b.username is not None:
-            client.username_pw_set(b.username, b.password)
-        if b.tls:
-            client.tls_set(ca_certs=b.ca_file, cert_reqs=ssl.CERT_REQUIRED)
+        client = mqtt_client(self.broker, clean_session=True)
         client.will_set(self.topics.gateway_status, payload(state="offline"), qos=1, retain=True)
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.max_inflight_messages_set(self.window)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect

@@ -30,6 +30,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from ..gateway.outbox import Message, Outbox
+from ..gateway.publisher import mqtt_client
 from .config import SinkConfig
 from .influx import InfluxError, InfluxQL, Writer, make_writer, quote_ident
 from .schema import MessageError, to_lines
@@ -95,18 +96,8 @@ class Sink:
     # -- MQTT side (paho's thread)
 
     def _make_client(self) -> mqtt.Client:
-        b = self.cfg.broker
-        client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=b.client_id, clean_session=False
-        )
-        if b.username is not None:
-            client.username_pw_set(b.username, b.password)
-        if b.tls:
-            import ssl
-
-            client.tls_set(ca_certs=b.ca_file, cert_reqs=ssl.CERT_REQUIRED)
+        client = mqtt_client(self.cfg.broker, clean_session=False)  # the broker queues for us
         client.manual_ack_set(True)  # PUBACK only once the message is on disk
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message

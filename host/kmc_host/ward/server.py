@@ -17,7 +17,6 @@ import contextlib
 import json
 import logging
 import re
-import ssl
 import threading
 import time
 from typing import Any
@@ -25,6 +24,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from aiohttp import web
 
+from ..gateway.publisher import mqtt_client
 from .audit import AuditLog
 from .auth import TooManyAttempts, WardAuth
 from .config import STATIC, WardConfig
@@ -60,17 +60,10 @@ class WardService:
 
     def _start_mqtt(self) -> None:
         b = self.cfg.broker
-        client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=b.client_id, clean_session=False
-        )
-        if b.username is not None:
-            client.username_pw_set(b.username, b.password)
-        if b.tls:
-            client.tls_set(ca_certs=b.ca_file, cert_reqs=ssl.CERT_REQUIRED)
+        client = mqtt_client(b, clean_session=False)  # alerts sent while it was down still come
         topic = f"{self.cfg.prefix}/{self.cfg.site}/{self.cfg.ward}/#"
         client.on_connect = lambda c, u, f, r, p: c.subscribe(topic, qos=1)
         client.on_message = self._on_mqtt
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.connect_async(b.host, b.port, keepalive=b.keepalive_s)
         client.loop_start()
         self._client = client
