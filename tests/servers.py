@@ -9,7 +9,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from kmc_analysis.local_services import LocalInfluxDB, free_port, wait_port
+from kmc_analysis.local_services import LocalInfluxDB, die_with_parent, free_port, wait_port
 from kmc_host.gateway.recorder import TopicRecorder
 
 
@@ -40,7 +40,12 @@ class Mosquitto:
 
     def start(self) -> Mosquitto:
         log = self.log.open("ab")
-        self.proc = subprocess.Popen([self.binary, "-c", str(self.config)], stdout=log, stderr=log)
+        self.proc = subprocess.Popen(
+            [self.binary, "-c", str(self.config)],
+            stdout=log,
+            stderr=log,
+            preexec_fn=die_with_parent,
+        )
         wait_port(self.port)
         return self
 
@@ -105,6 +110,7 @@ class VictoriaMetrics:
             ],
             stdout=log,
             stderr=log,
+            preexec_fn=die_with_parent,
         )
         wait_port(self.port)
         return self

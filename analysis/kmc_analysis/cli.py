@@ -7,6 +7,7 @@ never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -61,8 +62,14 @@ def _simulate(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     """The README's main job: a simulated ward, live (or offline with --offline)."""
     if not args.offline:
+        import signal
+
         from .live_demo import run_demo
 
+        def on_term(*_: object) -> None:  # stop as on Ctrl-C (asyncio cancels its tasks cleanly)
+            os.kill(os.getpid(), signal.SIGINT)
+
+        signal.signal(signal.SIGTERM, on_term)
         result = run_demo(
             args.straps,
             args.minutes,

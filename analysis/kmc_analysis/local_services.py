@@ -19,6 +19,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def die_with_parent() -> None:
+    """preexec_fn for the servers we start: the kernel stops them when we die, even by SIGKILL
+    (Linux PR_SET_PDEATHSIG), so no broker or database outlives a killed demo or test."""
+    import ctypes
+    import signal
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+
+
 def free_port() -> int:
     """A free TCP port on 127.0.0.1 (for the demo's broker, and the tests' servers)."""
     with socket.socket() as s:
@@ -47,7 +57,10 @@ def ward_broker(workdir: Path, external: int | None = None) -> Iterator[tuple[in
             "max_queued_messages 1000000\n"
         )
         proc = subprocess.Popen(
-            [mosquitto, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            [mosquitto, "-c", str(conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,
         )
         try:
             wait_port(port)
@@ -126,7 +139,10 @@ class LocalInfluxDB:
     def start(self) -> LocalInfluxDB:
         log = self.log.open("ab")
         self.proc = subprocess.Popen(
-            [self.binary, "-config", str(self.config)], stdout=log, stderr=log
+            [self.binary, "-config", str(self.config)],
+            stdout=log,
+            stderr=log,
+            preexec_fn=die_with_parent,
         )
         deadline = time.monotonic() + 30
         while True:
