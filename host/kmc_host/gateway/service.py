@@ -55,7 +55,8 @@ class StrapState:
     entry: StrapEntry
     detector: StrapDetector
     link: StrapLink
-    last_arrival: float | None = None
+    last_arrival: float | None = None  # wall clock: the episode's start in messages
+    arrived_at: float = 0.0  # monotonic clock: how long the strap has been silent
     active: set[str] = field(default_factory=set)
     signal_lost: bool = False
     signal_lost_start: float = 0.0  # the last arrival before the silence: the episode's key
@@ -72,9 +73,13 @@ class Gateway:
         access: BleAccess | None = None,
         now: Callable[[], float] = time.time,
         scan_timeout: float = 10.0,
+        elapsed: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`now`: wall-clock time (strap clocks, message times); `elapsed`: a monotonic clock
+        for silences, so a host clock stepped by NTP neither raises nor hides `signal_lost`."""
         self.cfg = cfg
         self.now = now
+        self.elapsed = elapsed
         self.tz = zone(cfg.timezone)
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         self.cursors = CursorStore(cfg.data_dir / "cursors.json")
@@ -115,6 +120,7 @@ class Gateway:
         self.publisher.outbox.ensure_room()  # else OutboxFull: the batch stays on the strap
         st = self.straps[strap_id]
         st.last_arrival = self.now()
+        st.arrived_at = self.elapsed()
         topic = self.cfg.topics.strap
         self.publisher.publish(
             topic(strap_id, "samples"),
@@ -263,12 +269,12 @@ class Gateway:
 
     async def _watchdog(self, stop: asyncio.Event, period_s: float = 1.0) -> None:
         while not stop.is_set():
-            now = self.now()
+            now, elapsed = self.now(), self.elapsed()
             for st in self.straps.values():
                 if (
                     st.last_arrival is not None
                     and not st.signal_lost
-                    and now - st.last_arrival > SIGNAL_LOST_S
+                    and elapsed - st.arrived_at > SIGNAL_LOST_S
                 ):
                     try:
                         self.publisher.outbox.ensure_room()
