@@ -15,11 +15,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from kmc_host.deploy import DeployError
 from kmc_host.detect import ConfigError
 
+from .detection import within
 from .samples_io import SampleReader, SamplesFileError
 
 EXIT_BAD_INPUT = 2
@@ -235,19 +234,10 @@ class _Source:
     def consume(self, use: Any) -> Any:
         if hasattr(self, "influx"):
             return use(self.influx.chunks(*self.span))
-        result = self.reader.consume(lambda chunks: use(_within(chunks, self.period)))
+        result = self.reader.consume(lambda chunks: use(within(chunks, self.period)))
         for line in self.reader.report.lines():
             print(line)
         return result
-
-
-def _within(chunks: Any, period: tuple[float, float] | None) -> Any:
-    for device, chunk in chunks:
-        if period is not None:
-            a, b = np.searchsorted(chunk.time, period)
-            chunk = chunk.slice(int(a), int(b))
-        if len(chunk):
-            yield device, chunk
 
 
 def _build_report(args: argparse.Namespace, keep_trace: bool) -> Any:
@@ -260,7 +250,7 @@ def _build_report(args: argparse.Namespace, keep_trace: bool) -> Any:
     roster = load_roster(args.roster) if args.roster else None
     src = _Source(args)
     cfg = DetectorConfig()
-    detected = src.consume(lambda chunks: detect_period(chunks, cfg, src.period, keep_trace))
+    detected = src.consume(lambda chunks: detect_period(chunks, cfg, keep_trace=keep_trace))
     return build_report(
         detected,
         tz=args.tz,

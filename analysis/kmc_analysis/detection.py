@@ -37,11 +37,17 @@ class _Tail:
         return whole.slice(k, len(whole))
 
 
-def _clip(chunk: Samples, period: tuple[float, float] | None) -> Samples:
-    if period is None:
-        return chunk
-    a, b = np.searchsorted(chunk.time, period, side="left")
-    return chunk if a == 0 and b == len(chunk) else chunk.slice(int(a), int(b))
+def within(
+    chunks: Iterator[tuple[str, Samples]], period: tuple[float, float] | None
+) -> Iterator[tuple[str, Samples]]:
+    """The chunks' samples in [period) (all of them for None); empty chunks left out."""
+    for device, chunk in chunks:
+        if period is not None:
+            a, b = np.searchsorted(chunk.time, period, side="left")
+            if a != 0 or b != len(chunk):
+                chunk = chunk.slice(int(a), int(b))
+        if len(chunk):
+            yield device, chunk
 
 
 def detect_period(
@@ -56,10 +62,7 @@ def detect_period(
     stays flat whatever the length of the recording (plus a day per strap for the trace)."""
     detectors: dict[str, StrapDetector] = {}
     tails: dict[str, _Tail] = {}
-    for device, chunk in chunks:
-        part = _clip(chunk, period)
-        if len(part) == 0:
-            continue
+    for device, part in within(chunks, period):
         det = detectors.get(device)
         if det is None:
             det = detectors[device] = StrapDetector(device, cfg)
