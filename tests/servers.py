@@ -9,7 +9,13 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from kmc_analysis.local_services import LocalInfluxDB, die_with_parent, free_port, wait_port
+from kmc_analysis.local_services import (
+    LocalInfluxDB,
+    die_with_parent,
+    free_port,
+    stop_process,
+    wait_port,
+)
 from kmc_host.gateway.recorder import TopicRecorder
 
 
@@ -51,12 +57,7 @@ class Mosquitto:
 
     def stop(self) -> None:
         if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            stop_process(self.proc)
             self.proc = None
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from kmc_analysis.local_services import free_port, wait_port
+from kmc_analysis.local_services import free_port, stop_process, wait_port
 from servers import Listener, Mosquitto
 
 playwright = pytest.importorskip("playwright.sync_api")
@@ -42,13 +41,7 @@ def start_ward(config: Path, log: Path, port: int) -> subprocess.Popen[bytes]:
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    stop_process(proc, timeout=15)
 
 
 @pytest.fixture

@@ -19,6 +19,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """SIGTERM, wait, and SIGKILL only if it will not stop: servers and our own services."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def die_with_parent() -> None:
     """preexec_fn for the servers we start: the kernel stops them when we die, even by SIGKILL
     (Linux PR_SET_PDEATHSIG), so no broker or database outlives a killed demo or test."""
@@ -66,8 +77,7 @@ def ward_broker(workdir: Path, external: int | None = None) -> Iterator[tuple[in
             wait_port(port)
             yield port, "Mosquitto"
         finally:
-            proc.terminate()
-            proc.wait(timeout=5)
+            stop_process(proc)
         return
     try:
         from amqtt.broker import Broker
@@ -156,10 +166,5 @@ class LocalInfluxDB:
 
     def stop(self) -> None:
         if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            stop_process(self.proc)
             self.proc = None

@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from kmc_analysis.local_services import free_port, wait_port
+from kmc_analysis.local_services import free_port, stop_process, wait_port
 from servers import InfluxDB, Mosquitto
 
 HERE = Path(__file__).resolve().parent
@@ -79,13 +79,7 @@ def run_service(args: list[str], log: Path) -> subprocess.Popen[bytes]:
 
 
 def term(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    stop_process(proc, timeout=30)
 
 
 def stored(influx: InfluxDB) -> dict[str, list[int]]:
