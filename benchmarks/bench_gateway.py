@@ -38,9 +38,9 @@ from kmc_host.gateway.config import GatewayConfig, StrapEntry  # noqa: E402
 from kmc_host.gateway.publisher import BrokerConfig, TopicTree  # noqa: E402
 from kmc_host.gateway.recorder import TopicRecorder  # noqa: E402
 from kmc_host.gateway.service import Gateway  # noqa: E402
+from packets import T2000, notifications, records  # noqa: E402
 from servers import Mosquitto  # noqa: E402
 
-T2000 = 837000000
 WARMUP_S = 420  # settled, history in the detector
 LIVE_S = 100
 COOL_AT = 440  # every 10th baby drops to 35.4 C here: cold_stress and moderate at +60 s
@@ -48,21 +48,9 @@ COOL_AT = 440  # every 10th baby drops to 35.4 C here: cold_stress and moderate 
 
 def packets(strap: int, seconds: int) -> list[bytes]:
     """One measurement notification per second, as the strap sends them at 1 Hz."""
-    rec = np.zeros(seconds, P.RECORD)
-    rec["time"] = T2000 + np.arange(seconds)
     cold = strap % 10 == 0
     temp = np.where((np.arange(seconds) >= COOL_AT) & cold, 35.4, 36.8)
-    rec["infant"] = np.round(temp * 100).astype(np.int16)
-    rec["outer"] = 3000
-    rec["flags"] = P.FLAG_WORN | P.FLAG_CLOCK_SET
-    rec["battery"] = 190
-    rec["tilt"] = P.NO_TILT
-    out = []
-    for k in range(seconds):
-        head = np.zeros(1, P.HEADER)
-        head["version"], head["kind"], head["count"], head["first_seq"] = 1, 1, 1, k
-        out.append(head.tobytes() + rec[k : k + 1].tobytes())
-    return out
+    return notifications(records(seconds, np.round(temp * 100).astype(np.int16), 3000), 1)
 
 
 async def bench(n: int, work: Path, port: int) -> dict[str, float]:

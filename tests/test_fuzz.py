@@ -10,7 +10,6 @@ import json
 import string
 from pathlib import Path
 
-import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,6 +21,7 @@ from kmc_host.sink.config import load_sink_config
 from kmc_host.sink.schema import MessageError, to_lines
 from kmc_host.ward.config import load_ward_config
 from kmc_host.ward.model import MessageIgnored, WardModel
+from packets import notifications, records
 
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -72,14 +72,8 @@ def test_packet_decoder_never_fails_other_than_protocol_error(data):
 @FAST
 @given(st.integers(1, 20), st.integers(0, 2**32 - 1), st.data())
 def test_corrupting_a_valid_packet_gives_a_named_error_or_consistent_columns(count, seq, data):
-    rec = np.zeros(count, P.RECORD)
-    rec["time"] = 837_000_000 + np.arange(count)
-    rec["infant"] = 3650
-    rec["flags"] = P.FLAG_WORN | P.FLAG_CLOCK_SET
-    rec["tilt"] = P.NO_TILT
-    head = np.zeros(1, P.HEADER)
-    head["version"], head["kind"], head["count"], head["first_seq"] = 1, 1, count, seq
-    packet = bytearray(head.tobytes() + rec.tobytes())
+    (valid,) = notifications(records(count, 3650), count, first_seq=seq)
+    packet = bytearray(valid)
     for _ in range(data.draw(st.integers(0, 4))):
         k = data.draw(st.integers(0, len(packet) - 1))
         packet[k] = data.draw(st.integers(0, 255))

@@ -7,26 +7,17 @@ import asyncio
 import json
 from pathlib import Path
 
-import numpy as np
-
 from kmc_host import protocol as P
 from kmc_host.detect import DetectorConfig
 from kmc_host.gateway.config import GatewayConfig, StrapEntry
 from kmc_host.gateway.publisher import BrokerConfig, TopicTree
 from kmc_host.gateway.service import Gateway
-
-T2000 = 837_000_000
+from packets import T2000, notifications, records
 
 
 def batch(first: int, n: int = 10) -> P.Measurement:
-    rec = np.zeros(n, P.RECORD)
-    rec["time"] = T2000 + first + np.arange(n)
-    rec["infant"] = 3680
-    rec["flags"] = P.FLAG_WORN | P.FLAG_CLOCK_SET
-    rec["tilt"] = P.NO_TILT
-    head = np.zeros(1, P.HEADER)
-    head["version"], head["kind"], head["count"], head["first_seq"] = 1, 1, n, first
-    return P.decode_measurement(head.tobytes() + rec.tobytes())
+    (packet,) = notifications(records(n, first_second=first), n, first_seq=first)
+    return P.decode_measurement(packet)
 
 
 def alerts(gw: Gateway) -> list[dict]:

@@ -23,32 +23,21 @@ from kmc_host.detect import DetectorConfig
 from kmc_host.gateway.config import GatewayConfig, StrapEntry
 from kmc_host.gateway.publisher import BrokerConfig, TopicTree
 from kmc_host.gateway.service import Gateway
+from packets import T2000, notifications, records
 from servers import InfluxDB, Listener, Mosquitto
 
-T2000 = 837_000_000  # 2026-07-10 10:40 UTC in the strap's 2000 epoch
 BATCH = 10  # samples per notification
 SECONDS = 1800
 STRAPS = {"S1": "INF-A1", "S2": "INF-B2"}
 
 
-def notifications(strap: int) -> list[bytes]:
+def strap_notifications(strap: int) -> list[bytes]:
     """30 min at 1 Hz: S1 in KMC from 2 to 23 min; S2 in the cot, cold (35.6 C) from 10 to 14."""
     t = np.arange(SECONDS)
-    rec = np.zeros(SECONDS, P.RECORD)
-    rec["time"] = T2000 + t
     kmc = (strap == 0) & (t >= 120) & (t < 1380)
     cold = (strap == 1) & (t >= 600) & (t < 840)
-    rec["infant"] = np.where(cold, 3560, 3680)
-    rec["outer"] = np.where(kmc, 3500, 2600)
-    rec["flags"] = P.FLAG_WORN | P.FLAG_CLOCK_SET | np.where(kmc, P.FLAG_CONTACT, 0)
-    rec["battery"] = 190
-    rec["tilt"] = P.NO_TILT
-    out = []
-    for k in range(0, SECONDS, BATCH):
-        head = np.zeros(1, P.HEADER)
-        head["version"], head["kind"], head["count"], head["first_seq"] = 1, 1, BATCH, k
-        out.append(head.tobytes() + rec[k : k + BATCH].tobytes())
-    return out
+    rec = records(SECONDS, np.where(cold, 3560, 3680), np.where(kmc, 3500, 2600), kmc)
+    return notifications(rec, BATCH)
 
 
 class WardGateway:
@@ -65,7 +54,7 @@ class WardGateway:
         )
         self.clock = {"t": float(T2000 + P.EPOCH_2000_UNIX)}
         self.gw = Gateway(cfg, now=lambda: self.clock["t"])
-        self.streams = {s: notifications(k) for k, s in enumerate(STRAPS)}
+        self.streams = {s: strap_notifications(k) for k, s in enumerate(STRAPS)}
         self.loop = asyncio.new_event_loop()  # one loop: the publisher's events belong to it
         self.gw.publisher.start()
         wait_for(self.gw.publisher.connected.is_set, 10, "the gateway's broker connection")

@@ -20,9 +20,9 @@ from kmc_host.gateway.service import Gateway
 from kmc_host.sink.config import SinkConfig
 from kmc_host.sink.influx import InfluxConfig
 from kmc_host.sink.service import Sink
+from packets import T2000, notifications, records
 from servers import InfluxDB, Mosquitto
 
-T2000 = 837_000_000
 STRAPS = 12
 SECONDS = 3600
 BATCH = 10
@@ -39,23 +39,12 @@ def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-def packets(strap: int) -> list[bytes]:
+def strap_notifications(strap: int) -> list[bytes]:
     t = np.arange(SECONDS)
-    rec = np.zeros(SECONDS, P.RECORD)
-    rec["time"] = T2000 + t
     kmc = ((t // 900) % 2 == 1) & (strap % 3 != 0)  # 15 min on, 15 min off
     cold = (strap % 4 == 1) & ((t % 1200) > 900)  # a cool spell every 20 min
-    rec["infant"] = np.where(cold, 3570, 3680)
-    rec["outer"] = np.where(kmc, 3500, 2600)
-    rec["flags"] = P.FLAG_WORN | P.FLAG_CLOCK_SET | np.where(kmc, P.FLAG_CONTACT, 0)
-    rec["battery"] = 190
-    rec["tilt"] = P.NO_TILT
-    out = []
-    for k in range(0, SECONDS, BATCH):
-        head = np.zeros(1, P.HEADER)
-        head["version"], head["kind"], head["count"], head["first_seq"] = 1, 1, BATCH, k
-        out.append(head.tobytes() + rec[k : k + BATCH].tobytes())
-    return out
+    rec = records(SECONDS, np.where(cold, 3570, 3680), np.where(kmc, 3500, 2600), kmc)
+    return notifications(rec, BATCH)
 
 
 def test_an_hour_of_a_ward_keeps_memory_and_handles_level(tmp_path: Path):
@@ -83,7 +72,7 @@ def test_an_hour_of_a_ward_keeps_memory_and_handles_level(tmp_path: Path):
     )
     clock = {"t": float(T2000 + P.EPOCH_2000_UNIX)}
     gw = Gateway(cfg, now=lambda: clock["t"])
-    streams = {s: packets(k) for k, s in enumerate(straps)}
+    streams = {s: strap_notifications(k) for k, s in enumerate(straps)}
     marks: list[tuple[int, float, int]] = []
 
     async def run() -> None:

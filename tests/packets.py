@@ -1,0 +1,41 @@
+"""Measurement notifications as a strap sends them (docs/protocol.md), for tests and benchmarks
+that hand the gateway batches without a radio."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kmc_host import protocol as P
+
+T2000 = 837_000_000  # 2026-07-10 10:40 UTC in the strap's 2000 epoch
+
+
+def records(
+    n: int,
+    infant: object = 3680,
+    outer: object = 2600,
+    contact: object = False,
+    first_second: int = 0,
+) -> np.ndarray:
+    """`n` records at 1 Hz from T2000 + first_second, worn and clock set; temperatures in
+    hundredths of a degree (scalars or arrays), `contact` a flag or a boolean array."""
+    rec = np.zeros(n, P.RECORD)
+    rec["time"] = T2000 + first_second + np.arange(n)
+    rec["infant"] = infant
+    rec["outer"] = outer
+    rec["flags"] = P.FLAG_WORN | P.FLAG_CLOCK_SET | np.where(contact, P.FLAG_CONTACT, 0)
+    rec["battery"] = 190
+    rec["tilt"] = P.NO_TILT
+    return rec
+
+
+def notifications(rec: np.ndarray, batch: int, first_seq: int = 0) -> list[bytes]:
+    """The records as notifications of `batch` records each, sequence numbers from first_seq."""
+    out = []
+    for k in range(0, len(rec), batch):
+        part = rec[k : k + batch]
+        head = np.zeros(1, P.HEADER)
+        head["version"], head["kind"], head["count"] = 1, 1, len(part)
+        head["first_seq"] = first_seq + k
+        out.append(head.tobytes() + part.tobytes())
+    return out
