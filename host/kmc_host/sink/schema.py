@@ -142,7 +142,7 @@ def _array(msg: Mapping[str, Any], key: str, topic: str, n: int, nullable: bool)
         raise MessageError(f"{topic}: {key} should be a list of {n} values like time")
     if not nullable and any(v is None for v in value):
         raise MessageError(f"{topic}: {key} has a null at index {value.index(None)}")
-    if any(isinstance(v, bool | str) for v in value):
+    if any(isinstance(v, bool | str | list | dict) for v in value):
         raise MessageError(f"{topic}: {key} holds a non-number")
     try:
         out = np.array(value, dtype=float)
