@@ -136,10 +136,18 @@ def _firmware(args: argparse.Namespace) -> int:
     return 0
 
 
+def _service_logging() -> None:
+    """The long-running services (gateway, sink, ward screen) log one timestamped line each."""
+    import logging
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
 def _gateway(args: argparse.Namespace) -> int:
     """The ward gateway on this machine's Bluetooth adapter (BlueZ) until interrupted."""
     import asyncio
-    import logging
     import signal
 
     from kmc_host.gateway.config import load_config
@@ -151,9 +159,7 @@ def _gateway(args: argparse.Namespace) -> int:
             f"{args.config}: ok: {len(cfg.straps)} straps, broker {cfg.broker.host}:{cfg.broker.port}"
         )
         return 0
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    _service_logging()
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -188,9 +194,7 @@ def _sink(args: argparse.Namespace) -> int:
             f" InfluxDB {cfg.influx.api} at {cfg.influx.url}"
         )
         return 0
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    _service_logging()
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -357,9 +361,7 @@ def _ward(args: argparse.Namespace) -> int:
         return 0
     from kmc_host.ward.server import run_ward
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    _service_logging()
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     print(f"ward screen on http://{cfg.listen}:{cfg.port}/", flush=True)
     run_ward(cfg)
