@@ -55,6 +55,7 @@ class Strap:
         self.ble = None
         if ble is not None:
             from ble_service import StrapBLE
+            from bonds import Bonds
 
             self.ble = StrapBLE(
                 ble,
@@ -65,6 +66,7 @@ class Strap:
                 self.alarm,
                 cfg,
                 now_ms or time.ticks_ms,  # the emulated strap (CPython) brings its own
+                Bonds(data_root + "/bonds.json", self.note),
             )
 
     def note(self, text):

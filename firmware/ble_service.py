@@ -5,6 +5,12 @@
 # answered by a notification), Status (read/notify). Plus the Bluetooth SIG services any phone
 # app understands: Health Thermometer (0x1809), Battery (0x180F), Device Information (0x180A).
 #
+# Security: LE Secure Connections with the label passkey (the strap "displays" it: it is
+# printed), bonding, MITM protection. Control Point and Status need an authenticated link, and
+# the strap itself checks that the link is encrypted with its bond (or that it is being
+# commissioned) before it obeys a command or sends a sample or a temperature: data flows only
+# after RESUME_FROM, so a foreign central gets nothing (bonds.py has the pairing policy).
+#
 # The IRQ handler only records events; `pump()` (the BLE task) does the work, so nothing heavy
 # runs in interrupt context.
 import struct
@@ -18,18 +24,30 @@ _IRQ_CENTRAL_CONNECT = const(1)
 _IRQ_CENTRAL_DISCONNECT = const(2)
 _IRQ_GATTS_WRITE = const(3)
 _IRQ_MTU_EXCHANGED = const(21)
+_IRQ_ENCRYPTION_UPDATE = const(28)
+_IRQ_GET_SECRET = const(29)
+_IRQ_SET_SECRET = const(30)
+_IRQ_PASSKEY_ACTION = const(31)
+
+_IO_CAPABILITY_DISPLAY_ONLY = const(0)
+_PASSKEY_ACTION_DISP = const(3)
 
 _FLAG_READ = const(0x0002)
 _FLAG_WRITE = const(0x0008)
 _FLAG_NOTIFY = const(0x0010)
 _FLAG_INDICATE = const(0x0020)
+_FLAG_READ_AUTHENTICATED = const(0x0400)
+_FLAG_WRITE_AUTHENTICATED = const(0x2000)
+
+_DROP = const(1)  # queued actions for the task besides commands (bytes) and re-advertise (None)
+_PASSKEY = const(2)
 
 _KMC = (
     bluetooth.UUID(P.KMC_SERVICE_UUID),
     (
         (bluetooth.UUID(P.MEASUREMENT_UUID), _FLAG_NOTIFY),
-        (bluetooth.UUID(P.CONTROL_UUID), _FLAG_WRITE | _FLAG_NOTIFY),
-        (bluetooth.UUID(P.STATUS_UUID), _FLAG_READ | _FLAG_NOTIFY),
+        (bluetooth.UUID(P.CONTROL_UUID), _FLAG_WRITE | _FLAG_NOTIFY | _FLAG_WRITE_AUTHENTICATED),
+        (bluetooth.UUID(P.STATUS_UUID), _FLAG_READ | _FLAG_NOTIFY | _FLAG_READ_AUTHENTICATED),
     ),
 )
 _HTS = (
@@ -55,7 +73,7 @@ MAX_MTU = const(247)
 
 
 class StrapBLE:
-    def __init__(self, ble, strap_id, store, sampler, clock, alarm, cfg, now_ms):
+    def __init__(self, ble, strap_id, store, sampler, clock, alarm, cfg, now_ms, bonds):
         self.ble = ble
         self.strap_id = strap_id
         self.store = store
@@ -64,15 +82,20 @@ class StrapBLE:
         self.alarm = alarm
         self.cfg = cfg
         self.now_ms = now_ms  # ticks_ms source
+        self.bonds = bonds
         self.conn = None
+        self.peer = None  # (addr_type, addr) of the connected central
+        self.secure = False  # link encrypted + authenticated with our bond (or commissioning)
         self.mtu = 23
         self.cursor = None  # next seq to send; None until the central asks (OP_RESUME_FROM)
         self.commands = []
         self.sent_packets = 0
         self.errors = 0
+        self.refused = 0  # centrals disconnected for not being the bonded gateway
         self._packet = bytearray(MAX_MTU)
         ble.active(True)
         ble.config(gap_name=strap_id, mtu=MAX_MTU)
+        ble.config(bond=True, le_secure=True, mitm=True, io=_IO_CAPABILITY_DISPLAY_ONLY)
         ble.irq(self._irq)
         (
             (self.h_meas, self.h_ctrl, self.h_status),
@@ -97,12 +120,30 @@ class StrapBLE:
     def _irq(self, event, data):
         if event == _IRQ_CENTRAL_CONNECT:
             self.conn = data[0]
+            self.peer = (data[1], bytes(data[2]))
+            self.secure = False
             self.mtu = 23
             self.cursor = None
         elif event == _IRQ_CENTRAL_DISCONNECT:
             self.conn = None
+            self.secure = False
             self.cursor = None
             self.commands.append(None)  # re-advertise from the task
+        elif event == _IRQ_ENCRYPTION_UPDATE:
+            conn, encrypted, authenticated = data[0], data[1], data[2]
+            ours = self.peer is not None and (
+                self.bonds.is_open() or self.bonds.knows(self.peer[0], self.peer[1])
+            )
+            self.secure = bool(encrypted and authenticated and ours)
+            if not self.secure:
+                self.commands.append((_DROP, conn))
+        elif event == _IRQ_GET_SECRET:
+            return self.bonds.get(data[0], data[1], data[2])
+        elif event == _IRQ_SET_SECRET:
+            return self.bonds.set(data[0], data[1], data[2])
+        elif event == _IRQ_PASSKEY_ACTION:
+            if data[1] == _PASSKEY_ACTION_DISP:
+                self.commands.append((_PASSKEY, data[0]))
         elif event == _IRQ_GATTS_WRITE:
             if data[1] == self.h_ctrl:
                 self.commands.append(bytes(self.ble.gatts_read(self.h_ctrl)))
@@ -121,6 +162,8 @@ class StrapBLE:
             cmd = self.commands.pop(0)
             if cmd is None:
                 self.advertise()
+            elif isinstance(cmd, tuple):
+                self._security(cmd[0], cmd[1])
             else:
                 self._command(cmd)
         if self.conn is None or self.cursor is None:
@@ -143,11 +186,26 @@ class StrapBLE:
         self.sent_packets += sent
         return sent
 
+    def _security(self, action, conn):
+        passkey = self.cfg["passkey"]
+        if action == _PASSKEY and passkey >= 0:
+            self.ble.gap_passkey(conn, _PASSKEY_ACTION_DISP, passkey)
+            return
+        # not the bonded gateway (or no passkey to pair with): end the link
+        self.refused += 1
+        if conn == self.conn:
+            self.secure = False
+            self.cursor = None
+        try:
+            self.ble.gap_disconnect(conn)
+        except OSError:
+            pass
+
     def publish_status(self):
         """Refresh Status, Battery Level and Temperature Measurement (every few seconds)."""
         self.ble.gatts_write(self.h_status, self.status())
         self.ble.gatts_write(self.h_batt, bytes((percent(self.sampler.last_battery_v),)))
-        if self.conn is not None:
+        if self.conn is not None and self.secure:
             try:
                 self.ble.gatts_indicate(
                     self.conn, self.h_temp, P.temperature_measurement(self.sampler.last_infant_c)
@@ -176,7 +234,9 @@ class StrapBLE:
     def _command(self, cmd):
         op = cmd[0] if cmd else 0
         result = P.RESULT_OK
-        if op == P.OP_SET_CLOCK:
+        if not self.secure:  # the stack checks too; commands only from the bonded gateway
+            result = P.RESULT_NOT_BONDED
+        elif op == P.OP_SET_CLOCK:
             if len(cmd) != 5:
                 result = P.RESULT_BAD_LENGTH
             else:

@@ -22,6 +22,7 @@ DEFAULTS = {
     "max_segments": 36,  # flash segments of 3600 samples: 36 h at 1 Hz, 1.6 MB of littlefs
     "segment_samples": 3600,
     "watchdog_ms": 8000,
+    "passkey": -1,  # 6 digits on the strap's label, for commissioning; -1: not set, no pairing
 }
 
 LIMITS = {
@@ -41,6 +42,7 @@ LIMITS = {
     "max_segments": (2, 1000),
     "segment_samples": (60, 86400),
     "watchdog_ms": (2000, 60000),
+    "passkey": (0, 999999),
 }
 
 

@@ -34,6 +34,7 @@ RESULT_OK = const(0)
 RESULT_BAD_LENGTH = const(1)
 RESULT_BAD_VALUE = const(2)
 RESULT_UNKNOWN_OP = const(3)
+RESULT_NOT_BONDED = const(4)  # the link is not encrypted with the strap's bond
 
 STATUS_FMT = "<BBBBIIIHBBHH"
 STATUS_SIZE = const(24)

@@ -51,6 +51,10 @@ def test_control_point_commands_match_the_strap():
     assert P.identify(10) == vec("control_identify_10s")
     assert P.decode_response(vec("response_resume_ok")) == (P.OP_RESUME_FROM, "ok")
     assert P.decode_response(vec("response_clock_bad_value")) == (P.OP_SET_CLOCK, "bad value")
+    assert P.decode_response(vec("response_resume_not_bonded")) == (
+        P.OP_RESUME_FROM,
+        "not bonded",
+    )
 
 
 def test_status():

@@ -38,7 +38,7 @@ NO_TEMP, NO_TILT, NO_BATTERY = -32768, -128, 0
 FLAG_CONTACT, FLAG_WORN, FLAG_CLOCK_SET, FLAG_ALARM = 1, 2, 4, 8
 
 OP_SET_CLOCK, OP_RESUME_FROM, OP_SET_INTERVAL, OP_IDENTIFY, OP_RESPONSE = 1, 2, 3, 4, 0x80
-RESULTS = {0: "ok", 1: "bad length", 2: "bad value", 3: "unknown opcode"}
+RESULTS = {0: "ok", 1: "bad length", 2: "bad value", 3: "unknown opcode", 4: "not bonded"}
 STATUS = struct.Struct("<BBBBIIIHBBHH")
 
 KMC_SERVICE_UUID = "7a6b0001-5c1e-4b4d-a0c3-6b6d63736e73"

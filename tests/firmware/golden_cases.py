@@ -36,6 +36,7 @@ def cases():
         ("control_identify_10s", bytes((P.OP_IDENTIFY, 10))),
         ("response_resume_ok", P.response(P.OP_RESUME_FROM, P.RESULT_OK)),
         ("response_clock_bad_value", P.response(P.OP_SET_CLOCK, P.RESULT_BAD_VALUE)),
+        ("response_resume_not_bonded", P.response(P.OP_RESUME_FROM, P.RESULT_NOT_BONDED)),
         (
             "status",
             struct.pack(P.STATUS_FMT, 1, 0, 1, 0, 1000, 1003, T + 3, 3910, 0x1B, 7, 1000, 0),

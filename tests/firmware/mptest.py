@@ -27,7 +27,8 @@ def raises(exc_type, fn, *args):
     raise AssertionError("expected %s" % exc_type.__name__)
 
 
-def tmpdir(name):
+def tmpdir(name, keep=False):
+    """A folder for one test, emptied unless `keep` (a reboot finds what was there)."""
     import os
 
     base = os.getenv("KMC_FW_TMP") or "/tmp/kmc-fw-tests"
@@ -37,6 +38,6 @@ def tmpdir(name):
         except OSError:
             pass
     path = base + "/" + name
-    for f in os.listdir(path):
+    for f in [] if keep else os.listdir(path):
         os.remove(path + "/" + f)
     return path

@@ -11,6 +11,7 @@ from sampler import Sensors
 from tmp117 import TMP117
 
 T0 = 837000000
+PASSKEY = 314159  # the label passkey of the test straps
 
 
 class Parts:
@@ -40,13 +41,20 @@ class Parts:
         self.contact.value = 450 if contact else 600
 
 
-def make_strap(name, ble=None, **cfg_values):
+def make_strap(name, ble=None, keep=False, **cfg_values):
     cfg = dict(config.DEFAULTS)
+    cfg["passkey"] = PASSKEY
     cfg.update(cfg_values)
     parts = Parts()
     clock = FakeClock(T0)
     strap = Strap(
-        cfg, parts.sensors(), ble, parts.led, parts.buzzer, clock=clock, data_root=tmpdir(name)
+        cfg,
+        parts.sensors(),
+        ble,
+        parts.led,
+        parts.buzzer,
+        clock=clock,
+        data_root=tmpdir(name, keep),
     )
     return strap, parts, clock
 
@@ -55,3 +63,16 @@ def run_seconds(strap, clock, seconds):
     for _ in range(seconds):
         strap.sampler.sample()
         clock.advance(1)
+
+
+def gateway_connects(ble, strap, conn=0, passkey=PASSKEY):
+    """The gateway connects and secures the link as the stack would: LE Secure Connections
+    pairing with the label passkey the first time, encryption with the bond afterwards."""
+    from bluetooth import GATEWAY
+
+    ble.central_connect(conn)
+    if strap.ble.bonds.knows(0, GATEWAY):
+        return ble.central_encrypts(conn)
+    ble.central_starts_pairing(conn)
+    strap.ble.pump(max_packets=0)  # the BLE task answers with the passkey to show
+    return ble.central_enters_passkey(passkey, conn)

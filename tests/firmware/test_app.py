@@ -5,7 +5,7 @@ import asyncio
 from bluetooth import BLE
 from machine import WDT
 from mptest import run
-from strapkit import make_strap, run_seconds
+from strapkit import gateway_connects, make_strap, run_seconds
 
 
 def test_a_failing_task_is_logged_and_restarted():
@@ -62,7 +62,7 @@ def test_everything_runs_together():
     async def main():
         task = asyncio.create_task(strap.run())
         await asyncio.sleep_ms(600)
-        ble.central_connect()
+        gateway_connects(ble, strap)
         ble.central_write(strap.ble.h_ctrl, b"\x02\x00\x00\x00\x00")
         await asyncio.sleep_ms(600)
         task.cancel()

@@ -3,9 +3,10 @@
 import struct
 
 import protocol as P
-from bluetooth import BLE
+from bluetooth import BLE, GATEWAY
+from bonds import Bonds
 from mptest import run, tmpdir
-from strapkit import T0, make_strap, run_seconds
+from strapkit import PASSKEY, T0, gateway_connects, make_strap, run_seconds
 
 
 def strap_with_ble(name, **cfg):
@@ -62,7 +63,7 @@ def test_services_and_advertising():
 def test_nothing_is_sent_until_the_central_asks():
     strap, _, clock, ble = strap_with_ble("b2")
     run_seconds(strap, clock, 30)
-    ble.central_connect()
+    gateway_connects(ble, strap)
     assert strap.ble.pump() == 0
 
 
@@ -70,7 +71,7 @@ def test_resume_after_disconnect_loses_nothing_and_repeats_nothing():
     strap, _, clock, ble = strap_with_ble("b3", flush_every=60)
     meas = strap.ble.h_meas
     run_seconds(strap, clock, 500)  # 500 s before the gateway first connects
-    ble.central_connect()
+    gateway_connects(ble, strap)
     ble.central_mtu(185)
     assert control(ble, strap, b"\x02" + struct.pack("<I", 0)) == P.response(2, 0)
     strap.ble.pump(max_packets=10)  # 140 samples, then the link drops
@@ -80,7 +81,7 @@ def test_resume_after_disconnect_loses_nothing_and_repeats_nothing():
     strap.ble.pump()
     assert len(ble.advertised) == 2  # advertising again
     run_seconds(strap, clock, 7200)  # two hours without a gateway
-    ble.central_connect()
+    gateway_connects(ble, strap)
     ble.central_mtu(247)
     last = got[-1][0]
     control(ble, strap, b"\x02" + struct.pack("<I", last + 1))
@@ -107,7 +108,7 @@ def dump(ble, handle):
 def test_full_controller_queue_loses_nothing():
     strap, _, clock, ble = strap_with_ble("b4")
     run_seconds(strap, clock, 100)
-    ble.central_connect()
+    gateway_connects(ble, strap)
     control(ble, strap, b"\x02" + struct.pack("<I", 0))
     ble.queue_full = 3
     for _ in range(100):  # the BLE task retries every 100 ms
@@ -121,7 +122,7 @@ def test_full_controller_queue_loses_nothing():
 def test_resume_from_before_the_oldest_starts_at_the_oldest():
     strap, _, clock, ble = strap_with_ble("b5", flush_every=60, segment_samples=100, max_segments=2)
     run_seconds(strap, clock, 500)
-    ble.central_connect()
+    gateway_connects(ble, strap)
     control(ble, strap, b"\x02" + struct.pack("<I", 5))
     while strap.ble.pump():
         pass
@@ -131,7 +132,7 @@ def test_resume_from_before_the_oldest_starts_at_the_oldest():
 
 def test_set_clock_interval_identify_and_errors():
     strap, _, clock, ble = strap_with_ble("b6")
-    ble.central_connect()
+    gateway_connects(ble, strap)
     t = T0 + 86400
     assert control(ble, strap, b"\x01" + struct.pack("<I", t)) == P.response(1, P.RESULT_OK)
     assert clock.is_set and clock.now() == t
@@ -156,7 +157,7 @@ def test_set_clock_interval_identify_and_errors():
 def test_status_battery_and_health_thermometer():
     strap, _, clock, ble = strap_with_ble("b7")
     run_seconds(strap, clock, 10)
-    ble.central_connect()
+    gateway_connects(ble, strap)
     strap.ble.publish_status()
     v = struct.unpack(P.STATUS_FMT, ble.values[strap.ble.h_status])
     assert v[0] == 1 and v[4] == 0 and v[5] == 9 and v[7] == 3910 and v[10] == 1000
@@ -164,6 +165,104 @@ def test_status_battery_and_health_thermometer():
     assert ble.values[strap.ble.h_batt] == bytes((71,))
     _, h, data = ble.indicated[-1]
     assert h == strap.ble.h_temp and data == P.temperature_measurement(36.8)
+
+
+# -- security: LE Secure Connections with the label passkey, one bonded gateway
+
+STRANGER = b"\x12\x34\x56\x78\x9a\xbc"
+
+
+def samples_sent(ble, strap):
+    return len(received(ble, strap.ble.h_meas))
+
+
+def test_commissioning_pairs_with_the_label_passkey_and_bonds():
+    strap, _, clock, ble = strap_with_ble("s1")
+    run_seconds(strap, clock, 20)
+    assert strap.ble.bonds.is_open()
+    assert gateway_connects(ble, strap) and strap.ble.secure
+    ble.central_mtu(247)
+    assert not strap.ble.bonds.is_open() and strap.ble.bonds.knows(0, GATEWAY)
+    assert control(ble, strap, b"\x02" + struct.pack("<I", 0)) == P.response(2, P.RESULT_OK)
+    strap.ble.pump()
+    assert samples_sent(ble, strap) == 20
+
+
+def test_wrong_passkey_gets_no_bond_and_no_data():
+    strap, _, clock, ble = strap_with_ble("s2")
+    run_seconds(strap, clock, 20)
+    ble.central_connect()
+    ble.central_starts_pairing()
+    strap.ble.pump(max_packets=0)
+    assert ble.passkeys[0] == PASSKEY
+    assert not ble.central_enters_passkey(123456)
+    assert strap.ble.bonds.is_open() and not strap.ble.secure
+    assert not ble.central_write(strap.ble.h_ctrl, b"\x02" + struct.pack("<I", 0))  # ATT refuses
+    strap.ble.pump()
+    assert samples_sent(ble, strap) == 0 and ble.att_errors == 1
+
+
+def test_a_command_on_an_unsecured_link_is_refused_by_the_strap_too():
+    """Defence in depth: should the stack let a write through, the strap still refuses it."""
+    strap, _, clock, ble = strap_with_ble("s3")
+    run_seconds(strap, clock, 20)
+    ble.central_connect()
+    assert strap.ble._command(b"\x02" + struct.pack("<I", 0)) == P.RESULT_NOT_BONDED
+    assert strap.ble.cursor is None
+    strap.ble.pump()
+    assert samples_sent(ble, strap) == 0
+    strap.ble.publish_status()
+    assert ble.indicated == []  # not even the temperature
+
+
+def test_a_second_central_is_refused_once_bonded_even_with_the_passkey():
+    strap, _, clock, ble = strap_with_ble("s4")
+    run_seconds(strap, clock, 20)
+    assert gateway_connects(ble, strap)
+    ble.central_disconnect()
+    strap.ble.pump()
+    ble.central_connect(1, STRANGER)
+    ble.central_starts_pairing(1)
+    strap.ble.pump(max_packets=0)
+    ble.central_enters_passkey(PASSKEY, 1, STRANGER)  # knows the label, still not the gateway
+    strap.ble.pump(max_packets=0)
+    assert ble.disconnected == [1] and not strap.ble.secure and strap.ble.refused == 1
+    assert strap.ble.bonds.refused == 1 and not strap.ble.bonds.knows(0, STRANGER)
+    assert strap.ble._command(b"\x02" + struct.pack("<I", 0)) == P.RESULT_NOT_BONDED
+    strap.ble.pump()
+    assert samples_sent(ble, strap) == 0
+
+
+def test_the_bond_survives_a_reboot_and_a_stranger_cannot_encrypt():
+    strap, _, clock, ble = strap_with_ble("s5")
+    run_seconds(strap, clock, 20)
+    assert gateway_connects(ble, strap)
+    strap.store.flush()
+    ble2 = BLE()  # power cycle: a new stack, the same flash
+    strap2, _, clock2 = make_strap("s5", ble2, keep=True)
+    assert not strap2.ble.bonds.is_open()
+    assert not ble2.central_encrypts(0, STRANGER)  # no key for it: the link ends
+    assert gateway_connects(ble2, strap2) and strap2.ble.secure
+    assert control(ble2, strap2, b"\x02" + struct.pack("<I", 0)) == P.response(2, 0)
+
+
+def test_a_strap_without_a_passkey_cannot_be_paired():
+    strap, _, clock, ble = strap_with_ble("s6", passkey=-1)
+    ble.central_connect()
+    ble.central_starts_pairing()
+    strap.ble.pump(max_packets=0)
+    assert 0 not in ble.passkeys and ble.disconnected == [0]
+
+
+def test_a_corrupt_bonds_file_is_kept_and_commissioning_reopens():
+    path = tmpdir("s7") + "/bonds.json"
+    with open(path, "w") as f:
+        f.write("[[2, 'zz'")
+    notes = []
+    bonds = Bonds(path, notes.append)
+    assert bonds.is_open() and "corrupt" in notes[0]
+    with open(path + ".bad") as f:
+        assert f.read() == "[[2, 'zz'"
 
 
 run(globals())
