@@ -8,6 +8,7 @@ import numpy as np
 from kmc_host import protocol as P
 
 T2000 = 837_000_000  # 2026-07-10 10:40 UTC in the strap's 2000 epoch
+PASSKEY = 271828  # the label passkey of the emulated straps (and the gateway configs) in tests
 
 
 def records(

@@ -12,6 +12,7 @@ from bleak import BleakClient, BleakScanner
 from kmc_host import protocol as P
 from kmc_host.ble.bumble_backend import BumbleBleakClient, BumbleBleakScanner, VirtualRadio
 from kmc_host.ble.emulated_strap import EmulatedStrap, SensorFeed
+from packets import PASSKEY
 
 T2000 = 837000000  # the strap's clock before the gateway sets it
 
@@ -35,7 +36,9 @@ class Gateway:
         return device
 
     async def session(self, device, resume_from, unix_now, work):
-        async with BleakClient(device, backend=BumbleBleakClient, central=self.central) as client:
+        async with BleakClient(
+            device, backend=BumbleBleakClient, central=self.central, pair=True, passkey=PASSKEY
+        ) as client:
             assert client.mtu_size == 247
             await client.start_notify(
                 P.MEASUREMENT_UUID, lambda c, d: self.batches.append(P.decode_measurement(d))
@@ -59,7 +62,12 @@ def test_bleak_over_bumble_reaches_the_firmware_and_loses_nothing_across_a_disco
         central = await radio.device("gateway")
         strap_device = await radio.device("strap")
         strap = EmulatedStrap(
-            strap_device, "KMC-0007", SensorFeed(contact=lambda i: int(i >= 100)), tmp_path, T2000
+            strap_device,
+            "KMC-0007",
+            SensorFeed(contact=lambda i: int(i >= 100)),
+            tmp_path,
+            T2000,
+            passkey=PASSKEY,
         )
         gw = Gateway(central)
         await strap.run(300)  # five minutes before any gateway is near

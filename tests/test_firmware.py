@@ -87,6 +87,8 @@ def test_kmc_firmware_config_is_what_the_strap_loads(tmp_path):
             "KMC-0042",
             "--infant-offset",
             "0.04",
+            "--passkey",
+            "4096",
             "--out",
             str(out),
         ],
@@ -94,15 +96,17 @@ def test_kmc_firmware_config_is_what_the_strap_loads(tmp_path):
         text=True,
     )
     assert r.returncode == 0, r.stderr
+    assert "label passkey 004096" in r.stderr  # for the label and the gateway's config
     script = tmp_path / "load_config.py"
     script.write_text(
         "import config\n"
         f"cfg = config.load({str(out)!r}, log=lambda s: print('LOG', s))\n"
-        "print(cfg['strap_id'], cfg['infant_offset_c'], cfg['outer_offset_c'], cfg['interval_ms'])\n"
+        "print(cfg['strap_id'], cfg['infant_offset_c'], cfg['outer_offset_c'],"
+        " cfg['interval_ms'], cfg['passkey'])\n"
     )
     r = run_micropython(str(script), tmp_path)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.strip().splitlines()[-1] == "KMC-0042 0.04 0.0 1000"
+    assert r.stdout.strip().splitlines()[-1] == "KMC-0042 0.04 0.0 1000 4096"
     assert "LOG" not in r.stdout
 
 
@@ -119,6 +123,16 @@ def test_kmc_firmware_deploy_dry_run_and_bad_id():
     ].endswith(" :")
     assert "main.py" in lines[0] and "kmc_config.json :kmc_config.json" in lines[1]
     assert lines[2] == "would run: mpremote connect /dev/ttyUSB0 reset"
+    assert "label passkey" in r.stderr
+    r = subprocess.run(
+        ["kmc", "firmware", "forget-bonds", "--port", "/dev/ttyUSB0", "--dry-run"],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0 and r.stdout.splitlines() == [
+        "would run: mpremote connect /dev/ttyUSB0 fs rm :kmc_data/bonds.json",
+        "would run: mpremote connect /dev/ttyUSB0 reset",
+    ]
     r = subprocess.run(
         ["kmc", "firmware", "config", "--strap-id", "much-too-long"], capture_output=True, text=True
     )

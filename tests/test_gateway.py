@@ -13,6 +13,7 @@ from kmc_host.detect import ConfigError
 from kmc_host.gateway.config import load_config
 from kmc_host.gateway.link import BleAccess
 from kmc_host.gateway.service import Gateway
+from packets import PASSKEY
 from servers import Listener, Mosquitto
 
 T2000 = 837000000
@@ -21,6 +22,7 @@ T2000 = 837000000
 def write_config(tmp_path: Path, port: int, straps=("KMC-0001",), extra="") -> Path:
     entries = "".join(
         f'[[straps]]\nid = "{s}"\nbed = "{k + 1}"\ninfant = "INF-{k + 1:04d}"\n'
+        f"passkey = {PASSKEY}\n"
         for k, s in enumerate(straps)
     )
     path = tmp_path / "gateway.toml"
@@ -51,7 +53,12 @@ def test_samples_sessions_and_a_cold_baby_reach_mqtt(broker, tmp_path):
         central = await radio.device("gateway")
         feed = SensorFeed(infant_c=temp, contact=lambda i: int(100 <= i < 1000))
         strap = EmulatedStrap(
-            await radio.device("strap"), "KMC-0001", feed, tmp_path / "strap", T2000
+            await radio.device("strap"),
+            "KMC-0001",
+            feed,
+            tmp_path / "strap",
+            T2000,
+            passkey=PASSKEY,
         )
         gw = Gateway(
             cfg,
@@ -113,11 +120,21 @@ def test_samples_sessions_and_a_cold_baby_reach_mqtt(broker, tmp_path):
         ('[[straps]]\nid = "KMC-0001"\n', "listed twice"),
         ("[detector]\nbridge = 5\n", "unknown detector setting"),
         ("[colour]\nx = 1\n", "unknown key(s) colour"),
+        ('[[straps]]\nid = "KMC-0009"\npasskey = 1234567\n', "#2: passkey must be the 6 digits"),
+        ('[[straps]]\nid = "KMC-0009"\npasskey = "123456"\n', "#2: passkey"),
+        ('[[straps]]\nid = "KMC-0009"\naddress = "24:0A:C4"\n', "#2: address '24:0A:C4' must"),
     ],
 )
 def test_config_errors_name_the_key(tmp_path, extra, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         load_config(write_config(tmp_path, 1883, extra=extra))
+
+
+def test_config_reads_passkey_and_address(tmp_path):
+    extra = '[[straps]]\nid = "KMC-0009"\npasskey = 7\naddress = "24:0a:c4:12:34:56"\n'
+    cfg = load_config(write_config(tmp_path, 1883, extra=extra))
+    assert cfg.straps[0].passkey == PASSKEY and cfg.straps[0].address is None
+    assert (cfg.straps[1].passkey, cfg.straps[1].address) == (7, "24:0A:C4:12:34:56")
 
 
 def test_config_rejects_bad_topic_parts_and_zones(tmp_path):
@@ -167,7 +184,12 @@ def test_ble_drop_broker_restart_and_gateway_restart_lose_nothing(tmp_path):
         radio = VirtualRadio()
         central = await radio.device("gateway")
         strap = EmulatedStrap(
-            await radio.device("strap"), "KMC-0001", SensorFeed(), tmp_path / "strap", T2000
+            await radio.device("strap"),
+            "KMC-0001",
+            SensorFeed(),
+            tmp_path / "strap",
+            T2000,
+            passkey=PASSKEY,
         )
         access = BleAccess(BumbleBleakScanner, BumbleBleakClient, {"central": central})
 

@@ -20,6 +20,7 @@ from kmc_host.gateway.config import GatewayConfig, StrapEntry
 from kmc_host.gateway.link import BleAccess
 from kmc_host.gateway.publisher import BrokerConfig, TopicTree
 from kmc_host.gateway.service import Gateway
+from packets import PASSKEY
 from servers import Listener, Mosquitto
 
 T2000 = 837_000_000
@@ -59,6 +60,7 @@ def test_outbox_disk_nearly_full_keeps_the_samples_on_the_straps(small_disk: Pat
                 SensorFeed(),
                 tmp_path / f"strap{k}",
                 T2000,
+                passkey=PASSKEY,
             )
             for k in range(2)
         ]
@@ -68,7 +70,7 @@ def test_outbox_disk_nearly_full_keeps_the_samples_on_the_straps(small_disk: Pat
             "UTC",
             small_disk / "gw",
             BrokerConfig(port=broker.port, client_id="disk-gateway"),
-            tuple(StrapEntry(s.strap.cfg["strap_id"]) for s in straps),
+            tuple(StrapEntry(s.strap.cfg["strap_id"], passkey=PASSKEY) for s in straps),
             DetectorConfig(),
             outbox_reserve_mb=1.0,
         )

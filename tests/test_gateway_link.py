@@ -8,6 +8,7 @@ from kmc_host import protocol as P
 from kmc_host.ble.bumble_backend import BumbleBleakClient, BumbleBleakScanner, VirtualRadio
 from kmc_host.ble.emulated_strap import EmulatedStrap, SensorFeed
 from kmc_host.gateway.link import BleAccess, CursorStore, StrapLink
+from packets import PASSKEY
 
 T2000 = 837000000
 
@@ -39,6 +40,7 @@ def make_link(strap, central, cursors, sink):
         now=lambda: strap.clock.t + P.EPOCH_2000_UNIX,
         scan_timeout=2.0,
         backoff_s=(0.05, 0.2),
+        passkey=PASSKEY,
     )
 
 
@@ -47,7 +49,12 @@ def test_disconnect_gateway_restart_and_strap_reboot_lose_and_repeat_nothing(tmp
         radio = VirtualRadio()
         central = await radio.device("gateway")
         strap = EmulatedStrap(
-            await radio.device("strap"), "KMC-0001", SensorFeed(), tmp_path / "strap", T2000
+            await radio.device("strap"),
+            "KMC-0001",
+            SensorFeed(),
+            tmp_path / "strap",
+            T2000,
+            passkey=PASSKEY,
         )
         await strap.run(200)
         cursors = CursorStore(tmp_path / "cursors.json")
@@ -88,7 +95,9 @@ def test_a_rebooted_strap_is_a_counted_gap_not_duplicates(tmp_path):
         radio = VirtualRadio()
         central = await radio.device("gateway")
         root = tmp_path / "strap"
-        strap = EmulatedStrap(await radio.device("strap"), "KMC-0001", SensorFeed(), root, T2000)
+        strap = EmulatedStrap(
+            await radio.device("strap"), "KMC-0001", SensorFeed(), root, T2000, passkey=PASSKEY
+        )
         await strap.run(90)  # 60 flushed to flash, 30 only in RAM
         sink = Sink()
         stop = asyncio.Event()
@@ -102,7 +111,12 @@ def test_a_rebooted_strap_is_a_counted_gap_not_duplicates(tmp_path):
         await strap.ble.device.stop_advertising()
         # ... and boots again on the same flash
         strap2 = EmulatedStrap(
-            await radio.device("strap-rebooted"), "KMC-0001", SensorFeed(), root, T2000 + 100
+            await radio.device("strap-rebooted", address=strap.address),
+            "KMC-0001",
+            SensorFeed(),
+            root,
+            T2000 + 100,
+            passkey=PASSKEY,
         )
         await strap2.run(10)
         stop = asyncio.Event()

@@ -114,9 +114,26 @@ def _offline_demo(args: argparse.Namespace) -> int:
 def _firmware(args: argparse.Namespace) -> int:
     import json
 
-    from kmc_host.deploy import deploy, strap_config
+    from kmc_host.deploy import deploy, forget_bonds_commands, run_commands, strap_config
 
-    cfg = strap_config(args.strap_id, args.infant_offset, args.outer_offset, args.interval_ms)
+    if args.action == "forget-bonds":
+        if not args.port:
+            raise ValueError("forget-bonds needs --port (e.g. /dev/ttyUSB0)")
+        commands = forget_bonds_commands(args.port)
+        if not args.dry_run:
+            run_commands(commands)
+        for cmd in commands:
+            print(("would run: " if args.dry_run else "ran: ") + " ".join(cmd))
+        return 0
+    if not args.strap_id:
+        raise ValueError(f"{args.action} needs --strap-id")
+    cfg = strap_config(
+        args.strap_id, args.infant_offset, args.outer_offset, args.interval_ms, args.passkey
+    )
+    label = (
+        f"{args.strap_id}: label passkey {cfg['passkey']:06d} (print it on the strap's label "
+        "and put it in the gateway's [[straps]] entry as passkey)"
+    )
     if args.action == "config":
         text = json.dumps(cfg, indent=2)
         if args.out:
@@ -124,6 +141,7 @@ def _firmware(args: argparse.Namespace) -> int:
             print(f"wrote {args.out}")
         else:
             print(text)
+        print(label, file=sys.stderr)
         return 0
     if not args.port:
         raise ValueError("deploy needs --port (e.g. /dev/ttyUSB0)")
@@ -131,6 +149,7 @@ def _firmware(args: argparse.Namespace) -> int:
         source = Path(args.source) if args.source else None
         kwargs = {"source": source} if source else {}
         commands = deploy(args.port, cfg, Path(tmp), dry_run=args.dry_run, **kwargs)
+    print(label, file=sys.stderr)
     for cmd in commands:
         print(("would run: " if args.dry_run else "ran: ") + " ".join(cmd))
     return 0
@@ -171,7 +190,7 @@ def _gateway(args: argparse.Namespace) -> int:
             return
         from kmc_host.ble.bumble_backend import open_hci_central
 
-        async with open_hci_central(cfg.hci) as access:
+        async with open_hci_central(cfg.hci, str(cfg.data_dir / "ble_bonds.json")) as access:
             await Gateway(cfg, access).run(stop)
 
     asyncio.run(main())
@@ -473,9 +492,17 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--check", action="store_true", help="validate the config and exit")
     k.set_defaults(run=_sink)
 
-    f = sub.add_parser("firmware", help="write a strap's config, or copy the firmware to a board")
-    f.add_argument("action", choices=["config", "deploy"])
-    f.add_argument("--strap-id", required=True, help="1-8 characters, advertised by the strap")
+    f = sub.add_parser(
+        "firmware",
+        help="write a strap's config, copy the firmware to a board, or forget its bond",
+    )
+    f.add_argument("action", choices=["config", "deploy", "forget-bonds"])
+    f.add_argument("--strap-id", help="1-8 characters, advertised by the strap")
+    f.add_argument(
+        "--passkey",
+        type=int,
+        help="the label's 6-digit pairing passkey (default: a new random one)",
+    )
     f.add_argument("--infant-offset", type=float, default=0.0, help="calibration offset, C")
     f.add_argument("--outer-offset", type=float, default=0.0, help="calibration offset, C")
     f.add_argument("--interval-ms", type=int, help="sampling interval (default on the strap: 1000)")
@@ -483,7 +510,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--port", help="deploy: the board's serial port")
     f.add_argument("--source", help="deploy: firmware folder (default: this checkout's firmware/)")
     f.add_argument(
-        "--dry-run", action="store_true", help="deploy: print the mpremote commands only"
+        "--dry-run", action="store_true", help="deploy, forget-bonds: print the commands only"
     )
     f.set_defaults(run=_firmware)
 

@@ -16,6 +16,7 @@ import contextlib
 import csv
 import datetime as dt
 import logging
+import secrets
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -224,10 +225,17 @@ async def _live(
     radio = VirtualRadio()
     central = await radio.device("gateway")
     devices = []
+    # each strap's label passkey, as commissioning reads it into the gateway's configuration
+    passkeys = [secrets.randbelow(1_000_000) for _ in range(straps)]
     for k in range(straps):
         what, feed = scenario(k, seconds, seed)
         strap = EmulatedStrap(
-            await radio.device(f"strap{k}"), f"KMC-{k + 1:04d}", feed, work / f"strap{k + 1}", T2000
+            await radio.device(f"strap{k}"),
+            f"KMC-{k + 1:04d}",
+            feed,
+            work / f"strap{k + 1}",
+            T2000,
+            passkey=passkeys[k],
         )
         devices.append((what, strap))
         say(f"  KMC-{k + 1:04d}: {what}")
@@ -238,7 +246,8 @@ async def _live(
         work / "gateway",
         BrokerConfig(port=port, client_id="kmc-demo-gateway"),
         tuple(
-            StrapEntry(f"KMC-{k + 1:04d}", str(k + 1), f"INF-{k + 1:04d}") for k in range(straps)
+            StrapEntry(f"KMC-{k + 1:04d}", str(k + 1), f"INF-{k + 1:04d}", passkeys[k])
+            for k in range(straps)
         ),
         DetectorConfig(),
     )

@@ -30,10 +30,12 @@ from bumble.transport import open_transport
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "analysis"))
 sys.path.insert(0, str(ROOT / "host"))
+sys.path.insert(0, str(ROOT / "tests"))
 
 from kmc_host import protocol as P  # noqa: E402
 from kmc_host.ble.bumble_backend import VirtualRadio  # noqa: E402
 from kmc_host.ble.emulated_strap import EmulatedStrap, SensorFeed  # noqa: E402
+from packets import PASSKEY  # noqa: E402
 
 COLD = (170, 250)  # KMC-0002 is cold (35.6 C) over these seconds of the run
 
@@ -69,7 +71,12 @@ class Ward:
             self.boots[sid] = 0
             self.skipped[sid] = []
             self.straps[sid] = EmulatedStrap(
-                await self.radio.device(sid), sid, self.feeds[sid], self.root / sid, t2000
+                await self.radio.device(sid),
+                sid,
+                self.feeds[sid],
+                self.root / sid,
+                t2000,
+                passkey=PASSKEY,
             )
 
     def produced(self, sid: str) -> int:
@@ -90,11 +97,12 @@ class Ward:
         await old.ble.device.stop_advertising()
         self.boots[sid] += 1
         self.straps[sid] = EmulatedStrap(
-            await self.radio.device(f"{sid}-boot{self.boots[sid]}"),
+            await self.radio.device(f"{sid}-boot{self.boots[sid]}", address=old.address),
             sid,
             self.feeds[sid],
             self.root / sid,
             int(old.clock.t),
+            passkey=PASSKEY,
         )
         # [flushed, taken): only in RAM, gone with the power unless already sent to the gateway;
         # [taken, first): numbers the store skips on boot (never reused, never samples)

@@ -9,13 +9,19 @@ demo, and on BlueZ in a ward. Pass the central with `central=`:
     central = await radio.device("gateway")
     device = await BleakScanner.find_device_by_filter(match, backend=BumbleBleakScanner, central=central)
     async with BleakClient(device, backend=BumbleBleakClient, central=central) as client: ...
+
+Security as BlueZ does it: a peer the central holds a bond for is encrypted with the bond's key
+on connect, and a peer that cannot (another device at that address, or one that lost its keys)
+is refused with a BleakError. With `pair=True` and no bond yet, LE Secure Connections pairing
+with passkey entry (`passkey=`, the strap's label) makes one; a wrong passkey fails.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Literal
 
 from bleak.backends.characteristic import BleakGATTCharacteristic, CharacteristicPropertyName
@@ -26,12 +32,17 @@ from bleak.backends.scanner import AdvertisementData, AdvertisementDataCallback,
 from bleak.backends.service import BleakGATTService, BleakGATTServiceCollection
 from bleak.exc import BleakError
 from bumble import hci, ll
+from bumble.att import ATT_Error
 from bumble.controller import Controller
-from bumble.core import AdvertisingData
+from bumble.core import AdvertisingData, BaseBumbleError
 from bumble.device import Connection, Device, Peer
 from bumble.hci import Address
 from bumble.host import Host
+from bumble.keys import JsonKeyStore
 from bumble.link import LocalLink
+from bumble.pairing import PairingConfig, PairingDelegate
+
+from .errors import LinkSecurityError
 
 log = logging.getLogger(__name__)
 
@@ -68,19 +79,30 @@ class VirtualRadio:
         self.link = LocalLink()
         self._next = 1
 
+    def _new_address(self) -> str:
+        address = f"F0:00:00:00:{self._next >> 8:02X}:{self._next & 0xFF:02X}"
+        self._next += 1
+        return address
+
     def hci_server_controller(self, name: str, source: Any, sink: Any) -> Controller:
         """A controller on this link whose HCI is reached through a transport (e.g. bumble's
         `tcp-server:`): a gateway in another process drives it, as it would a USB dongle."""
-        address = f"F0:00:00:00:{self._next >> 8:02X}:{self._next & 0xFF:02X}"
-        self._next += 1
         return _ResettingController(
-            name, host_source=source, host_sink=sink, link=self.link, public_address=address
+            name,
+            host_source=source,
+            host_sink=sink,
+            link=self.link,
+            public_address=self._new_address(),
         )
 
-    async def device(self, name: str) -> Device:
-        """A powered-on bumble device with its own controller on this link."""
-        address = f"F0:00:00:00:{self._next >> 8:02X}:{self._next & 0xFF:02X}"
-        self._next += 1
+    async def device(self, name: str, address: str | None = None) -> Device:
+        """A powered-on bumble device with its own controller on this link. With `address`,
+        the device that had it leaves the air first: a strap rebooting keeps its address."""
+        if address is None:
+            address = self._new_address()
+        else:
+            for old in [c for c in self.link.controllers if str(c.random_address) == address]:
+                self.link.remove_controller(old)
         controller = Controller(name, link=self.link, public_address=address)
         host = Host()
         host.set_packet_sink(controller)
@@ -91,9 +113,10 @@ class VirtualRadio:
 
 
 @contextlib.asynccontextmanager
-async def open_hci_central(spec: str) -> AsyncIterator[Any]:
+async def open_hci_central(spec: str, bonds: str | None = None) -> AsyncIterator[Any]:
     """The gateway's central on bumble's own stack over an HCI transport (`usb:0`,
-    `serial:/dev/ttyUSB0`, `tcp-client:127.0.0.1:9000`): yields the `BleAccess` for it."""
+    `serial:/dev/ttyUSB0`, `tcp-client:127.0.0.1:9000`): yields the `BleAccess` for it.
+    `bonds`: the JSON file that keeps the straps' bonds across restarts."""
     from bumble.transport import open_transport
 
     from ..gateway.link import BleAccess
@@ -102,6 +125,8 @@ async def open_hci_central(spec: str) -> AsyncIterator[Any]:
         device = Device.with_hci(
             "kmc-gateway", Address("F0:F0:F0:F0:F0:F0"), transport.source, transport.sink
         )
+        if bonds is not None:
+            device.keystore = JsonKeyStore("kmc-gateway", bonds)
         await device.power_on()
         yield BleAccess(BumbleBleakScanner, BumbleBleakClient, {"central": device})
 
@@ -172,6 +197,7 @@ class BumbleBleakClient(BaseBleakClient):
         disconnected_callback: Callable[[], None] | None = None,
         timeout: float = 10.0,
         mtu: int = 247,
+        passkey: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(
@@ -179,6 +205,14 @@ class BumbleBleakClient(BaseBleakClient):
         )
         self._central = central
         self._mtu = mtu
+        self._passkey = passkey
+        # the advertised address with its type (public or random), when we have it
+        self._target: Any = (
+            address_or_ble_device.details
+            if isinstance(address_or_ble_device, BLEDevice)
+            and isinstance(address_or_ble_device.details, Address)
+            else self.address
+        )
         self._connection: Connection | None = None
         self._peer: Peer | None = None
 
@@ -195,15 +229,27 @@ class BumbleBleakClient(BaseBleakClient):
         return self._connection is not None
 
     async def connect(self, pair: bool, **kwargs: Any) -> None:
-        if pair:
-            log.info("bumble backend: pairing is not emulated; connecting without it")
         try:
-            connection = await self._central.connect(self.address, timeout=self._timeout)
+            connection = await self._central.connect(self._target, timeout=self._timeout)
         except Exception as exc:  # bumble raises its own timeout and HCI errors
             raise BleakError(f"could not connect to {self.address}: {exc}") from exc
         self._connection = connection
         connection.on("disconnection", self._on_disconnection)
+        try:
+            await self._secure(connection, pair)
+        except BleakError:
+            await self.disconnect()
+            raise
         self._peer = peer = Peer(connection)
+        try:
+            async with asyncio.timeout(self._timeout):
+                with self._gatt("service discovery"):
+                    self.services = await self._discover(peer)
+        except TimeoutError:
+            await self.disconnect()
+            raise BleakError(f"{self.address}: service discovery timed out") from None
+
+    async def _discover(self, peer: Peer) -> BleakGATTServiceCollection:
         await peer.request_mtu(self._mtu)
         await peer.discover_services()
         collection = BleakGATTServiceCollection()
@@ -227,7 +273,55 @@ class BumbleBleakClient(BaseBleakClient):
                     collection.add_descriptor(
                         BleakGATTDescriptor(desc, desc.handle, _uuid(desc.type), bleak_char)
                     )
-        self.services = collection
+        return collection
+
+    async def _secure(self, connection: Connection, pair: bool) -> None:
+        """Encrypt with the bond we hold for this peer; or pair (if asked) when we hold none."""
+        keystore = self._central.keystore
+        bonded = keystore is not None and await keystore.get(str(connection.peer_address))
+        if bonded:
+            try:
+                await connection.encrypt()
+            except Exception as exc:  # noqa: BLE001 - HCI errors, a link that went away
+                raise LinkSecurityError(
+                    f"{self.address} could not encrypt with our bond ({exc}): not the bonded "
+                    "strap, or it has lost its keys (recommission it)"
+                ) from exc
+        elif pair:
+            await self.pair()
+
+    async def pair(self, *args: Any, **kwargs: Any) -> None:
+        """LE Secure Connections, passkey entry with the strap's label passkey; bonds."""
+        connection = self._connection
+        if connection is None:
+            raise BleakError("not connected")
+        if self._passkey is None:
+            raise LinkSecurityError(f"{self.address}: no passkey to pair with (the strap's label)")
+        passkey = self._passkey
+        self._central.pairing_config_factory = lambda c: PairingConfig(
+            sc=True,
+            mitm=True,
+            bonding=True,
+            delegate=_PasskeyEntry(passkey),
+            identity_address_type=PairingConfig.AddressType.RANDOM,
+        )
+        try:
+            await connection.pair()
+        except Exception as exc:  # noqa: BLE001 - SMP failures, timeouts, a dropped link
+            raise LinkSecurityError(
+                f"pairing with {self.address} failed ({exc}): wrong passkey, or the strap "
+                "is bonded to another gateway"
+            ) from exc
+        keystore = self._central.keystore
+        name = str(connection.peer_address)
+        keys = await keystore.get(name) if keystore is not None else None
+        if keys is None or keys.ltk is None or not keys.ltk.authenticated:
+            if keys is not None and keystore is not None:
+                await keystore.delete(name)
+            raise LinkSecurityError(
+                f"pairing with {self.address} was not authenticated (Just Works, no passkey): "
+                "refused, as a foreign device would be"
+            )
 
     def _on_disconnection(self, reason: int) -> None:
         self._connection = None
@@ -243,11 +337,26 @@ class BumbleBleakClient(BaseBleakClient):
             self._peer = None
             await connection.disconnect()
 
-    async def pair(self, *args: Any, **kwargs: Any) -> None:
-        log.info("bumble backend: pairing is not emulated")
-
     async def unpair(self) -> None:
-        log.info("bumble backend: pairing is not emulated")
+        if self._central.keystore is not None:
+            peer = self._connection.peer_address if self._connection else self._target
+            await self._central.keystore.delete(str(peer))
+        await self.disconnect()
+
+    @contextlib.contextmanager
+    def _gatt(self, target: Any) -> Iterator[None]:
+        """bumble's ATT and protocol errors, and a request cut short because the peer ended the
+        link, as BleakError, as bleak's own backends raise them (an INSUFFICIENT_AUTHENTICATION
+        from a strap, or a strap refusing us, must not end the gateway)."""
+        what = getattr(target, "uuid", target)
+        try:
+            yield
+        except (ATT_Error, BaseBumbleError) as exc:
+            raise BleakError(f"{what}: {exc}") from exc
+        except asyncio.CancelledError:
+            if self._connection is not None:
+                raise  # our own task is being cancelled
+            raise BleakError(f"{what}: {self.address} ended the link") from None
 
     def _require_peer(self) -> Peer:
         if self._peer is None:
@@ -257,32 +366,49 @@ class BumbleBleakClient(BaseBleakClient):
     async def read_gatt_char(
         self, characteristic: BleakGATTCharacteristic, **kwargs: Any
     ) -> bytearray:
-        return bytearray(await self._require_peer().read_value(characteristic.obj))
+        with self._gatt(characteristic):
+            return bytearray(await self._require_peer().read_value(characteristic.obj))
 
     async def read_gatt_descriptor(
         self, descriptor: BleakGATTDescriptor, **kwargs: Any
     ) -> bytearray:
-        return bytearray(await self._require_peer().read_value(descriptor.obj))
+        with self._gatt(descriptor):
+            return bytearray(await self._require_peer().read_value(descriptor.obj))
 
     async def write_gatt_char(
         self, characteristic: BleakGATTCharacteristic, data: Any, response: bool
     ) -> None:
-        await self._require_peer().write_value(
-            characteristic.obj, bytes(data), with_response=response
-        )
+        with self._gatt(characteristic):
+            await self._require_peer().write_value(
+                characteristic.obj, bytes(data), with_response=response
+            )
 
     async def write_gatt_descriptor(self, descriptor: BleakGATTDescriptor, data: Any) -> None:
-        await self._require_peer().write_value(descriptor.obj, bytes(data), with_response=True)
+        with self._gatt(descriptor):
+            await self._require_peer().write_value(descriptor.obj, bytes(data), with_response=True)
 
     async def start_notify(
         self, characteristic: BleakGATTCharacteristic, callback: NotifyCallback, **kwargs: Any
     ) -> None:
-        await self._require_peer().subscribe(
-            characteristic.obj, lambda value: callback(bytearray(value))
-        )
+        with self._gatt(characteristic):
+            await self._require_peer().subscribe(
+                characteristic.obj, lambda value: callback(bytearray(value))
+            )
 
     async def stop_notify(self, characteristic: BleakGATTCharacteristic) -> None:
-        await self._require_peer().unsubscribe(characteristic.obj)
+        with self._gatt(characteristic):
+            await self._require_peer().unsubscribe(characteristic.obj)
+
+
+class _PasskeyEntry(PairingDelegate):
+    """The gateway's side of pairing: it types the passkey from its configuration."""
+
+    def __init__(self, passkey: int) -> None:
+        super().__init__(PairingDelegate.KEYBOARD_INPUT_ONLY)
+        self.passkey = passkey
+
+    async def get_number(self) -> int | None:
+        return self.passkey
 
 
 def _uuid(uuid: Any) -> str:

@@ -3,8 +3,14 @@
 The strap firmware (firmware/, MicroPython) is imported here with two small stand-ins: a
 `micropython` module (just `const`) and a `bluetooth` module whose `BLE` class speaks to a
 bumble `Device` on a `VirtualRadio`. The firmware's sampler, store, alarm and GATT server then
-run unchanged; the gateway reaches them over real BLE (HCI, ATT, GATT) through bleak with the
-bumble backend. Sensor values come from a `SensorFeed` (constant, or arrays from the simulator).
+run unchanged; the gateway reaches them over real BLE (HCI, ATT, GATT, SMP) through bleak with
+the bumble backend. Sensor values come from a `SensorFeed` (constant, or arrays from the
+simulator).
+
+Security runs through the firmware as on the board: bumble's security manager does LE Secure
+Connections pairing, asks the firmware for the passkey to show (`_IRQ_PASSKEY_ACTION`), keeps
+its keys in the firmware's bond store (`_IRQ_GET_SECRET` / `_IRQ_SET_SECRET`, so the firmware's
+pairing policy decides) and reports each encryption change (`_IRQ_ENCRYPTION_UPDATE`).
 
 This needs the firmware sources (a checkout's firmware/ folder).
 """
@@ -13,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import json
 import sys
 import types
 from collections.abc import Callable
@@ -21,10 +28,28 @@ from typing import Any
 
 from bumble.device import Connection, Device
 from bumble.gatt import Characteristic, CharacteristicValue, Service
+from bumble.hci import Address
+from bumble.keys import KeyStore, PairingKeys
+from bumble.pairing import PairingConfig, PairingDelegate
+from bumble.smp import PairingMethod
 
 from ..deploy import FIRMWARE_DIR
 
 _FLAG_READ, _FLAG_WRITE_NR, _FLAG_WRITE, _FLAG_NOTIFY, _FLAG_INDICATE = 0x02, 0x04, 0x08, 0x10, 0x20
+_FLAG_READ_AUTHENTICATED, _FLAG_WRITE_AUTHENTICATED = 0x0400, 0x2000
+# MicroPython's IRQ numbers and constants
+_IRQ_CONNECT, _IRQ_DISCONNECT, _IRQ_WRITE, _IRQ_MTU = 1, 2, 3, 21
+_IRQ_ENCRYPTION_UPDATE, _IRQ_GET_SECRET, _IRQ_SET_SECRET, _IRQ_PASSKEY_ACTION = 28, 29, 30, 31
+_PASSKEY_ACTION_DISP = 3
+_SEC_PEER = 2
+_IO_CAPABILITY = {  # BLE.config(io=...) -> bumble
+    0: PairingDelegate.DISPLAY_OUTPUT_ONLY,
+    1: PairingDelegate.DISPLAY_OUTPUT_AND_YES_NO_INPUT,
+    2: PairingDelegate.KEYBOARD_INPUT_ONLY,
+    3: PairingDelegate.NO_OUTPUT_NO_INPUT,
+    4: PairingDelegate.DISPLAY_OUTPUT_AND_KEYBOARD_INPUT,
+}
+PASSKEY_TIMEOUT_S = 30.0  # SMP's own timeout
 NOTIFY_QUEUE = (
     32  # like a controller's buffers: when full, gatts_notify raises and the strap retries
 )
@@ -86,8 +111,18 @@ class BumbleBLE:
         self._connections: dict[int, Connection] = {}
         self._queue: asyncio.Queue[tuple[int, int, bytes, bool]] = asyncio.Queue(NOTIFY_QUEUE)
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._config: dict[str, Any] = {"mtu": 23, "gap_name": ""}
+        self._config: dict[str, Any] = {
+            "mtu": 23,
+            "gap_name": "",
+            "bond": False,
+            "le_secure": False,
+            "mitm": False,
+            "io": 3,
+        }
+        self._passkeys: dict[int, asyncio.Future[int]] = {}
         device.on("connection", self._on_connection)
+        device.keystore = _FirmwareKeyStore(self)
+        device.pairing_config_factory = self._pairing_config
         self._spawn(self._sender())
 
     # -- the MicroPython API
@@ -112,10 +147,15 @@ class BumbleBLE:
             for char_uuid, flags in chars:
                 handle = len(self._chars) + 1
                 self._values[handle] = b""
+                permissions = Characteristic.READABLE | Characteristic.WRITEABLE
+                if flags & _FLAG_READ_AUTHENTICATED:
+                    permissions |= Characteristic.READ_REQUIRES_AUTHENTICATION
+                if flags & _FLAG_WRITE_AUTHENTICATED:
+                    permissions |= Characteristic.WRITE_REQUIRES_AUTHENTICATION
                 char: Characteristic[bytes] = Characteristic(
                     char_uuid.text(),
                     Characteristic.Properties(flags & 0x3E),
-                    Characteristic.READABLE | Characteristic.WRITEABLE,
+                    permissions,
                     CharacteristicValue(read=self._reader(handle), write=self._writer(handle)),  # type: ignore[arg-type]
                 )
                 self._chars[handle] = char
@@ -150,6 +190,64 @@ class BumbleBLE:
                 self.device.start_advertising(advertising_data=adv_data, auto_restart=False)
             )
 
+    def gap_passkey(self, conn: int, action: int, passkey: int) -> None:
+        waiting = self._passkeys.pop(conn, None)
+        if waiting is not None and not waiting.done():
+            waiting.set_result(passkey)
+
+    def gap_disconnect(self, conn: int) -> bool:
+        connection = self._connections.get(conn)
+        if connection is None:
+            return False
+        self._spawn(connection.disconnect())
+        return True
+
+    # -- bumble side: security
+
+    def _pairing_config(self, connection: Connection) -> PairingConfig:
+        cfg = self._config
+        return PairingConfig(
+            sc=bool(cfg["le_secure"]),
+            mitm=bool(cfg["mitm"]),
+            bonding=bool(cfg["bond"]),
+            delegate=_FirmwareDelegate(self, connection, _IO_CAPABILITY[cfg["io"]]),
+            identity_address_type=PairingConfig.AddressType.RANDOM,
+        )
+
+    async def passkey_to_show(self, connection: Connection) -> int:
+        """The firmware's answer to _IRQ_PASSKEY_ACTION (from its BLE task)."""
+        waiting: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._passkeys[connection.handle] = waiting
+        self._event(_IRQ_PASSKEY_ACTION, (connection.handle, _PASSKEY_ACTION_DISP, 0))
+        return await asyncio.wait_for(waiting, PASSKEY_TIMEOUT_S)
+
+    def secret(self, sec_type: int, index: int, key: bytes | None) -> bytes | None:
+        return self._irq(_IRQ_GET_SECRET, (sec_type, index, key)) if self._irq else None
+
+    def store_secret(self, sec_type: int, key: bytes, value: bytes | None) -> bool:
+        return bool(self._irq(_IRQ_SET_SECRET, (sec_type, key, value))) if self._irq else False
+
+    def _on_encryption_change(self, connection: Connection) -> None:
+        session = self.device.smp_manager.sessions.get(connection.handle)
+        stored = self.secret(_SEC_PEER, 0, _secret_key(connection.peer_address))
+        if session is not None:  # pairing now: authenticated unless Just Works
+            authenticated = session.pairing_method != PairingMethod.JUST_WORKS
+        elif stored is not None:  # a bond's key
+            keys = PairingKeys.from_dict(json.loads(stored)["keys"])
+            authenticated = keys.ltk is not None and keys.ltk.authenticated
+        else:
+            authenticated = False
+        self._event(
+            _IRQ_ENCRYPTION_UPDATE,
+            (
+                connection.handle,
+                int(connection.is_encrypted),
+                int(authenticated),
+                int(stored is not None),
+                16,
+            ),
+        )
+
     # -- bumble side
 
     def _send(self, conn: int, handle: int, data: bytes | None, indicate: bool) -> None:
@@ -182,7 +280,7 @@ class BumbleBLE:
     def _writer(self, handle: int) -> Callable[[Connection, bytes], None]:
         def write(connection: Connection, value: bytes) -> None:
             self._values[handle] = bytes(value)
-            self._event(3, (connection.handle, handle))
+            self._event(_IRQ_WRITE, (connection.handle, handle))
 
         return write
 
@@ -191,22 +289,88 @@ class BumbleBLE:
         connection.on("disconnection", lambda reason: self._on_disconnection(connection))
         connection.on(
             "connection_att_mtu_update",
-            lambda: self._event(21, (connection.handle, connection.att_mtu)),
+            lambda: self._event(_IRQ_MTU, (connection.handle, connection.att_mtu)),
         )
-        self._event(1, (connection.handle, 0, bytes(6)))
+        connection.on(
+            "connection_encryption_change", lambda: self._on_encryption_change(connection)
+        )
+        self._event(_IRQ_CONNECT, _irq_address(connection))
 
     def _on_disconnection(self, connection: Connection) -> None:
         self._connections.pop(connection.handle, None)
-        self._event(2, (connection.handle, 0, bytes(6)))
+        waiting = self._passkeys.pop(connection.handle, None)
+        if waiting is not None and not waiting.done():
+            waiting.cancel()
+        self._event(_IRQ_DISCONNECT, _irq_address(connection))
 
-    def _event(self, event: int, data: tuple[Any, ...]) -> None:
-        if self._irq is not None:
-            self._irq(event, data)
+    def _event(self, event: int, data: tuple[Any, ...]) -> Any:
+        return self._irq(event, data) if self._irq is not None else None
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _irq_address(connection: Connection) -> tuple[int, int, bytes]:
+    """(conn, addr_type, addr) as MicroPython's connect IRQs give them: most significant first."""
+    address = connection.peer_address
+    return connection.handle, int(address.address_type) & 1, bytes(reversed(bytes(address)))
+
+
+def _secret_key(address: Address) -> bytes:
+    """The stack's key of a peer's security record: address type, then the address bytes
+    least significant first (NimBLE's ble_addr_t, which MicroPython passes through)."""
+    return bytes((int(address.address_type) & 1,)) + bytes(address)
+
+
+class _FirmwareDelegate(PairingDelegate):
+    """The strap's side of pairing: the passkey it shows comes from the firmware."""
+
+    def __init__(self, ble: BumbleBLE, connection: Connection, io: Any) -> None:
+        super().__init__(io)
+        self.ble, self.connection = ble, connection
+
+    async def generate_passkey(self) -> int:
+        return await self.ble.passkey_to_show(self.connection)
+
+    async def display_number(self, number: int, digits: int = 6) -> None:
+        pass  # printed on the strap's label
+
+    async def get_number(self) -> int | None:
+        return None  # a strap has no keyboard: refuse
+
+    async def compare_numbers(self, number: int, digits: int = 6) -> bool:
+        return False  # nor a yes/no button
+
+
+class _FirmwareKeyStore(KeyStore):
+    """bumble's key store on the firmware's bond store (GET_SECRET / SET_SECRET)."""
+
+    def __init__(self, ble: BumbleBLE) -> None:
+        self.ble = ble
+
+    async def get(self, name: str) -> PairingKeys | None:
+        value = self.ble.secret(_SEC_PEER, 0, _secret_key(Address(name)))
+        return None if value is None else PairingKeys.from_dict(json.loads(value)["keys"])
+
+    async def update(self, name: str, keys: PairingKeys) -> None:
+        value = json.dumps({"name": name, "keys": keys.to_dict()}).encode()
+        self.ble.store_secret(_SEC_PEER, _secret_key(Address(name)), value)
+
+    async def delete(self, name: str) -> None:
+        self.ble.store_secret(_SEC_PEER, _secret_key(Address(name)), None)
+
+    async def get_all(self) -> list[tuple[str, PairingKeys]]:
+        out: list[tuple[str, PairingKeys]] = []
+        while (value := self.ble.secret(_SEC_PEER, len(out), None)) is not None:
+            entry = json.loads(value)
+            out.append((entry["name"], PairingKeys.from_dict(entry["keys"])))
+        return out
+
+    async def delete_all(self) -> None:
+        for name, _ in await self.get_all():
+            await self.delete(name)
 
 
 class SensorFeed:
@@ -259,7 +423,8 @@ class _Battery:
 
 
 class EmulatedStrap:
-    """One strap: firmware `Strap` with bumble BLE, a feed for its sensors, a settable clock."""
+    """One strap: firmware `Strap` with bumble BLE, a feed for its sensors, a settable clock.
+    `passkey` is the 6-digit number on its label (what the gateway's config says for it)."""
 
     def __init__(
         self,
@@ -268,11 +433,13 @@ class EmulatedStrap:
         feed: SensorFeed,
         data_root: Path,
         t2000: int,
+        *,
+        passkey: int,
         **cfg: Any,
     ) -> None:
         fw = load_firmware()
         config = dict(fw["config"].DEFAULTS)
-        config.update(strap_id=strap_id, **cfg)
+        config.update(strap_id=strap_id, passkey=passkey, **cfg)
         self.feed = feed
         self.clock = fw["clock"].FakeClock(t2000)
         pad = fw["pads"].Pad
@@ -308,6 +475,11 @@ class EmulatedStrap:
             if n % 100 == 0:
                 self.strap.ble.publish_status()
             await asyncio.sleep(period_s)
+
+    @property
+    def address(self) -> str:
+        """The strap's BLE address (what a gateway pins); kept across a reboot."""
+        return str(self.ble.device.random_address)
 
     def close(self) -> None:
         self._ble_task.cancel()

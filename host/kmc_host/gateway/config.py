@@ -21,6 +21,8 @@ ca_file = "/etc/kmc/ca.pem"
 id = "KMC-0001"
 bed = "3"
 infant = "INF-7Q2X"                 # a pseudonym, never a name
+passkey = 482913                    # the 6 digits on the strap's label: pairs it the first time
+address = "24:0A:C4:12:34:56"       # optional: only this address; else the first bonded one
 
 [ble]                               # optional; without it: bleak on BlueZ (the ward default)
 hci = "usb:0"                       # bumble's own stack on an HCI transport instead of BlueZ:
@@ -33,6 +35,7 @@ bridge_s = 300
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,12 +44,16 @@ from ..detect import ConfigError, DetectorConfig, zone
 from ..tomlconf import broker_config, get, read_toml, section, unknown
 from .publisher import BrokerConfig, TopicError, TopicTree, topic_part
 
+BLE_ADDRESS = re.compile(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}")
+
 
 @dataclass(frozen=True)
 class StrapEntry:
     id: str
     bed: str = ""
     infant: str = ""
+    passkey: int | None = None  # the label passkey, for the first (commissioning) pairing
+    address: str | None = None  # pinned BLE address; None: pinned at the first bond
 
 
 @dataclass(frozen=True)
@@ -104,13 +111,23 @@ def load_config(path: str | Path) -> GatewayConfig:
         where = f"{path} [[straps]] #{k}"
         if not isinstance(s, dict):
             raise ConfigError(f"{where}: must be a table")
-        unknown(s, {"id", "bed", "infant"}, where)
+        unknown(s, {"id", "bed", "infant", "passkey", "address"}, where)
         sid = get(s, "id", str, where)
         if not STRAP_ID.fullmatch(sid):
             raise ConfigError(f"{where}: id {sid!r} must be 1-8 characters of A-Z a-z 0-9 - _")
+        passkey = get(s, "passkey", int, where, None)
+        if passkey is not None and not 0 <= passkey <= 999_999:
+            raise ConfigError(f"{where}: passkey must be the 6 digits on the strap's label")
+        address = get(s, "address", str, where, None)
+        if address is not None and not BLE_ADDRESS.fullmatch(address):
+            raise ConfigError(f"{where}: address {address!r} must look like 24:0A:C4:12:34:56")
         straps.append(
             StrapEntry(
-                sid, str(get(s, "bed", (str, int), where, "")), get(s, "infant", str, where, "")
+                sid,
+                str(get(s, "bed", (str, int), where, "")),
+                get(s, "infant", str, where, ""),
+                passkey,
+                address.upper() if address else None,
             )
         )
     ids = [s.id for s in straps]

@@ -5,6 +5,12 @@ needs (the cursor, on disk). On every connection it asks the strap to resume fro
 a BLE outage, a strap reboot or a gateway restart neither loses nor repeats a sample. The cursor
 moves only after `on_batch` has returned, i.e. after the samples are safely stored downstream.
 
+Only the straps on the allow-list are connected, and each only at its address: the one in the
+configuration, or else the one it first bonded from (pinned in `AddressBook`). Every link is
+encrypted with the strap's bond (LE Secure Connections; the first time, pairing with the passkey
+on the strap's label): a device that copies a strap's name or address cannot encrypt with its
+key and is refused, so it cannot inject data (`LinkStats.auth_failures`).
+
 Nothing a strap sends can crash the gateway: malformed packets, sequence jumps and clocks far
 off are logged and counted in `LinkStats`; a strap that keeps sending garbage is disconnected
 and left alone for a while (isolated). Connection failures retry with exponential backoff and
@@ -32,6 +38,7 @@ from bleak.backends.scanner import AdvertisementData
 from bleak.exc import BleakError
 
 from .. import protocol as P
+from ..ble.errors import LinkSecurityError, is_security_failure
 from .outbox import OutboxFull
 
 log = logging.getLogger(__name__)
@@ -64,12 +71,40 @@ class CursorStore:
         os.replace(tmp, self.path)
 
 
+class AddressBook:
+    """The address each strap bonded from (strap id -> address), one JSON file: the allow-list
+    of addresses once a strap has been commissioned. Remove a line to recommission a strap."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._addresses: dict[str, str] = {}
+        if path.exists():
+            try:
+                raw = json.loads(path.read_text())
+                self._addresses = {str(k): str(v).upper() for k, v in raw.items()}
+            except (ValueError, TypeError, AttributeError) as exc:
+                raise ValueError(
+                    f"{path}: strap address file is corrupt ({exc}); fix it or move it away "
+                    "(the straps are then pinned again at their next connection)"
+                ) from None
+
+    def get(self, strap: str) -> str | None:
+        return self._addresses.get(strap)
+
+    def set(self, strap: str, address: str) -> None:
+        self._addresses[strap] = address.upper()
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self._addresses, sort_keys=True, indent=1))
+        os.replace(tmp, self.path)
+
+
 @dataclass
 class LinkStats:
     """What happened on one strap's link (for logs, status messages and tests)."""
 
     connections: int = 0
     connect_failures: int = 0
+    auth_failures: int = 0  # could not pair or encrypt: wrong passkey, or not the bonded strap
     samples: int = 0
     duplicates: int = 0
     missing: int = 0  # sequence numbers the strap no longer had (lost at a strap reboot)
@@ -129,8 +164,16 @@ class StrapLink:
         isolate_s: float = 300.0,
         adapter: asyncio.Lock | None = None,
         slots: asyncio.Semaphore | None = None,
+        passkey: int | None = None,
+        address: str | None = None,
+        addresses: AddressBook | None = None,
     ) -> None:
+        """`passkey`: the strap's label passkey, to pair the first time; `address`: where the
+        strap must be (else pinned in `addresses` at its first bonded connection)."""
         self.strap_id = strap_id
+        self.passkey = passkey
+        self.address = address.upper() if address else None
+        self.addresses = addresses
         self.cursors = cursors
         self.on_batch = on_batch
         self.access = access or BleAccess()
@@ -167,6 +210,10 @@ class StrapLink:
                     exc,
                     delay,
                 )
+            except LinkSecurityError as exc:
+                self.stats.auth_failures += 1
+                self.stats.note(f"not trusted: {exc}")
+                log.error("strap %s: %s; retrying in %.0f s", self.strap_id, exc, delay)
             except (TimeoutError, BleakError, OSError, EOFError) as exc:
                 self.stats.connect_failures += 1
                 self.stats.note(f"{type(exc).__name__}: {exc}")
@@ -178,9 +225,20 @@ class StrapLink:
                 await asyncio.wait_for(stop.wait(), timeout=delay * random.uniform(0.8, 1.2))
             delay = min(self.backoff_s[1], delay * 2)
 
+    def expected_address(self) -> str | None:
+        if self.address:
+            return self.address
+        return self.addresses.get(self.strap_id) if self.addresses else None
+
     async def _find(self) -> BLEDevice | None:
+        expected = self.expected_address()
+
         def match(device: BLEDevice, adv: AdvertisementData) -> bool:
-            return P.KMC_SERVICE_UUID in adv.service_uuids and adv.local_name == self.strap_id
+            return (
+                P.KMC_SERVICE_UUID in adv.service_uuids
+                and adv.local_name == self.strap_id
+                and (expected is None or device.address.upper() == expected)
+            )
 
         return await BleakScanner.find_device_by_filter(
             match, timeout=self.scan_timeout, **self.access.scanner_args()
@@ -194,9 +252,21 @@ class StrapLink:
             if device is None:
                 raise BleakError(f"strap {self.strap_id} not found within {self.scan_timeout:g} s")
             client = BleakClient(
-                device, disconnected_callback=lambda c: lost.set(), **self.access.client_args()
+                device,
+                disconnected_callback=lambda c: lost.set(),
+                pair=True,  # a bond is used as it is; pairing only when there is none yet
+                passkey=self.passkey,
+                **self.access.client_args(),
             )
-            await client.connect()
+            try:
+                await client.connect()
+            except BleakError as exc:
+                if is_security_failure(exc) and not isinstance(exc, LinkSecurityError):
+                    raise LinkSecurityError(str(exc)) from exc
+                raise
+        if self.addresses is not None and self.addresses.get(self.strap_id) is None:
+            self.addresses.set(self.strap_id, device.address)  # bonded: pinned from now on
+            log.info("strap %s: bonded at %s", self.strap_id, device.address)
         try:
             self.stats.connections += 1
             self._malformed_run = 0

@@ -28,7 +28,7 @@ from .. import protocol as P
 from ..detect import STATE_NAMES, StrapDetector, zone
 from ..samples import Samples
 from .config import GatewayConfig, StrapEntry
-from .link import BleAccess, CursorStore, StrapLink
+from .link import AddressBook, BleAccess, CursorStore, StrapLink
 from .outbox import OutboxFull
 from .publisher import MqttPublisher, payload
 
@@ -83,6 +83,7 @@ class Gateway:
         self.tz = zone(cfg.timezone)
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         self.cursors = CursorStore(cfg.data_dir / "cursors.json")
+        self.addresses = AddressBook(cfg.data_dir / "strap_addresses.json")
         self.publisher = MqttPublisher(
             cfg.broker, cfg.topics, cfg.data_dir / "outbox.db", reserve_mb=cfg.outbox_reserve_mb
         )
@@ -99,6 +100,9 @@ class Gateway:
                 scan_timeout=scan_timeout,
                 adapter=adapter,
                 slots=slots,
+                passkey=entry.passkey,
+                address=entry.address,
+                addresses=self.addresses,
             )
             self.straps[entry.id] = StrapState(entry, StrapDetector(entry.id, cfg.detector), link)
 
