@@ -123,3 +123,10 @@ def test_live_demo_delivers_every_sample_and_the_cold_alert(tmp_path):
         ("KMC-0002", "INF-0002")
     ]
     assert (tmp_path / "report" / "report.html").stat().st_size > 10_000
+
+
+def test_live_demo_refuses_a_folder_holding_an_earlier_run(tmp_path):
+    """A second run on the same folder would mix two runs' strap flash, cursors and database."""
+    (tmp_path / "gateway").mkdir()
+    r = run("demo", "--out", str(tmp_path))
+    assert r.returncode == 2 and "is not empty" in r.stderr and "--out" in r.stderr

@@ -63,6 +63,14 @@ def _demo(args: argparse.Namespace) -> int:
     if not args.offline:
         import signal
 
+        if args.out and Path(args.out).is_dir() and any(Path(args.out).iterdir()):
+            print(
+                f"kmc demo: --out {args.out} is not empty: an earlier run's strap flash, "
+                "gateway cursors and database would mix with this one; give a new folder",
+                file=sys.stderr,
+            )
+            return 2
+
         from .live_demo import run_demo
 
         def on_term(*_: object) -> None:  # stop as on Ctrl-C (asyncio cancels its tasks cleanly)
