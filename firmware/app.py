@@ -29,6 +29,7 @@ class Strap:
         data_root="/kmc_data",
         wdt=None,
         now_ms=None,
+        link_ms=None,
     ):
         self.cfg = cfg
         self.clock = clock or Clock()
@@ -67,6 +68,7 @@ class Strap:
                 cfg,
                 now_ms or time.ticks_ms,  # the emulated strap (CPython) brings its own
                 Bonds(data_root + "/bonds.json", self.note),
+                link_ms or time.ticks_ms,
             )
 
     def note(self, text):

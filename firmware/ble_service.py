@@ -39,6 +39,8 @@ _FLAG_INDICATE = const(0x0020)
 _FLAG_READ_AUTHENTICATED = const(0x0400)
 _FLAG_WRITE_AUTHENTICATED = const(0x2000)
 
+SECURE_WITHIN_MS = const(30000)  # unsecured this long (SMP's own timeout): dropped
+_TICKS_MASK = const(0x3FFFFFFF)  # ticks_ms wraps at 2**30 on MicroPython
 _DROP = const(1)  # queued actions for the task besides commands (bytes) and re-advertise (None)
 _PASSKEY = const(2)
 
@@ -73,7 +75,7 @@ MAX_MTU = const(247)
 
 
 class StrapBLE:
-    def __init__(self, ble, strap_id, store, sampler, clock, alarm, cfg, now_ms, bonds):
+    def __init__(self, ble, strap_id, store, sampler, clock, alarm, cfg, now_ms, bonds, link_ms):
         self.ble = ble
         self.strap_id = strap_id
         self.store = store
@@ -82,6 +84,8 @@ class StrapBLE:
         self.alarm = alarm
         self.cfg = cfg
         self.now_ms = now_ms  # ticks_ms source
+        self.link_ms = link_ms  # real ticks_ms, for link supervision (the emulator's differ)
+        self.connected_at = 0
         self.bonds = bonds
         self.conn = None
         self.peer = None  # (addr_type, addr) of the connected central
@@ -122,6 +126,7 @@ class StrapBLE:
             self.conn = data[0]
             self.peer = (data[1], bytes(data[2]))
             self.secure = False
+            self.connected_at = self.link_ms()
             self.mtu = 23
             self.cursor = None
         elif event == _IRQ_CENTRAL_DISCONNECT:
@@ -166,6 +171,9 @@ class StrapBLE:
                 self._security(cmd[0], cmd[1])
             else:
                 self._command(cmd)
+        unsecured_ms = (self.link_ms() - self.connected_at) & _TICKS_MASK
+        if self.conn is not None and not self.secure and unsecured_ms > SECURE_WITHIN_MS:
+            self._security(_DROP, self.conn)  # an idle stranger must not hold the strap
         if self.conn is None or self.cursor is None:
             return 0
         sent = 0

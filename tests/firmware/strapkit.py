@@ -41,7 +41,7 @@ class Parts:
         self.contact.value = 450 if contact else 600
 
 
-def make_strap(name, ble=None, keep=False, **cfg_values):
+def make_strap(name, ble=None, keep=False, link_ms=None, **cfg_values):
     cfg = dict(config.DEFAULTS)
     cfg["passkey"] = PASSKEY
     cfg.update(cfg_values)
@@ -55,6 +55,7 @@ def make_strap(name, ble=None, keep=False, **cfg_values):
         parts.buzzer,
         clock=clock,
         data_root=tmpdir(name, keep),
+        link_ms=link_ms,
     )
     return strap, parts, clock
 

@@ -254,6 +254,27 @@ def test_a_strap_without_a_passkey_cannot_be_paired():
     assert 0 not in ble.passkeys and ble.disconnected == [0]
 
 
+def test_a_central_that_never_secures_its_link_is_dropped_after_30_s():
+    """A phone that connects and idles must not keep the strap from its gateway."""
+    ms = [0]
+    ble = BLE()
+    strap, _, clock = make_strap("s8", ble, link_ms=lambda: ms[0])
+    run_seconds(strap, clock, 5)
+    ble.central_connect(3, STRANGER)
+    ms[0] = 29000
+    strap.ble.pump()
+    assert ble.disconnected == []
+    ms[0] = 30500
+    strap.ble.pump()
+    assert ble.disconnected == [3] and strap.ble.refused == 1
+    # the bonded gateway, securing its link at once, is never dropped
+    ble.central_disconnect(3)
+    assert gateway_connects(ble, strap)
+    ms[0] = 100000
+    strap.ble.pump()
+    assert ble.disconnected == [3] and strap.ble.secure
+
+
 def test_a_corrupt_bonds_file_is_kept_and_commissioning_reopens():
     path = tmpdir("s7") + "/bonds.json"
     with open(path, "w") as f:

@@ -21,6 +21,7 @@ import asyncio
 import importlib
 import json
 import sys
+import time
 import types
 from collections.abc import Callable
 from pathlib import Path
@@ -460,6 +461,7 @@ class EmulatedStrap:
             clock=self.clock,
             data_root=str(data_root),
             now_ms=lambda: int(self.clock.t * 1000),
+            link_ms=lambda: int(time.monotonic() * 1000),  # links run in real time
         )
         assert self.strap.ble is not None
         self.strap.ble.publish_status()
