@@ -4,16 +4,19 @@
     --MQTT--> Mosquitto --> kmc sink --> InfluxDB 1.x
 
 Faults, one after the other: BLE links dropped three times, a strap rebooted (power cut), the
-gateway killed with SIGKILL and restarted, the broker stopped, the database stopped; a baby
+gateway killed with SIGKILL and restarted, the broker stopped, the database stopped, the
+gateway host's wall clock stepped an hour forward and back (NTP stepping; clockstep.c); a baby
 goes cold while the broker is down. For each fault: the time until InfluxDB holds every sample
 the straps took up to the end of the fault, and the samples lost or duplicated. At the end: the
 exact count in InfluxDB equals what the straps produced (minus what a power cut erased from the
-strap's RAM, by design), and the cold alert is stored, started and ended. A table is printed.
+strap's RAM, by design), the cold alert is stored, started and ended, and no `signal_lost` was
+raised (the clock steps must not fake a silence). A table is printed.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -22,6 +25,7 @@ import time
 from pathlib import Path
 
 from kmc_analysis.local_services import free_port, stop_process, wait_port
+from packets import PASSKEY
 from servers import InfluxDB, Mosquitto
 
 HERE = Path(__file__).resolve().parent
@@ -73,9 +77,26 @@ class Radio:
         self.proc.wait()
 
 
-def run_service(args: list[str], log: Path) -> subprocess.Popen[bytes]:
+def run_service(
+    args: list[str], log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     out = log.open("ab")
-    return subprocess.Popen([*KMC, *args], stdout=out, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [*KMC, *args], stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+    )
+
+
+def stepped_clock(work: Path) -> tuple[dict[str, str], Path]:
+    """The environment that lets the test step a process's wall clock (clockstep.c), and the
+    file to write the offset in seconds to."""
+    library = work / "libclockstep.so"
+    subprocess.run(
+        ["gcc", "-shared", "-fPIC", "-O2", "-o", str(library), str(HERE / "clockstep.c"), "-ldl"],
+        check=True,
+    )
+    offset = work / "clock_offset"
+    offset.write_text("0")
+    return {"LD_PRELOAD": str(library), "KMC_CLOCK_OFFSET_FILE": str(offset)}, offset
 
 
 def term(proc: subprocess.Popen[bytes]) -> None:
@@ -137,6 +158,7 @@ def test_whole_chain_under_faults(tmp_path: Path):
         "[detector]\nsettle_s = 20\nsettle_max_s = 40\n"
         + "".join(
             f'[[straps]]\nid = "{s}"\nbed = "{k + 1}"\ninfant = "INF-{k + 1}"\n'
+            f"passkey = {PASSKEY}\n"
             for k, s in enumerate(STRAPS)
         )
     )
@@ -146,7 +168,8 @@ def test_whole_chain_under_faults(tmp_path: Path):
         f'[mqtt]\nport = {broker.port}\nclient_id = "fault-sink"\n'
         f'[influx]\nurl = "{influx.url}"\ncreate_database = true\n'
     )
-    gateway = run_service(["gateway", "--config", str(gw_cfg)], tmp_path / "gateway.log")
+    clock_env, clock_offset = stepped_clock(tmp_path)
+    gateway = run_service(["gateway", "--config", str(gw_cfg)], tmp_path / "gateway.log", clock_env)
     sink = run_service(["sink", "--config", str(sink_cfg)], tmp_path / "sink.log")
     rows: list[tuple[str, float, float, float, int, int]] = []
 
@@ -168,7 +191,9 @@ def test_whole_chain_under_faults(tmp_path: Path):
         gateway.send_signal(signal.SIGKILL)
         gateway.wait()
         radio.at(140)
-        gateway = run_service(["gateway", "--config", str(gw_cfg)], tmp_path / "gateway.log")
+        gateway = run_service(
+            ["gateway", "--config", str(gw_cfg)], tmp_path / "gateway.log", clock_env
+        )
         record("gateway SIGKILLed, restarted 10 s later", 130, 140)
         radio.at(160)  # KMC-0002 goes cold at 170 s: its alerts are raised while the broker is down
         broker.stop()
@@ -180,10 +205,16 @@ def test_whole_chain_under_faults(tmp_path: Path):
         radio.at(230 + OUTAGE_S)
         influx.start()
         record(f"InfluxDB stopped {OUTAGE_S:.0f} s", 230, 230 + OUTAGE_S)
-        radio.at(330)  # the cold episode (170-250 s) has ended for good (60 s back past 36.6)
+        radio.at(290)  # the gateway host's clock is stepped: straps' clocks are set again
+        clock_offset.write_text("3600")
+        record("gateway host clock stepped +1 h", 290, 290)
+        radio.at(310)
+        clock_offset.write_text("0")
+        record("gateway host clock stepped back 1 h", 310, 310)
+        radio.at(340)  # the cold episode (170-250 s) has ended for good (60 s back past 36.6)
         final_status = radio.status()
         took, lost, dup = catch_up(radio, influx)
-        rows.append(("end of run", 330, 0.0, took, lost, dup))
+        rows.append(("end of run", 340, 0.0, took, lost, dup))
     finally:
         term(gateway)
         term(sink)
@@ -191,6 +222,10 @@ def test_whole_chain_under_faults(tmp_path: Path):
 
     have = stored(influx)
     alerts = influx.query('SELECT * FROM "kmc_alert" GROUP BY strap, kind')
+    # the forward step reached the straps: what they took meanwhile is stamped an hour ahead
+    ahead = influx.query(
+        'SELECT count(seq) FROM "kmc_sample" WHERE time > now() + 50m GROUP BY strap'
+    )
     influx.stop()
     broker.stop()
 
@@ -208,13 +243,17 @@ def test_whole_chain_under_faults(tmp_path: Path):
             f"{len(erased)}, of which already at the gateway {len(erased & set(have[s]))}"
         )
 
+    assert {a["tags"]["strap"]: 5 <= a["values"][0][1] <= 25 for a in ahead} == dict.fromkeys(
+        STRAPS, True
+    ), ahead
     for s in STRAPS:  # zero lost, zero duplicated (a power cut may erase unsent RAM samples)
         assert len(have[s]) == len(set(have[s])), s
         assert expected(final_status, s) <= set(have[s]) <= possible(final_status, s), s
     assert len(ranges(final_status, "KMC-0003", "erased")) <= 60  # flushed every 60 samples
     assert all(lost == 0 and dup == 0 for *_, lost, dup in rows)
     kinds = {(a["tags"]["strap"], a["tags"]["kind"]): a for a in alerts}
-    thermal = {k for k in kinds if k[1] not in ("strap_off", "signal_lost", "battery_low")}
+    assert not [k for k in kinds if k[1] == "signal_lost"]  # no silence faked by a clock step
+    thermal = {k for k in kinds if k[1] not in ("strap_off", "battery_low")}
     assert thermal == {("KMC-0002", "cold_stress"), ("KMC-0002", "moderate_hypothermia")}
     for key in thermal:  # one episode each, raised during the broker outage, and ended
         series = kinds[key]
