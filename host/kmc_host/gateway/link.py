@@ -46,29 +46,38 @@ log = logging.getLogger(__name__)
 CLOCK_TOLERANCE_S = 120.0  # a strap clock further off than this is set again and counted
 
 
+def _read_map(path: Path, convert: Callable[[Any], Any], what: str, advice: str) -> dict[str, Any]:
+    """A strap id -> value JSON file (empty when absent); a corrupt one is a ValueError that
+    names the file and what to do."""
+    if not path.exists():
+        return {}
+    try:
+        raw = json.loads(path.read_text())
+        return {str(k): convert(v) for k, v in raw.items()}
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{path}: {what} file is corrupt ({exc}); {advice}") from None
+
+
+def _write_map(path: Path, mapping: dict[str, Any]) -> None:
+    """Replace the file atomically: a crash leaves the old or the new one, never half."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(mapping, sort_keys=True, indent=1))
+    os.replace(tmp, path)
+
+
 class CursorStore:
     """Next sequence number to fetch, per strap, in one JSON file replaced atomically."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._cursors: dict[str, int] = {}
-        if path.exists():
-            try:
-                raw = json.loads(path.read_text())
-                self._cursors = {str(k): int(v) for k, v in raw.items()}
-            except (ValueError, TypeError, AttributeError) as exc:
-                raise ValueError(
-                    f"{path}: cursor file is corrupt ({exc}); move it away to start over"
-                ) from None
+        self._cursors: dict[str, int] = _read_map(path, int, "cursor", "move it away to start over")
 
     def get(self, strap: str) -> int:
         return self._cursors.get(strap, 0)
 
     def set(self, strap: str, next_seq: int) -> None:
         self._cursors[strap] = next_seq
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self._cursors, sort_keys=True))
-        os.replace(tmp, self.path)
+        _write_map(self.path, self._cursors)
 
 
 class AddressBook:
@@ -77,25 +86,19 @@ class AddressBook:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._addresses: dict[str, str] = {}
-        if path.exists():
-            try:
-                raw = json.loads(path.read_text())
-                self._addresses = {str(k): str(v).upper() for k, v in raw.items()}
-            except (ValueError, TypeError, AttributeError) as exc:
-                raise ValueError(
-                    f"{path}: strap address file is corrupt ({exc}); fix it or move it away "
-                    "(the straps are then pinned again at their next connection)"
-                ) from None
+        self._addresses: dict[str, str] = _read_map(
+            path,
+            lambda v: str(v).upper(),
+            "strap address",
+            "fix it or move it away (the straps are then pinned again at their next connection)",
+        )
 
     def get(self, strap: str) -> str | None:
         return self._addresses.get(strap)
 
     def set(self, strap: str, address: str) -> None:
         self._addresses[strap] = address.upper()
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self._addresses, sort_keys=True, indent=1))
-        os.replace(tmp, self.path)
+        _write_map(self.path, self._addresses)
 
 
 @dataclass
