@@ -6,6 +6,8 @@
 # the reading climbs less than `rise_c_per_min` over `rise_window_s` (a slow sensor still
 # warming up is not a cold baby), at the latest `settle_max_s` after being put on.
 
+from clock import ticks_diff
+
 _HISTORY_STEP_S = 30  # one remembered reading per 30 s is enough for a 2 min climb
 
 
@@ -39,7 +41,7 @@ class ColdAlarm:
         self._worn_since = None
         self._settled = False
         self._history = []  # (t, reading) every _HISTORY_STEP_S while settling
-        self._identify_until = 0
+        self._identify_until = None  # ticks_ms; None: not identifying
 
     def update(self, t, infant_c, worn):
         """Feed one sample (device time in s); return whether the alarm is raised."""
@@ -99,7 +101,9 @@ class ColdAlarm:
         """Set the LED and buzzer for this moment (called every ~100 ms by the alarm task)."""
         phase = now_ms % 2000
         beep = self.active and phase < 200
-        blink = beep or (now_ms < self._identify_until and phase < 1000)
+        if self._identify_until is not None and ticks_diff(self._identify_until, now_ms) <= 0:
+            self._identify_until = None  # done: a deadline left over would blink after a wrap
+        blink = beep or (self._identify_until is not None and phase < 1000)
         if self.led is not None:
             self.led.value(1 if blink else 0)
         if self.buzzer is not None:

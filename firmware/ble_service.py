@@ -18,6 +18,7 @@ import struct
 import bluetooth
 import protocol as P
 from battery import percent
+from clock import ticks_diff
 from micropython import const
 
 _IRQ_CENTRAL_CONNECT = const(1)
@@ -40,7 +41,6 @@ _FLAG_READ_AUTHENTICATED = const(0x0400)
 _FLAG_WRITE_AUTHENTICATED = const(0x2000)
 
 SECURE_WITHIN_MS = const(30000)  # unsecured this long (SMP's own timeout): dropped
-_TICKS_MASK = const(0x3FFFFFFF)  # ticks_ms wraps at 2**30 on MicroPython
 _DROP = const(1)  # queued actions for the task besides commands (bytes) and re-advertise (None)
 _PASSKEY = const(2)
 
@@ -171,7 +171,7 @@ class StrapBLE:
                 self._security(cmd[0], cmd[1])
             else:
                 self._command(cmd)
-        unsecured_ms = (self.link_ms() - self.connected_at) & _TICKS_MASK
+        unsecured_ms = ticks_diff(self.link_ms(), self.connected_at)
         if self.conn is not None and not self.secure and unsecured_ms > SECURE_WITHIN_MS:
             self._security(_DROP, self.conn)  # an idle stranger must not hold the strap
         if self.conn is None or self.cursor is None:

@@ -8,6 +8,15 @@ from protocol import EPOCH_2000_UNIX
 # 0 on the ESP32 (epoch 2000), 946684800 where the port's epoch is 1970.
 PORT_EPOCH_OFFSET = 0 if time.gmtime(0)[0] == 2000 else EPOCH_2000_UNIX
 
+TICKS_PERIOD = 1 << 30  # MicroPython's ticks_ms wraps here: every 12.4 days of uptime
+
+
+def ticks_diff(a, b):
+    """a - b in ms for ticks_ms values across a wrap (as time.ticks_diff, which the emulator's
+    CPython lacks); right while the two are less than 6.2 days apart."""
+    d = (a - b) & (TICKS_PERIOD - 1)
+    return d - TICKS_PERIOD if d >= TICKS_PERIOD // 2 else d
+
 
 class Clock:
     """Wall clock in the 2000 epoch, settable without touching the port's RTC."""

@@ -89,4 +89,25 @@ def test_drive_beeps_when_raised_and_blinks_to_identify():
     assert buzzer.value() == 0
 
 
+def test_identify_ends_and_stays_ended_across_the_ticks_wrap():
+    """ticks_ms wraps every 12.4 days: an old identify deadline must not blink again."""
+    led = Pin(2)
+    a = ColdAlarm(led)
+    wrap = 1 << 30
+    a.identify(wrap - 1000 + 10000)  # 10 s, asked 1 s before the wrap: ends 9 s after it
+    a.drive(wrap - 1000)
+    assert led.value() == 1
+    a.drive(4000)  # after the wrap, still within the 10 s
+    assert led.value() == 1
+    a.drive(9100)
+    assert led.value() == 0
+    a.identify(5000)
+    a.drive(6000)
+    for now in (8000, 100000, wrap - 2000):
+        a.drive(now)
+        assert led.value() == 0, now
+    a.drive(1000)  # the next wrap: the old deadline 5000 is not in the future again
+    assert led.value() == 0
+
+
 run(globals())
