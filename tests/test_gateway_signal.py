@@ -1,5 +1,6 @@
 """`signal_lost`: raised after 2 min of silence measured on a monotonic clock, ended with the
-same start when data flows again; a host clock stepped by an hour (NTP) raises nothing."""
+same start when data flows again; a host clock stepped by an hour (NTP) raises nothing; a
+gateway restart neither forgets an open episode nor a strap that does not come back."""
 
 from __future__ import annotations
 
@@ -7,11 +8,14 @@ import asyncio
 import json
 from pathlib import Path
 
+import pytest
+
 from kmc_host import protocol as P
 from kmc_host.detect import DetectorConfig
 from kmc_host.gateway.config import GatewayConfig, StrapEntry
 from kmc_host.gateway.publisher import BrokerConfig, TopicTree
 from kmc_host.gateway.service import Gateway
+from kmc_host.gateway.service import _iso as alerts_iso
 from packets import T2000, notifications, records
 
 
@@ -28,9 +32,7 @@ def alerts(gw: Gateway) -> list[dict]:
     ]
 
 
-def test_signal_lost_uses_a_monotonic_clock(tmp_path: Path):
-    wall = {"t": float(T2000 + P.EPOCH_2000_UNIX)}
-    mono = {"t": 1000.0}
+def gateway(tmp_path: Path, wall: dict, mono: dict) -> Gateway:
     cfg = GatewayConfig(
         TopicTree("kmc", "site1", "ward-a"),
         "UTC",
@@ -39,23 +41,36 @@ def test_signal_lost_uses_a_monotonic_clock(tmp_path: Path):
         (StrapEntry("S1", "1", "INF-1"),),
         DetectorConfig(),
     )
-    gw = Gateway(cfg, now=lambda: wall["t"], elapsed=lambda: mono["t"])
+    return Gateway(cfg, now=lambda: wall["t"], elapsed=lambda: mono["t"])
 
-    async def watch_once() -> None:
-        stop = asyncio.Event()
-        task = asyncio.create_task(gw._watchdog(stop, period_s=0.01))
-        await asyncio.sleep(0.05)
-        stop.set()
-        await task
+
+async def watch_once(gw: Gateway) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(gw._watchdog(stop, period_s=0.01))
+    await asyncio.sleep(0.05)
+    stop.set()
+    await task
+
+
+def stop(gw: Gateway) -> None:
+    """What a clean stop does after the publisher: keep the silences for the next start."""
+    gw._save_silences(*gw.straps.values())
+    gw.publisher.outbox.close()
+
+
+def test_signal_lost_uses_a_monotonic_clock(tmp_path: Path):
+    wall = {"t": float(T2000 + P.EPOCH_2000_UNIX)}
+    mono = {"t": 1000.0}
+    gw = gateway(tmp_path, wall, mono)
 
     async def main() -> None:
         await gw._on_batch("S1", batch(0))
         wall["t"] += 3600  # the host clock stepped an hour ahead; 10 s really passed
         mono["t"] += 10
-        await watch_once()
+        await watch_once(gw)
         assert alerts(gw) == []
         mono["t"] += 121  # now 2 min of real silence
-        await watch_once()
+        await watch_once(gw)
         (active,) = alerts(gw)
         assert active["kind"] == "signal_lost" and active["state"] == "active"
         await gw._on_batch("S1", batch(10))
@@ -64,3 +79,98 @@ def test_signal_lost_uses_a_monotonic_clock(tmp_path: Path):
 
     asyncio.run(main())
     gw.publisher.outbox.close()
+
+
+def test_a_strap_never_heard_from_since_the_start_is_reported(tmp_path: Path):
+    wall = {"t": float(T2000 + P.EPOCH_2000_UNIX)}
+    mono = {"t": 50.0}
+    gw = gateway(tmp_path, wall, mono)
+    started = wall["t"]
+
+    async def main() -> None:
+        wall["t"] += 100
+        mono["t"] += 100
+        await watch_once(gw)
+        assert alerts(gw) == []  # 100 s: still finding it
+        wall["t"] += 30
+        mono["t"] += 30
+        await watch_once(gw)
+        (active,) = alerts(gw)
+        assert active["kind"] == "signal_lost" and active["state"] == "active"
+        assert active["start"] == alerts_iso(started)  # silent since the gateway started
+
+    asyncio.run(main())
+    gw.publisher.outbox.close()
+
+
+def test_a_restart_keeps_an_open_episode_and_ends_it_with_its_start(tmp_path: Path):
+    wall = {"t": float(T2000 + P.EPOCH_2000_UNIX)}
+    mono = {"t": 1000.0}
+    gw = gateway(tmp_path, wall, mono)
+
+    async def first_run() -> dict:
+        await gw._on_batch("S1", batch(0))
+        wall["t"] += 200
+        mono["t"] += 200
+        await watch_once(gw)
+        (active,) = alerts(gw)
+        return active
+
+    active = asyncio.run(first_run())
+    stop(gw)
+    wall["t"] += 600  # the gateway is down 10 min; a new process, a new monotonic clock
+    mono["t"] = 5.0
+    gw2 = gateway(tmp_path, wall, mono)
+
+    async def second_run() -> None:
+        mono["t"] += 300
+        await watch_once(gw2)
+        # (the outbox still holds the first run's message: the broker was never there)
+        assert alerts(gw2) == [active]  # still the same episode: not raised twice
+        await gw2._on_batch("S1", batch(10))
+        ended = alerts(gw2)[-1]
+        assert len(alerts(gw2)) == 2
+        assert ended["state"] == "ended" and ended["start"] == active["start"]
+
+    asyncio.run(second_run())
+    stop(gw2)
+    gw3 = gateway(tmp_path, wall, mono)  # and after that restart, nothing is open
+    assert not gw3.straps["S1"].signal_lost
+    gw3.publisher.outbox.close()
+
+
+def test_a_strap_that_does_not_come_back_after_a_restart_is_reported_from_its_last_data(
+    tmp_path: Path,
+):
+    wall = {"t": float(T2000 + P.EPOCH_2000_UNIX)}
+    mono = {"t": 1000.0}
+    gw = gateway(tmp_path, wall, mono)
+
+    async def first_run() -> float:
+        await gw._on_batch("S1", batch(0))
+        return wall["t"]
+
+    last = asyncio.run(first_run())
+    stop(gw)  # a clean stop (an update, say): the strap then goes flat meanwhile
+    wall["t"] += 300
+    mono["t"] = 0.0
+    gw2 = gateway(tmp_path, wall, mono)
+
+    async def second_run() -> None:
+        mono["t"] += 60
+        await watch_once(gw2)
+        assert alerts(gw2) == []  # it may still reconnect: timed from this start
+        mono["t"] += 61
+        await watch_once(gw2)
+        (active,) = alerts(gw2)  # (the first run's outbox held samples only)
+        assert active["state"] == "active" and active["start"] == alerts_iso(last)
+
+    asyncio.run(second_run())
+    gw2.publisher.outbox.close()
+
+
+def test_a_corrupt_silence_file_is_named(tmp_path: Path):
+    (tmp_path / "gw").mkdir()
+    (tmp_path / "gw" / "silences.json").write_text('{"S1": {"last": "x"}}')
+    with pytest.raises(ValueError, match=r"silences.json: strap silence file is corrupt"):
+        gateway(tmp_path, {"t": 0.0}, {"t": 0.0})

@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import os
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -39,6 +37,7 @@ from bleak.exc import BleakError
 
 from .. import protocol as P
 from ..ble.errors import LinkSecurityError, is_security_failure
+from .jsonfile import read_map, write_map
 from .outbox import OutboxFull
 
 log = logging.getLogger(__name__)
@@ -46,38 +45,19 @@ log = logging.getLogger(__name__)
 CLOCK_TOLERANCE_S = 120.0  # a strap clock further off than this is set again and counted
 
 
-def _read_map(path: Path, convert: Callable[[Any], Any], what: str, advice: str) -> dict[str, Any]:
-    """A strap id -> value JSON file (empty when absent); a corrupt one is a ValueError that
-    names the file and what to do."""
-    if not path.exists():
-        return {}
-    try:
-        raw = json.loads(path.read_text())
-        return {str(k): convert(v) for k, v in raw.items()}
-    except (ValueError, TypeError, AttributeError) as exc:
-        raise ValueError(f"{path}: {what} file is corrupt ({exc}); {advice}") from None
-
-
-def _write_map(path: Path, mapping: dict[str, Any]) -> None:
-    """Replace the file atomically: a crash leaves the old or the new one, never half."""
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(mapping, sort_keys=True, indent=1))
-    os.replace(tmp, path)
-
-
 class CursorStore:
     """Next sequence number to fetch, per strap, in one JSON file replaced atomically."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._cursors: dict[str, int] = _read_map(path, int, "cursor", "move it away to start over")
+        self._cursors: dict[str, int] = read_map(path, int, "cursor", "move it away to start over")
 
     def get(self, strap: str) -> int:
         return self._cursors.get(strap, 0)
 
     def set(self, strap: str, next_seq: int) -> None:
         self._cursors[strap] = next_seq
-        _write_map(self.path, self._cursors)
+        write_map(self.path, self._cursors)
 
 
 class AddressBook:
@@ -86,7 +66,7 @@ class AddressBook:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._addresses: dict[str, str] = _read_map(
+        self._addresses: dict[str, str] = read_map(
             path,
             lambda v: str(v).upper(),
             "strap address",
@@ -98,7 +78,7 @@ class AddressBook:
 
     def set(self, strap: str, address: str) -> None:
         self._addresses[strap] = address.upper()
-        _write_map(self.path, self._addresses)
+        write_map(self.path, self._addresses)
 
 
 @dataclass

@@ -4,7 +4,9 @@ Per strap: a `StrapLink` (BLE, resume, cursor) hands each batch to `_on_batch`, 
 the samples, feeds the strap's incremental `StrapDetector` and publishes what changed: sessions
 that ended, alerts that started or ended, the strap's state (retained). Everything goes through
 the publisher's on-disk outbox before the link moves its cursor, so a sample is never lost
-between the strap and the broker. A watchdog raises `signal_lost` for a strap silent for 2 min.
+between the strap and the broker. A watchdog raises `signal_lost` for a strap silent for 2 min,
+counted from its last data or, after a (re)start, from the start: a strap that never comes back
+is reported too; an episode open at a restart is kept and ended with its start (silence.py).
 
 Topics under `<prefix>/<site>/<ward>/<strap>/`: `samples`, `state` (retained), `session`,
 `alert`; the gateway's own `.../gateway/status` (retained, with a last will). docs/mqtt.md.
@@ -31,10 +33,12 @@ from .config import GatewayConfig, StrapEntry
 from .link import AddressBook, BleAccess, CursorStore, StrapLink
 from .outbox import OutboxFull
 from .publisher import MqttPublisher, payload
+from .silence import SilenceBook
 
 log = logging.getLogger(__name__)
 
 SIGNAL_LOST_S = 120.0
+SAVE_ARRIVALS_S = 60.0  # last arrivals go to disk at most this often (and at a clean stop)
 
 
 def _num(values: np.ndarray, digits: int) -> list[float | None]:
@@ -57,6 +61,7 @@ class StrapState:
     link: StrapLink
     last_arrival: float | None = None  # wall clock: the episode's start in messages
     arrived_at: float = 0.0  # monotonic clock: how long the strap has been silent
+    saved_at: float = 0.0  # monotonic clock: when last_arrival was last written to disk
     active: set[str] = field(default_factory=set)
     signal_lost: bool = False
     signal_lost_start: float = 0.0  # the last arrival before the silence: the episode's key
@@ -84,6 +89,8 @@ class Gateway:
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         self.cursors = CursorStore(cfg.data_dir / "cursors.json")
         self.addresses = AddressBook(cfg.data_dir / "strap_addresses.json")
+        self.silences = SilenceBook(cfg.data_dir / "silences.json")
+        self.started = now()  # a strap never heard from is silent since the gateway started
         self.publisher = MqttPublisher(
             cfg.broker, cfg.topics, cfg.data_dir / "outbox.db", reserve_mb=cfg.outbox_reserve_mb
         )
@@ -104,7 +111,12 @@ class Gateway:
                 address=entry.address,
                 addresses=self.addresses,
             )
-            self.straps[entry.id] = StrapState(entry, StrapDetector(entry.id, cfg.detector), link)
+            st = StrapState(entry, StrapDetector(entry.id, cfg.detector), link)
+            last, lost = self.silences.get(entry.id)  # as the last run left them
+            st.last_arrival, st.signal_lost = last, lost is not None
+            st.signal_lost_start = lost if lost is not None else 0.0
+            st.arrived_at = st.saved_at = elapsed()  # silence is timed from this start
+            self.straps[entry.id] = st
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set; then say offline and keep the outbox for next time."""
@@ -117,6 +129,7 @@ class Gateway:
             )
         finally:
             self.publisher.stop()
+            self._save_silences(*self.straps.values())
 
     # -- one batch from one strap
 
@@ -125,6 +138,8 @@ class Gateway:
         st = self.straps[strap_id]
         st.last_arrival = self.now()
         st.arrived_at = self.elapsed()
+        if st.arrived_at - st.saved_at >= SAVE_ARRIVALS_S:
+            self._save_silences(st)
         topic = self.cfg.topics.strap
         self.publisher.publish(
             topic(strap_id, "samples"),
@@ -152,6 +167,7 @@ class Gateway:
                     end=_iso(st.last_arrival),
                 ),
             )
+            self._save_silences(st)
         self._detect(st, batch)
 
     def _detect(self, st: StrapState, batch: P.Measurement) -> None:
@@ -275,30 +291,40 @@ class Gateway:
         while not stop.is_set():
             now, elapsed = self.now(), self.elapsed()
             for st in self.straps.values():
-                if (
-                    st.last_arrival is not None
-                    and not st.signal_lost
-                    and elapsed - st.arrived_at > SIGNAL_LOST_S
-                ):
+                if not st.signal_lost and elapsed - st.arrived_at > SIGNAL_LOST_S:
                     try:
                         self.publisher.outbox.ensure_room()
                     except OutboxFull as exc:
                         log.warning("signal_lost for %s waits: %s", st.entry.id, exc)
                         continue
                     st.signal_lost = True
-                    st.signal_lost_start = st.last_arrival
+                    # silent since its last data, or since we started if never heard from
+                    st.signal_lost_start = (
+                        st.last_arrival if st.last_arrival is not None else self.started
+                    )
                     self.publisher.publish(
                         self.cfg.topics.strap(st.entry.id, "alert"),
                         payload(
                             **_ids(st.entry),
                             kind="signal_lost",
                             state="active",
-                            start=_iso(st.last_arrival),
+                            start=_iso(st.signal_lost_start),
                             raised=_iso(now),
                         ),
                     )
+                    self._save_silences(st)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=period_s)
+
+    def _save_silences(self, *straps: StrapState) -> None:
+        self.silences.save(
+            {
+                st.entry.id: (st.last_arrival, st.signal_lost_start if st.signal_lost else None)
+                for st in straps
+            }
+        )
+        for st in straps:
+            st.saved_at = self.elapsed()
 
     def stats(self) -> dict[str, Any]:
         return {
