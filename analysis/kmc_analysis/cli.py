@@ -122,45 +122,44 @@ def _offline_demo(args: argparse.Namespace) -> int:
 def _firmware(args: argparse.Namespace) -> int:
     import json
 
-    from kmc_host.deploy import deploy, forget_bonds_commands, run_commands, strap_config
+    from kmc_host.deploy import deploy, forget_bonds, strap_config
 
     if args.action == "forget-bonds":
-        if not args.port:
-            raise ValueError("forget-bonds needs --port (e.g. /dev/ttyUSB0)")
-        commands = forget_bonds_commands(args.port)
-        if not args.dry_run:
-            run_commands(commands)
-        for cmd in commands:
-            print(("would run: " if args.dry_run else "ran: ") + " ".join(cmd))
-        return 0
-    if not args.strap_id:
-        raise ValueError(f"{args.action} needs --strap-id")
-    cfg = strap_config(
-        args.strap_id, args.infant_offset, args.outer_offset, args.interval_ms, args.passkey
-    )
-    label = (
-        f"{args.strap_id}: label passkey {cfg['passkey']:06d} (print it on the strap's label "
-        "and put it in the gateway's [[straps]] entry as passkey)"
-    )
-    if args.action == "config":
-        text = json.dumps(cfg, indent=2)
-        if args.out:
-            Path(args.out).write_text(text + "\n")
-            print(f"wrote {args.out}")
-        else:
-            print(text)
+        commands = forget_bonds(_port(args), dry_run=args.dry_run)
+    else:
+        if not args.strap_id:
+            raise ValueError(f"{args.action} needs --strap-id")
+        cfg = strap_config(
+            args.strap_id, args.infant_offset, args.outer_offset, args.interval_ms, args.passkey
+        )
+        label = (
+            f"{args.strap_id}: label passkey {cfg['passkey']:06d} (print it on the strap's "
+            "label and put it in the gateway's [[straps]] entry as passkey)"
+        )
+        if args.action == "config":
+            text = json.dumps(cfg, indent=2)
+            if args.out:
+                Path(args.out).write_text(text + "\n")
+                print(f"wrote {args.out}")
+            else:
+                print(text)
+            print(label, file=sys.stderr)
+            return 0
+        port = _port(args)
+        with tempfile.TemporaryDirectory() as tmp:
+            source = Path(args.source) if args.source else None
+            kwargs = {"source": source} if source else {}
+            commands = deploy(port, cfg, Path(tmp), dry_run=args.dry_run, **kwargs)
         print(label, file=sys.stderr)
-        return 0
-    if not args.port:
-        raise ValueError("deploy needs --port (e.g. /dev/ttyUSB0)")
-    with tempfile.TemporaryDirectory() as tmp:
-        source = Path(args.source) if args.source else None
-        kwargs = {"source": source} if source else {}
-        commands = deploy(args.port, cfg, Path(tmp), dry_run=args.dry_run, **kwargs)
-    print(label, file=sys.stderr)
     for cmd in commands:
         print(("would run: " if args.dry_run else "ran: ") + " ".join(cmd))
     return 0
+
+
+def _port(args: argparse.Namespace) -> str:
+    if not args.port:
+        raise ValueError(f"{args.action} needs --port (e.g. /dev/ttyUSB0)")
+    return str(args.port)
 
 
 def _service_logging() -> None:

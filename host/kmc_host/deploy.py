@@ -88,10 +88,13 @@ def deploy_commands(port: str, config_file: Path, source: Path = FIRMWARE_DIR) -
     ]
 
 
-def forget_bonds_commands(port: str) -> list[list[str]]:
+def forget_bonds(port: str, dry_run: bool = False) -> list[list[str]]:
     """Remove the strap's bond and reset it: it accepts one new pairing (commissioning)."""
     connect = ["mpremote", "connect", port]
-    return [[*connect, "fs", "rm", f":{BONDS_FILE}"], [*connect, "reset"]]
+    commands = [[*connect, "fs", "rm", f":{BONDS_FILE}"], [*connect, "reset"]]
+    if not dry_run:
+        run_commands(commands)
+    return commands
 
 
 def run_commands(commands: list[list[str]]) -> None:
