@@ -171,8 +171,11 @@ class StrapBLE:
                 self._security(cmd[0], cmd[1])
             else:
                 self._command(cmd)
-        unsecured_ms = ticks_diff(self.link_ms(), self.connected_at)
-        if self.conn is not None and not self.secure and unsecured_ms > SECURE_WITHIN_MS:
+        if (
+            self.conn is not None
+            and not self.secure
+            and ticks_diff(self.link_ms(), self.connected_at) > SECURE_WITHIN_MS
+        ):
             self._security(_DROP, self.conn)  # an idle stranger must not hold the strap
         if self.conn is None or self.cursor is None:
             return 0

@@ -13,6 +13,8 @@
 # significant first, hence the reversal in `knows`.
 import json
 
+from config import keep_bad
+
 SEC_OURS = 1  # our keys for a peer (the stack's store object types)
 SEC_PEER = 2  # the peer's keys
 CCCD = 3  # subscriptions of a bonded peer
@@ -39,11 +41,7 @@ class Bonds:
         except (ValueError, TypeError):
             self.entries = []
             log("bonds: %s is corrupt, kept as %s.bad; commissioning is open" % (path, path))
-            try:
-                with open(path + ".bad", "w") as f:
-                    f.write(text)
-            except OSError:
-                pass
+            keep_bad(path, text)
 
     def is_open(self):
         """True while no gateway is bonded: the next authenticated pairing is accepted."""

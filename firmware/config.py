@@ -91,13 +91,18 @@ def load(path=PATH, log=print):
         raw = json.loads(text)
     except ValueError:
         log("config: %s is corrupt, kept as %s.bad, using defaults" % (path, path))
-        try:
-            with open(path + ".bad", "w") as f:
-                f.write(text)
-        except OSError:
-            pass
+        keep_bad(path, text)
         return dict(DEFAULTS)
     return clean(raw, log)
+
+
+def keep_bad(path, text):
+    """Keep a corrupt file's text as <path>.bad for diagnosis (best effort: flash may be full)."""
+    try:
+        with open(path + ".bad", "w") as f:
+            f.write(text)
+    except OSError:
+        pass
 
 
 def save(cfg, path=PATH):
