@@ -1,11 +1,16 @@
-"""Measurement notifications as a strap sends them (docs/protocol.md), for tests and benchmarks
-that hand the gateway batches without a radio."""
+"""The tests' straps: measurement notifications as a strap sends them (docs/protocol.md), for
+tests and benchmarks that hand the gateway batches without a radio, and emulated straps (the
+firmware's code on bumble) for those that go through BLE."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 
 from kmc_host import protocol as P
+from kmc_host.ble.bumble_backend import VirtualRadio
+from kmc_host.ble.emulated_strap import EmulatedStrap, SensorFeed
 
 T2000 = 837_000_000  # 2026-07-10 10:40 UTC in the strap's 2000 epoch
 PASSKEY = 271828  # the label passkey of the emulated straps (and the gateway configs) in tests
@@ -40,3 +45,19 @@ def notifications(rec: np.ndarray, batch: int, first_seq: int = 0) -> list[bytes
         head["first_seq"] = first_seq + k
         out.append(head.tobytes() + part.tobytes())
     return out
+
+
+async def emulated_strap(
+    radio: VirtualRadio,
+    root: Path,
+    feed: SensorFeed | None = None,
+    *,
+    strap_id: str = "KMC-0001",
+    t2000: int = T2000,
+    name: str = "strap",
+    address: str | None = None,
+) -> EmulatedStrap:
+    """A strap on a new device of `radio` (at `address`: a reboot keeps it), flash in `root`,
+    with the tests' label passkey."""
+    device = await radio.device(name, address=address)
+    return EmulatedStrap(device, strap_id, feed or SensorFeed(), root, t2000, passkey=PASSKEY)

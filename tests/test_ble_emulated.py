@@ -11,10 +11,8 @@ from bleak import BleakClient, BleakScanner
 
 from kmc_host import protocol as P
 from kmc_host.ble.bumble_backend import BumbleBleakClient, BumbleBleakScanner, VirtualRadio
-from kmc_host.ble.emulated_strap import EmulatedStrap, SensorFeed
-from packets import PASSKEY
-
-T2000 = 837000000  # the strap's clock before the gateway sets it
+from kmc_host.ble.emulated_strap import SensorFeed
+from packets import PASSKEY, T2000, emulated_strap
 
 
 class Gateway:
@@ -60,14 +58,8 @@ def test_bleak_over_bumble_reaches_the_firmware_and_loses_nothing_across_a_disco
     async def main():
         radio = VirtualRadio()
         central = await radio.device("gateway")
-        strap_device = await radio.device("strap")
-        strap = EmulatedStrap(
-            strap_device,
-            "KMC-0007",
-            SensorFeed(contact=lambda i: int(i >= 100)),
-            tmp_path,
-            T2000,
-            passkey=PASSKEY,
+        strap = await emulated_strap(
+            radio, tmp_path, SensorFeed(contact=lambda i: int(i >= 100)), strap_id="KMC-0007"
         )
         gw = Gateway(central)
         await strap.run(300)  # five minutes before any gateway is near

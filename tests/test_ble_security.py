@@ -19,10 +19,15 @@ from bumble.device import Device
 from bumble.pairing import PairingConfig, PairingDelegate
 
 from kmc_host import protocol as P
-from kmc_host.ble.bumble_backend import BumbleBleakClient, BumbleBleakScanner, VirtualRadio
-from kmc_host.ble.emulated_strap import EmulatedStrap, SensorFeed, load_firmware
-from kmc_host.gateway.link import AddressBook, BleAccess, CursorStore, StrapLink
-from packets import PASSKEY, T2000
+from kmc_host.ble.bumble_backend import (
+    BumbleBleakClient,
+    BumbleBleakScanner,
+    VirtualRadio,
+    central_access,
+)
+from kmc_host.ble.emulated_strap import load_firmware
+from kmc_host.gateway.link import AddressBook, CursorStore, StrapLink
+from packets import PASSKEY, T2000, emulated_strap
 
 
 class Sink:
@@ -46,18 +51,13 @@ def link_for(central: Device, tmp: Path, sink: Sink, passkey: int = PASSKEY, clo
         "KMC-0001",
         CursorStore(tmp / "cursors.json"),
         sink,
-        BleAccess(BumbleBleakScanner, BumbleBleakClient, {"central": central}),
+        central_access(central),
         now=(lambda: clock.t + P.EPOCH_2000_UNIX) if clock else (lambda: T2000 + 946684800.0),
         scan_timeout=1.0,
         backoff_s=(0.05, 0.1),
         passkey=passkey,
         addresses=AddressBook(tmp / "strap_addresses.json"),
     )
-
-
-async def strap_at(radio: VirtualRadio, root: Path, address: str | None = None) -> EmulatedStrap:
-    device = await radio.device("strap", address=address)
-    return EmulatedStrap(device, "KMC-0001", SensorFeed(), root, T2000, passkey=PASSKEY)
 
 
 async def run_link(link: StrapLink, until_done) -> None:
@@ -74,7 +74,7 @@ async def commissioned(tmp: Path, samples: int):
     """A strap that took `samples` samples, commissioned to a gateway that has fetched them."""
     radio = VirtualRadio()
     central = await radio.device("gateway")
-    strap = await strap_at(radio, tmp / "strap")
+    strap = await emulated_strap(radio, tmp / "strap")
     await strap.run(samples)
     sink = Sink()
     link = link_for(central, tmp, sink, clock=strap.clock)
@@ -86,7 +86,7 @@ def test_commissioning_bonds_once_pins_the_address_and_data_flows(tmp_path):
     async def main():
         radio = VirtualRadio()
         central = await radio.device("gateway")
-        strap = await strap_at(radio, tmp_path / "strap")
+        strap = await emulated_strap(radio, tmp_path / "strap")
         await strap.run(50)
         assert strap.strap.ble.bonds.is_open()
         sink = Sink()
@@ -109,7 +109,7 @@ def test_a_wrong_passkey_bonds_nothing_and_the_gateway_keeps_trying(tmp_path):
     async def main():
         radio = VirtualRadio()
         central = await radio.device("gateway")
-        strap = await strap_at(radio, tmp_path / "strap")
+        strap = await emulated_strap(radio, tmp_path / "strap")
         await strap.run(30)
         sink = Sink()
         link = link_for(central, tmp_path, sink, passkey=(PASSKEY + 1) % 1_000_000)
@@ -128,7 +128,7 @@ def test_a_copied_address_without_the_bond_cannot_inject_data(tmp_path):
     async def main():
         radio, central, strap, sink, link = await commissioned(tmp_path, 10)
         strap.close()
-        impostor = await strap_at(radio, tmp_path / "impostor", address=strap.address)
+        impostor = await emulated_strap(radio, tmp_path / "impostor", address=strap.address)
         await impostor.run(500)  # samples 0..499 it would like the gateway to take
         await run_link(link, lambda: until(lambda: link.stats.auth_failures >= 2))
         assert sink.seqs == list(range(10))
@@ -143,7 +143,7 @@ def test_a_name_alone_at_another_address_is_not_even_connected(tmp_path):
         radio, central, strap, sink, link = await commissioned(tmp_path, 10)
         strap.close()
         await strap.ble.device.stop_advertising()
-        impostor = await strap_at(radio, tmp_path / "impostor")  # a new address
+        impostor = await emulated_strap(radio, tmp_path / "impostor")  # a new address
         connections = []
         impostor.ble.device.on("connection", connections.append)
         await impostor.run(100)

@@ -7,16 +7,16 @@ from pathlib import Path
 import pytest
 
 from kmc_host import protocol as P
-from kmc_host.ble.bumble_backend import BumbleBleakClient, BumbleBleakScanner, VirtualRadio
-from kmc_host.ble.emulated_strap import EmulatedStrap, SensorFeed
+from kmc_host.ble.bumble_backend import (
+    VirtualRadio,
+    central_access,
+)
+from kmc_host.ble.emulated_strap import SensorFeed
 from kmc_host.detect import ConfigError
 from kmc_host.gateway.config import load_config
-from kmc_host.gateway.link import BleAccess
 from kmc_host.gateway.service import Gateway
-from packets import PASSKEY
+from packets import PASSKEY, emulated_strap
 from servers import Listener, Mosquitto
-
-T2000 = 837000000
 
 
 def write_config(tmp_path: Path, port: int, straps=("KMC-0001",), extra="") -> Path:
@@ -52,17 +52,10 @@ def test_samples_sessions_and_a_cold_baby_reach_mqtt(broker, tmp_path):
         radio = VirtualRadio()
         central = await radio.device("gateway")
         feed = SensorFeed(infant_c=temp, contact=lambda i: int(100 <= i < 1000))
-        strap = EmulatedStrap(
-            await radio.device("strap"),
-            "KMC-0001",
-            feed,
-            tmp_path / "strap",
-            T2000,
-            passkey=PASSKEY,
-        )
+        strap = await emulated_strap(radio, tmp_path / "strap", feed)
         gw = Gateway(
             cfg,
-            BleAccess(BumbleBleakScanner, BumbleBleakClient, {"central": central}),
+            central_access(central),
             now=lambda: strap.clock.t + P.EPOCH_2000_UNIX,
         )
         stop = asyncio.Event()
@@ -183,15 +176,8 @@ def test_ble_drop_broker_restart_and_gateway_restart_lose_nothing(tmp_path):
     async def main():
         radio = VirtualRadio()
         central = await radio.device("gateway")
-        strap = EmulatedStrap(
-            await radio.device("strap"),
-            "KMC-0001",
-            SensorFeed(),
-            tmp_path / "strap",
-            T2000,
-            passkey=PASSKEY,
-        )
-        access = BleAccess(BumbleBleakScanner, BumbleBleakClient, {"central": central})
+        strap = await emulated_strap(radio, tmp_path / "strap")
+        access = central_access(central)
 
         def now():
             return strap.clock.t + P.EPOCH_2000_UNIX

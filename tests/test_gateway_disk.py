@@ -13,17 +13,17 @@ from pathlib import Path
 import pytest
 
 from kmc_host import protocol as P
-from kmc_host.ble.bumble_backend import BumbleBleakClient, BumbleBleakScanner, VirtualRadio
-from kmc_host.ble.emulated_strap import EmulatedStrap, SensorFeed
+from kmc_host.ble.bumble_backend import (
+    VirtualRadio,
+    central_access,
+)
 from kmc_host.detect import DetectorConfig
 from kmc_host.gateway.config import GatewayConfig, StrapEntry
-from kmc_host.gateway.link import BleAccess
 from kmc_host.gateway.publisher import BrokerConfig, TopicTree
 from kmc_host.gateway.service import Gateway
-from packets import PASSKEY
+from packets import PASSKEY, emulated_strap
 from servers import Listener, Mosquitto
 
-T2000 = 837_000_000
 SAMPLES = 1200
 
 
@@ -54,13 +54,8 @@ def test_outbox_disk_nearly_full_keeps_the_samples_on_the_straps(small_disk: Pat
         radio = VirtualRadio()
         central = await radio.device("gateway")
         straps = [
-            EmulatedStrap(
-                await radio.device(f"s{k}"),
-                f"KMC-000{k + 1}",
-                SensorFeed(),
-                tmp_path / f"strap{k}",
-                T2000,
-                passkey=PASSKEY,
+            await emulated_strap(
+                radio, tmp_path / f"strap{k}", strap_id=f"KMC-000{k + 1}", name=f"s{k}"
             )
             for k in range(2)
         ]
@@ -76,7 +71,7 @@ def test_outbox_disk_nearly_full_keeps_the_samples_on_the_straps(small_disk: Pat
         )
         gateway = Gateway(
             cfg,
-            BleAccess(BumbleBleakScanner, BumbleBleakClient, {"central": central}),
+            central_access(central),
             now=lambda: clock.t + P.EPOCH_2000_UNIX,
             scan_timeout=2.0,
         )

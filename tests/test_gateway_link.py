@@ -5,12 +5,12 @@ import asyncio
 import pytest
 
 from kmc_host import protocol as P
-from kmc_host.ble.bumble_backend import BumbleBleakClient, BumbleBleakScanner, VirtualRadio
-from kmc_host.ble.emulated_strap import EmulatedStrap, SensorFeed
-from kmc_host.gateway.link import BleAccess, CursorStore, StrapLink
-from packets import PASSKEY
-
-T2000 = 837000000
+from kmc_host.ble.bumble_backend import (
+    VirtualRadio,
+    central_access,
+)
+from kmc_host.gateway.link import CursorStore, StrapLink
+from packets import PASSKEY, T2000, emulated_strap
 
 
 class Sink:
@@ -36,7 +36,7 @@ def make_link(strap, central, cursors, sink):
         "KMC-0001",
         cursors,
         sink,
-        BleAccess(BumbleBleakScanner, BumbleBleakClient, {"central": central}),
+        central_access(central),
         now=lambda: strap.clock.t + P.EPOCH_2000_UNIX,
         scan_timeout=2.0,
         backoff_s=(0.05, 0.2),
@@ -48,14 +48,7 @@ def test_disconnect_gateway_restart_and_strap_reboot_lose_and_repeat_nothing(tmp
     async def main():
         radio = VirtualRadio()
         central = await radio.device("gateway")
-        strap = EmulatedStrap(
-            await radio.device("strap"),
-            "KMC-0001",
-            SensorFeed(),
-            tmp_path / "strap",
-            T2000,
-            passkey=PASSKEY,
-        )
+        strap = await emulated_strap(radio, tmp_path / "strap")
         await strap.run(200)
         cursors = CursorStore(tmp_path / "cursors.json")
         sink = Sink()
@@ -95,9 +88,7 @@ def test_a_rebooted_strap_is_a_counted_gap_not_duplicates(tmp_path):
         radio = VirtualRadio()
         central = await radio.device("gateway")
         root = tmp_path / "strap"
-        strap = EmulatedStrap(
-            await radio.device("strap"), "KMC-0001", SensorFeed(), root, T2000, passkey=PASSKEY
-        )
+        strap = await emulated_strap(radio, root)
         await strap.run(90)  # 60 flushed to flash, 30 only in RAM
         sink = Sink()
         stop = asyncio.Event()
@@ -110,13 +101,8 @@ def test_a_rebooted_strap_is_a_counted_gap_not_duplicates(tmp_path):
         await asyncio.sleep(0.05)
         await strap.ble.device.stop_advertising()
         # ... and boots again on the same flash
-        strap2 = EmulatedStrap(
-            await radio.device("strap-rebooted", address=strap.address),
-            "KMC-0001",
-            SensorFeed(),
-            root,
-            T2000 + 100,
-            passkey=PASSKEY,
+        strap2 = await emulated_strap(
+            radio, root, t2000=T2000 + 100, name="strap-rebooted", address=strap.address
         )
         await strap2.run(10)
         stop = asyncio.Event()

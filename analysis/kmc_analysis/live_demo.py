@@ -26,11 +26,13 @@ from typing import Any
 import numpy as np
 
 from kmc_host import protocol as P
-from kmc_host.ble.bumble_backend import BumbleBleakClient, BumbleBleakScanner, VirtualRadio
+from kmc_host.ble.bumble_backend import (
+    VirtualRadio,
+    central_access,
+)
 from kmc_host.ble.emulated_strap import EmulatedStrap, SensorFeed
 from kmc_host.detect import DetectorConfig
 from kmc_host.gateway.config import GatewayConfig, StrapEntry
-from kmc_host.gateway.link import BleAccess
 from kmc_host.gateway.publisher import BrokerConfig, TopicTree
 from kmc_host.gateway.recorder import TopicRecorder
 from kmc_host.gateway.service import Gateway
@@ -253,7 +255,7 @@ async def _live(
     )
     gateway = Gateway(
         cfg,
-        BleAccess(BumbleBleakScanner, BumbleBleakClient, {"central": central}),
+        central_access(central),
         now=lambda: clock.t + P.EPOCH_2000_UNIX,
         scan_timeout=3.0,
     )

@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from kmc_host import protocol as P  # noqa: E402
 from kmc_host.ble.bumble_backend import VirtualRadio  # noqa: E402
 from kmc_host.ble.emulated_strap import EmulatedStrap, SensorFeed  # noqa: E402
-from packets import PASSKEY  # noqa: E402
+from packets import emulated_strap  # noqa: E402
 
 COLD = (170, 250)  # KMC-0002 is cold (35.6 C) over these seconds of the run
 
@@ -70,13 +70,8 @@ class Ward:
             self.lost[sid] = []
             self.boots[sid] = 0
             self.skipped[sid] = []
-            self.straps[sid] = EmulatedStrap(
-                await self.radio.device(sid),
-                sid,
-                self.feeds[sid],
-                self.root / sid,
-                t2000,
-                passkey=PASSKEY,
+            self.straps[sid] = await emulated_strap(
+                self.radio, self.root / sid, self.feeds[sid], strap_id=sid, t2000=t2000, name=sid
             )
 
     def produced(self, sid: str) -> int:
@@ -96,13 +91,14 @@ class Ward:
             await conn.disconnect()
         await old.ble.device.stop_advertising()
         self.boots[sid] += 1
-        self.straps[sid] = EmulatedStrap(
-            await self.radio.device(f"{sid}-boot{self.boots[sid]}", address=old.address),
-            sid,
-            self.feeds[sid],
+        self.straps[sid] = await emulated_strap(
+            self.radio,
             self.root / sid,
-            int(old.clock.t),
-            passkey=PASSKEY,
+            self.feeds[sid],
+            strap_id=sid,
+            t2000=int(old.clock.t),
+            name=f"{sid}-boot{self.boots[sid]}",
+            address=old.address,
         )
         # [flushed, taken): only in RAM, gone with the power unless already sent to the gateway;
         # [taken, first): numbers the store skips on boot (never reused, never samples)

@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from bleak.backends.characteristic import BleakGATTCharacteristic, CharacteristicPropertyName
 from bleak.backends.client import BaseBleakClient, NotifyCallback
@@ -43,6 +43,9 @@ from bumble.link import LocalLink
 from bumble.pairing import PairingConfig, PairingDelegate
 
 from .errors import LinkSecurityError
+
+if TYPE_CHECKING:
+    from ..gateway.link import BleAccess
 
 log = logging.getLogger(__name__)
 
@@ -112,14 +115,19 @@ class VirtualRadio:
         return device
 
 
+def central_access(central: Device) -> BleAccess:
+    """The gateway's `BleAccess` (bleak backends and their arguments) for a bumble central."""
+    from ..gateway.link import BleAccess
+
+    return BleAccess(BumbleBleakScanner, BumbleBleakClient, {"central": central})
+
+
 @contextlib.asynccontextmanager
 async def open_hci_central(spec: str, bonds: str | None = None) -> AsyncIterator[Any]:
     """The gateway's central on bumble's own stack over an HCI transport (`usb:0`,
     `serial:/dev/ttyUSB0`, `tcp-client:127.0.0.1:9000`): yields the `BleAccess` for it.
     `bonds`: the JSON file that keeps the straps' bonds across restarts."""
     from bumble.transport import open_transport
-
-    from ..gateway.link import BleAccess
 
     async with await open_transport(spec) as transport:
         device = Device.with_hci(
@@ -128,7 +136,7 @@ async def open_hci_central(spec: str, bonds: str | None = None) -> AsyncIterator
         if bonds is not None:
             device.keystore = JsonKeyStore("kmc-gateway", bonds)
         await device.power_on()
-        yield BleAccess(BumbleBleakScanner, BumbleBleakClient, {"central": device})
+        yield central_access(device)
 
 
 class BumbleBleakScanner(BaseBleakScanner):
