@@ -34,32 +34,16 @@ from kmc_host.gateway.publisher import BrokerConfig  # noqa: E402
 from kmc_host.sink.config import SinkConfig  # noqa: E402
 from kmc_host.sink.influx import InfluxConfig  # noqa: E402
 from kmc_host.sink.service import Sink  # noqa: E402
+from packets import samples_messages  # noqa: E402
 from servers import InfluxDB, Mosquitto  # noqa: E402
 
 TZ = "Africa/Addis_Ababa"
 
 
 def messages(device: str, bed: int, s, per: int = 60):
-    nan = lambda x: [None if v != v else round(v, 2) for v in x.tolist()]  # noqa: E731
-    for a in range(0, len(s), per):
-        b = min(len(s), a + per)
-        yield json.dumps(
-            {
-                "v": 1,
-                "strap": device,
-                "bed": str(bed),
-                "infant": f"INF-{bed:02d}",
-                "seq": list(range(a, b)),
-                "time": s.time[a:b].tolist(),
-                "infant_c": nan(s.infant_c[a:b]),
-                "outer_c": nan(s.outer_c[a:b]),
-                "contact": s.contact[a:b].tolist(),
-                "worn": s.worn[a:b].tolist(),
-                "battery_v": nan(s.battery_v[a:b]) if s.battery_v is not None else [None] * (b - a),
-                "clock_set": [True] * (b - a),
-            },
-            separators=(",", ":"),
-        ).encode()
+    """A minute of samples a message, readings rounded to 0.01 as the gateway sends them."""
+    for msg in samples_messages(device, str(bed), f"INF-{bed:02d}", s, per, digits=2):
+        yield json.dumps(msg, separators=(",", ":")).encode()
 
 
 def main() -> None:

@@ -4,13 +4,16 @@ firmware's code on bumble) for those that go through BLE."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from kmc_host import protocol as P
 from kmc_host.ble.bumble_backend import VirtualRadio
 from kmc_host.ble.emulated_strap import EmulatedStrap, SensorFeed
+from kmc_host.samples import Samples
 
 T2000 = 837_000_000  # 2026-07-10 10:40 UTC in the strap's 2000 epoch
 PASSKEY = 271828  # the label passkey of the emulated straps (and the gateway configs) in tests
@@ -61,3 +64,32 @@ async def emulated_strap(
     with the tests' label passkey."""
     device = await radio.device(name, address=address)
     return EmulatedStrap(device, strap_id, feed or SensorFeed(), root, t2000, passkey=PASSKEY)
+
+
+def samples_messages(
+    strap: str, bed: str, infant: str, s: Samples, per: int, digits: int | None = None
+) -> Iterator[dict[str, Any]]:
+    """The gateway's `samples` messages (docs/mqtt.md) for a strap's samples, `per` at a time, as
+    the sink receives them; `digits`: readings rounded as the gateway rounds them (None: exact)."""
+
+    def readings(x: np.ndarray) -> list[float | None]:
+        return [None if v != v else v if digits is None else round(v, digits) for v in x.tolist()]
+
+    for a in range(0, len(s), per):
+        b = min(len(s), a + per)
+        yield {
+            "v": 1,
+            "strap": strap,
+            "bed": bed,
+            "infant": infant,
+            "seq": list(range(a, b)),
+            "time": s.time[a:b].tolist(),
+            "infant_c": readings(s.infant_c[a:b]),
+            "outer_c": readings(s.outer_c[a:b]),
+            "contact": s.contact[a:b].tolist(),
+            "worn": s.worn[a:b].tolist(),
+            "battery_v": readings(s.battery_v[a:b])
+            if s.battery_v is not None
+            else [None] * (b - a),
+            "clock_set": [True] * (b - a),
+        }

@@ -7,7 +7,6 @@ import csv
 import json
 import re
 
-import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
@@ -17,6 +16,7 @@ from kmc_analysis.samples_io import load_straps
 from kmc_analysis.simulate import simulate_ward
 from kmc_host.sink.influx import InfluxConfig, InfluxQL, V1Writer
 from kmc_host.sink.schema import to_lines
+from packets import samples_messages
 from servers import InfluxDB
 
 TZ = "Africa/Nairobi"
@@ -184,24 +184,8 @@ def test_report_from_influxdb_equals_report_from_the_file(ward, tmp_path):
         InfluxQL(cfg).run("CREATE DATABASE kmc")
         writer = V1Writer(cfg)
         for k, (device, s) in enumerate(sorted(straps.items())):
-            for a in range(0, len(s), 20_000):  # as the gateway's messages would arrive
-                b = min(len(s), a + 20_000)
-                nan = lambda x: [None if np.isnan(v) else v for v in x.tolist()]  # noqa: E731
-                msg = {
-                    "v": 1,
-                    "strap": device,
-                    "bed": str(k),
-                    "infant": f"PSEUDO-{k}",
-                    "seq": list(range(a, b)),
-                    "time": s.time[a:b].tolist(),
-                    "infant_c": nan(s.infant_c[a:b]),
-                    "outer_c": nan(s.outer_c[a:b]),
-                    "contact": s.contact[a:b].tolist(),
-                    "worn": s.worn[a:b].tolist(),
-                    "battery_v": nan(s.battery_v[a:b])
-                    if s.battery_v is not None
-                    else [None] * (b - a),
-                }
+            # as the gateway's messages would arrive, readings exact (the report must match)
+            for msg in samples_messages(device, str(k), f"PSEUDO-{k}", s, 20_000):
                 lines = to_lines(f"kmc/site1/ward-a/{device}/samples", json.dumps(msg).encode())
                 for c in range(0, len(lines), 5000):
                     writer.write(lines[c : c + 5000])
