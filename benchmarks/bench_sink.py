@@ -28,12 +28,9 @@ import paho.mqtt.client as mqtt
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+from kmc_analysis.local_services import local_sink  # noqa: E402
 from kmc_analysis.samples_io import load_straps  # noqa: E402
 from kmc_analysis.simulate import simulate_ward  # noqa: E402
-from kmc_host.gateway.publisher import BrokerConfig  # noqa: E402
-from kmc_host.sink.config import SinkConfig  # noqa: E402
-from kmc_host.sink.influx import InfluxConfig  # noqa: E402
-from kmc_host.sink.service import Sink  # noqa: E402
 from packets import samples_messages  # noqa: E402
 from servers import InfluxDB, Mosquitto  # noqa: E402
 
@@ -61,16 +58,7 @@ def main() -> None:
     (work / "mq").mkdir()
     broker = Mosquitto(work / "mq").start()
     influx = InfluxDB(work).start()
-    sink = Sink(
-        SinkConfig(
-            work / "sink",
-            BrokerConfig(port=broker.port, client_id="bench-sink"),
-            InfluxConfig(url=influx.url, database="kmc"),
-            create_database=True,
-        )
-    )
-    sink.start()
-    sink.subscribed.wait(10)
+    sink = local_sink(work / "sink", broker.port, influx.url, "bench-sink")
     pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-gateway")
     pub.max_inflight_messages_set(200)
     pub.connect("127.0.0.1", broker.port)

@@ -12,14 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
+from kmc_analysis.local_services import local_sink
 from kmc_host import protocol as P
 from kmc_host.detect import DetectorConfig
 from kmc_host.gateway.config import GatewayConfig, StrapEntry
 from kmc_host.gateway.publisher import BrokerConfig, TopicTree
 from kmc_host.gateway.service import Gateway
-from kmc_host.sink.config import SinkConfig
-from kmc_host.sink.influx import InfluxConfig
-from kmc_host.sink.service import Sink
 from packets import T2000, notifications, records
 from servers import InfluxDB, Mosquitto
 
@@ -51,16 +49,7 @@ def test_an_hour_of_a_ward_keeps_memory_and_handles_level(tmp_path: Path):
     (tmp_path / "mq").mkdir()
     broker = Mosquitto(tmp_path / "mq").start()
     influx = InfluxDB(tmp_path).start()
-    sink = Sink(
-        SinkConfig(
-            tmp_path / "sink",
-            BrokerConfig(port=broker.port, client_id="soak-sink"),
-            InfluxConfig(url=influx.url, database="kmc"),
-            create_database=True,
-        )
-    )
-    sink.start()
-    assert sink.subscribed.wait(10)
+    sink = local_sink(tmp_path / "sink", broker.port, influx.url, "soak-sink")
     straps = [f"S{k:02d}" for k in range(STRAPS)]
     cfg = GatewayConfig(
         TopicTree("kmc", "site1", "ward-a"),

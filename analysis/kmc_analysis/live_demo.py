@@ -36,13 +36,12 @@ from kmc_host.gateway.config import GatewayConfig, StrapEntry
 from kmc_host.gateway.publisher import BrokerConfig, TopicTree
 from kmc_host.gateway.recorder import TopicRecorder
 from kmc_host.gateway.service import Gateway
-from kmc_host.sink.config import SinkConfig
-from kmc_host.sink.influx import InfluxConfig, InfluxQL
+from kmc_host.sink.influx import InfluxQL
 from kmc_host.sink.service import Sink
 from kmc_host.ward.config import WardConfig
 from kmc_host.ward.server import WardThread
 
-from .local_services import LocalInfluxDB, free_port, ward_broker
+from .local_services import LocalInfluxDB, free_port, local_sink, ward_broker
 from .simulate import simulate_strap
 
 T2000 = int(dt.datetime(2026, 3, 2, 6, 0, tzinfo=dt.UTC).timestamp()) - P.EPOCH_2000_UNIX
@@ -161,17 +160,11 @@ def ward_store(work: Path, port: int) -> Iterator[Sink | None]:
         yield None
         return
     server = LocalInfluxDB(work).start()
-    sink = Sink(
-        SinkConfig(
-            work / "sink",
-            BrokerConfig(port=port, client_id="kmc-demo-sink"),
-            InfluxConfig(url=server.url, database="kmc"),
-            create_database=True,
-        )
-    )
-    sink.start()
-    if not sink.subscribed.wait(10):
-        raise RuntimeError("the sink could not subscribe to the demo's broker")
+    try:
+        sink = local_sink(work / "sink", port, server.url, "kmc-demo-sink")
+    except RuntimeError:
+        server.stop()
+        raise
     try:
         yield sink
     finally:

@@ -17,6 +17,10 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kmc_host.sink.service import Sink
 
 
 def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
@@ -168,3 +172,26 @@ class LocalInfluxDB:
         if self.proc is not None:
             stop_process(self.proc)
             self.proc = None
+
+
+def local_sink(data_dir: Path, broker_port: int, influx_url: str, client_id: str) -> Sink:
+    """An in-process `kmc sink` from the broker on a loopback port into the `kmc` database of a
+    local InfluxDB, started and subscribed (RuntimeError if it cannot subscribe in 10 s)."""
+    from kmc_host.gateway.publisher import BrokerConfig
+    from kmc_host.sink.config import SinkConfig
+    from kmc_host.sink.influx import InfluxConfig
+    from kmc_host.sink.service import Sink
+
+    sink = Sink(
+        SinkConfig(
+            data_dir,
+            BrokerConfig(port=broker_port, client_id=client_id),
+            InfluxConfig(url=influx_url, database="kmc"),
+            create_database=True,
+        )
+    )
+    sink.start()
+    if not sink.subscribed.wait(10):
+        sink.stop()
+        raise RuntimeError(f"the sink could not subscribe to the broker on port {broker_port}")
+    return sink
