@@ -61,3 +61,15 @@ def test_score_detects_a_wrong_detector(tmp_path):
     analyze_file(samples, tmp_path / "out", config=DetectorConfig(bridge_s=10.0, settle_s=0.0))
     sc = score(truth, tmp_path / "out")
     assert sc.problems
+
+
+def test_a_short_run_with_a_strap_that_has_no_data_yet(tmp_path):
+    """72 minutes of two straps, the second not yet admitted: its truth has a roster line and
+    no daily row (as analyze, which never sees it), instead of an IndexError."""
+    samples, truth, _ = simulate_ward(
+        tmp_path / "w.parquet", 2, 0.05, seed=3, tz="Africa/Addis_Ababa", start="2026-03-02"
+    )
+    daily = (truth / "daily.csv").read_text().splitlines()
+    roster = (truth / "roster.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in daily[1:]] == ["KMC-01"]
+    assert [r.split(",")[0] for r in roster[1:]] == ["KMC-01", "KMC-02"]

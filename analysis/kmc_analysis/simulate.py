@@ -337,19 +337,23 @@ class TruthWriter:
             self._w["alerts"].writerow(
                 [s.device, kind, _iso(ea), _iso(eb), "" if np.isnan(ext) else f"{ext:.2f}"]
             )
-        first = float(s.time[s.present][0])
-        last = float(s.time[s.present][-1])
-        dates, edges = local_day_edges(first, last, self.tz)
-        ks = np.array([s.t0 + a for a, _ in s.plan.kmc], dtype=np.float64)
-        ke = np.array([s.t0 + b for _, b in s.plan.kmc], dtype=np.float64)
-        kmc = seconds_in_bins(ks, ke, edges) / 3600
-        present_t = s.time[s.present].astype(np.float64)
-        mon = np.histogram(present_t, bins=edges)[0] / 3600
-        for k, d in enumerate(dates):
-            self._w["daily"].writerow([s.device, d.isoformat(), f"{kmc[k]:.3f}", f"{mon[k]:.3f}"])
+        self._daily(s)
         self._w["roster"].writerow(
             [s.device, s.infant_id, _iso(s.birth_time), f"{s.birth_weight_g:.0f}"]
         )
+
+    def _daily(self, s: Strap) -> None:
+        """Hours per local day, on the days the strap has data (none: no row, as analyze)."""
+        present_t = s.time[s.present].astype(np.float64)
+        if present_t.size == 0:  # a short run that is all radio gap
+            return
+        dates, edges = local_day_edges(float(present_t[0]), float(present_t[-1]), self.tz)
+        ks = np.array([s.t0 + a for a, _ in s.plan.kmc], dtype=np.float64)
+        ke = np.array([s.t0 + b for _, b in s.plan.kmc], dtype=np.float64)
+        kmc = seconds_in_bins(ks, ke, edges) / 3600
+        mon = np.histogram(present_t, bins=edges)[0] / 3600
+        for k, d in enumerate(dates):
+            self._w["daily"].writerow([s.device, d.isoformat(), f"{kmc[k]:.3f}", f"{mon[k]:.3f}"])
 
     def close(self) -> None:
         for fh in self._fh.values():
