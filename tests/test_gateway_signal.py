@@ -135,7 +135,7 @@ def test_a_restart_keeps_an_open_episode_and_ends_it_with_its_start(tmp_path: Pa
     asyncio.run(second_run())
     stop(gw2)
     gw3 = gateway(tmp_path, wall, mono)  # and after that restart, nothing is open
-    assert not gw3.straps["S1"].signal_lost
+    assert gw3.straps["S1"].lost_since is None
     gw3.publisher.outbox.close()
 
 

@@ -63,8 +63,7 @@ class StrapState:
     arrived_at: float = 0.0  # monotonic clock: how long the strap has been silent
     saved_at: float = 0.0  # monotonic clock: when last_arrival was last written to disk
     active: set[str] = field(default_factory=set)
-    signal_lost: bool = False
-    signal_lost_start: float = 0.0  # the last arrival before the silence: the episode's key
+    lost_since: float | None = None  # start of the open signal_lost episode (its key), if any
     clock_unset: int = 0  # samples taken before any gateway set the strap clock
     daily_date: dt.date | None = None
     daily_sent: float = 0.0
@@ -112,9 +111,7 @@ class Gateway:
                 addresses=self.addresses,
             )
             st = StrapState(entry, StrapDetector(entry.id, cfg.detector), link)
-            last, lost = self.silences.get(entry.id)  # as the last run left them
-            st.last_arrival, st.signal_lost = last, lost is not None
-            st.signal_lost_start = lost if lost is not None else 0.0
+            st.last_arrival, st.lost_since = self.silences.get(entry.id)  # as last run left them
             st.arrived_at = st.saved_at = elapsed()  # silence is timed from this start
             self.straps[entry.id] = st
 
@@ -155,18 +152,18 @@ class Gateway:
                 clock_set=batch.clock_set.tolist(),
             ),
         )
-        if st.signal_lost:
-            st.signal_lost = False
+        if st.lost_since is not None:
             self.publisher.publish(
                 topic(strap_id, "alert"),
                 payload(
                     **_ids(st.entry),
                     kind="signal_lost",
                     state="ended",
-                    start=_iso(st.signal_lost_start),
+                    start=_iso(st.lost_since),
                     end=_iso(st.last_arrival),
                 ),
             )
+            st.lost_since = None
             self._save_silences(st)
         self._detect(st, batch)
 
@@ -291,24 +288,21 @@ class Gateway:
         while not stop.is_set():
             now, elapsed = self.now(), self.elapsed()
             for st in self.straps.values():
-                if not st.signal_lost and elapsed - st.arrived_at > SIGNAL_LOST_S:
+                if st.lost_since is None and elapsed - st.arrived_at > SIGNAL_LOST_S:
                     try:
                         self.publisher.outbox.ensure_room()
                     except OutboxFull as exc:
                         log.warning("signal_lost for %s waits: %s", st.entry.id, exc)
                         continue
-                    st.signal_lost = True
                     # silent since its last data, or since we started if never heard from
-                    st.signal_lost_start = (
-                        st.last_arrival if st.last_arrival is not None else self.started
-                    )
+                    st.lost_since = st.last_arrival if st.last_arrival is not None else self.started
                     self.publisher.publish(
                         self.cfg.topics.strap(st.entry.id, "alert"),
                         payload(
                             **_ids(st.entry),
                             kind="signal_lost",
                             state="active",
-                            start=_iso(st.signal_lost_start),
+                            start=_iso(st.lost_since),
                             raised=_iso(now),
                         ),
                     )
@@ -317,12 +311,7 @@ class Gateway:
                 await asyncio.wait_for(stop.wait(), timeout=period_s)
 
     def _save_silences(self, *straps: StrapState) -> None:
-        self.silences.save(
-            {
-                st.entry.id: (st.last_arrival, st.signal_lost_start if st.signal_lost else None)
-                for st in straps
-            }
-        )
+        self.silences.save({st.entry.id: (st.last_arrival, st.lost_since) for st in straps})
         for st in straps:
             st.saved_at = self.elapsed()
 
