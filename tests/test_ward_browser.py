@@ -130,6 +130,18 @@ def test_ward_screen_live_alert_ack_and_restart(ward):
         expect(temp).to_contain_text("°C", timeout=30_000)
         size = temp.evaluate("e => parseFloat(getComputedStyle(e).fontSize)")
         assert size >= 40  # readable from two metres
+        # tiles are updated in place, not replaced: a tile (and a button on it) under a
+        # nurse's finger is the same element from press to release, snapshot after snapshot
+        page.evaluate(
+            """() => { window.kmcProbe = [...document.querySelectorAll("article.tile")];
+                       window.kmcProbeVersion = window.kmc.snap.version; }"""
+        )
+        page.wait_for_function("() => window.kmc.snap.version >= window.kmcProbeVersion + 5")
+        kept = page.evaluate(
+            """() => window.kmcProbe.every(b => b.isConnected &&
+                 document.querySelector(`article.tile[data-strap="${b.dataset.strap}"]`) === b)"""
+        )
+        assert kept, "a snapshot replaced a tile instead of updating it"
         page.screenshot(path=str(ARTIFACTS / "1-tiles.png"), full_page=True)
 
         # 2. the cooling baby: banner, sound cue, and the latency broker -> screen

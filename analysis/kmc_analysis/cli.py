@@ -7,7 +7,7 @@ never a traceback.
 from __future__ import annotations
 
 import argparse
-import os
+import signal
 import sys
 import tempfile
 import time
@@ -16,12 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from kmc_host.deploy import DeployError
-from kmc_host.detect import ConfigError
+from kmc_host.detect import ConfigError, zone
+from kmc_host.errors import StepFailed, describe
+from kmc_host.shutdown import Interrupted, StopSignals, exit_status
 
 from .detection import within
 from .samples_io import SampleReader, SamplesFileError
 
 EXIT_BAD_INPUT = 2
+EXIT_FAILED = 1
+SINK_DRAIN_S = 3.0  # a stopping sink's last push to InfluxDB: stop within 5 s, spool kept
 
 
 def _analyze(args: argparse.Namespace) -> int:
@@ -58,37 +62,67 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+LIVE_ONLY = ("minutes", "speed", "broker_port", "ward_port", "hold")
+OFFLINE_ONLY = ("days",)
+OFFLINE_STRAPS = (1, 200)
+OFFLINE_DAYS = (0.01, 31.0)
+
+
 def _demo(args: argparse.Namespace) -> int:
     """The README's main job: a simulated ward, live (or offline with --offline)."""
-    if not args.offline:
-        import signal
+    from .live_demo import MINUTES, SPEED, STRAPS
 
-        if args.out and Path(args.out).is_dir() and any(Path(args.out).iterdir()):
-            print(
-                f"kmc demo: --out {args.out} is not empty: an earlier run's strap flash, "
-                "gateway cursors and database would mix with this one; give a new folder",
-                file=sys.stderr,
-            )
-            return 2
-
-        from .live_demo import run_demo
-
-        def on_term(*_: object) -> None:  # stop as on Ctrl-C (asyncio cancels its tasks cleanly)
-            os.kill(os.getpid(), signal.SIGINT)
-
-        signal.signal(signal.SIGTERM, on_term)
-        result = run_demo(
-            args.straps,
-            args.minutes,
-            args.speed,
-            Path(args.out) if args.out else None,
-            args.seed,
-            broker_port=args.broker_port,
-            ward_port=args.ward_port,
-            hold=args.hold,
+    given = {k for k in (*LIVE_ONLY, *OFFLINE_ONLY) if getattr(args, k) not in (None, False)}
+    if args.offline:
+        if wrong := sorted(given & set(LIVE_ONLY)):
+            raise ValueError(f"{_flags(wrong)}: only for the live demo (leave out --offline)")
+        args.straps = _in_range(
+            "--straps", 12 if args.straps is None else args.straps, *OFFLINE_STRAPS
         )
-        return 0 if result["lost"] == 0 else 1
-    return _offline_demo(args)
+        args.days = _in_range("--days", 3.0 if args.days is None else args.days, *OFFLINE_DAYS)
+        return _offline_demo(args)
+    if wrong := sorted(given & set(OFFLINE_ONLY)):
+        raise ValueError(f"{_flags(wrong)}: only for the offline demo (add --offline)")
+    straps = _in_range("--straps", 4 if args.straps is None else args.straps, *STRAPS)
+    minutes = _in_range("--minutes", 60.0 if args.minutes is None else args.minutes, *MINUTES)
+    speed = _in_range("--speed", 120.0 if args.speed is None else args.speed, *SPEED)
+    if args.broker_port is not None:
+        _in_range("--broker-port", args.broker_port, 1, 65535)
+    if args.ward_port is not None:
+        _in_range("--ward-port", args.ward_port, 0, 65535)
+    zone(args.tz)
+    if args.out and Path(args.out).is_dir() and any(Path(args.out).iterdir()):
+        raise ValueError(
+            f"--out {args.out} is not empty: an earlier run's strap flash, "
+            "gateway cursors and database would mix with this one; give a new folder"
+        )
+    from .live_demo import run_demo
+
+    signals = StopSignals()
+    signals.install_raising()  # Ctrl-C or SIGTERM: stop the ward in order, exit 130 / 143
+    result = run_demo(
+        straps,
+        minutes,
+        speed,
+        Path(args.out) if args.out else None,
+        args.seed,
+        broker_port=args.broker_port,
+        ward_port=args.ward_port,
+        hold=args.hold,
+        tz=args.tz,
+        signals=signals,
+    )
+    return 0 if result["lost"] == 0 else EXIT_FAILED
+
+
+def _flags(names: Sequence[str]) -> str:
+    return ", ".join("--" + n.replace("_", "-") for n in names)
+
+
+def _in_range(flag: str, value: float, lo: float, hi: float) -> Any:
+    if not lo <= value <= hi:
+        raise ValueError(f"{flag} must be within {lo:g}..{hi:g}, not {value:g}")
+    return value
 
 
 def _offline_demo(args: argparse.Namespace) -> int:
@@ -172,9 +206,8 @@ def _service_logging() -> None:
 
 
 def _gateway(args: argparse.Namespace) -> int:
-    """The ward gateway on this machine's Bluetooth adapter (BlueZ) until interrupted."""
+    """The ward gateway on this machine's Bluetooth adapter (BlueZ) until SIGINT/SIGTERM."""
     import asyncio
-    import signal
 
     from kmc_host.gateway.config import load_config
     from kmc_host.gateway.service import Gateway
@@ -186,12 +219,11 @@ def _gateway(args: argparse.Namespace) -> int:
         )
         return 0
     _service_logging()
+    signals = StopSignals()
 
     async def main() -> None:
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+        signals.install_asyncio(asyncio.get_running_loop(), stop)
         if cfg.hci is None:
             await Gateway(cfg).run(stop)  # bleak on the platform's stack (BlueZ)
             return
@@ -201,13 +233,12 @@ def _gateway(args: argparse.Namespace) -> int:
             await Gateway(cfg, access).run(stop)
 
     asyncio.run(main())
-    return 0
+    return signals.exit_status()
 
 
 def _sink(args: argparse.Namespace) -> int:
     """MQTT -> InfluxDB until SIGINT/SIGTERM; then the spool is kept for the next start."""
     import logging
-    import signal
     import threading
 
     from kmc_host.sink.config import load_sink_config
@@ -222,14 +253,15 @@ def _sink(args: argparse.Namespace) -> int:
         return 0
     _service_logging()
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    signals = StopSignals()
+    signals.install_threads(stop)
     sink = Sink(cfg)
     sink.start()
     while not stop.wait(60):
         logging.getLogger("kmc.sink").info("%s, %d waiting on disk", sink.stats, sink.pending())
-    sink.stop(drain_timeout_s=5)
-    return 0
+    # what InfluxDB has not taken within the drain stays in the spool for the next start
+    sink.stop(drain_timeout_s=SINK_DRAIN_S)
+    return signals.exit_status()
 
 
 class _Source:
@@ -385,13 +417,22 @@ def _ward(args: argparse.Namespace) -> int:
     if args.check:
         print(f"{args.config}: ok: {cfg.site}/{cfg.ward} on http://{cfg.listen}:{cfg.port}/")
         return 0
-    from kmc_host.ward.server import run_ward
+    import asyncio
+
+    from kmc_host.ward.server import serve_ward
 
     _service_logging()
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    print(f"ward screen on http://{cfg.listen}:{cfg.port}/", flush=True)
-    run_ward(cfg)
-    return 0
+    signals = StopSignals()
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        signals.install_asyncio(asyncio.get_running_loop(), stop)
+        print(f"ward screen on http://{cfg.listen}:{cfg.port}/", flush=True)
+        await serve_ward(cfg, stop)
+
+    asyncio.run(main())
+    return signals.exit_status()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -525,15 +566,19 @@ def build_parser() -> argparse.ArgumentParser:
         "demo",
         help="a simulated ward, live: emulated straps -> BLE -> gateway -> MQTT (--offline: simulate, analyse, score)",
     )
-    d.add_argument("--straps", type=int, default=4, help="straps (offline default: 12)")
-    d.add_argument("--minutes", type=float, default=60.0, help="live: simulated minutes")
-    d.add_argument("--speed", type=float, default=120.0, help="live: simulated seconds per second")
+    d.add_argument(
+        "--straps", type=int, help="straps: live 1-40 (default 4), offline 1-200 (default 12)"
+    )
+    d.add_argument("--minutes", type=float, help="live: simulated minutes, 5-1440 (default 60)")
+    d.add_argument(
+        "--speed", type=float, help="live: simulated seconds per second, 1-1000 (default 120)"
+    )
     d.add_argument(
         "--offline", action="store_true", help="simulate days of a ward and run kmc analyze on it"
     )
-    d.add_argument("--days", type=float, default=3.0, help="offline: days to simulate")
-    d.add_argument("--seed", type=int, default=1)
-    d.add_argument("--tz", default="Africa/Addis_Ababa")
+    d.add_argument("--days", type=float, help="offline: days to simulate, 0.01-31 (default 3)")
+    d.add_argument("--seed", type=_seed, default=1, help="the simulation's seed, 0 or more")
+    d.add_argument("--tz", default="Africa/Addis_Ababa", help="the ward's time zone, IANA name")
     d.add_argument("--broker-port", type=int, help="live: use the MQTT broker on this local port")
     d.add_argument(
         "--ward-port", type=int, help="live: the ward screen's port (default: a free one; 0: none)"
@@ -546,18 +591,33 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _seed(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run parsed arguments' command; its exceptions propagate (for callers such as the demo)."""
+    return int(args.run(args))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; its errors end in one line naming what failed (never an empty one)."""
     args = build_parser().parse_args(argv)
     try:
-        return int(args.run(args))
-    except (SamplesFileError, ConfigError, DeployError, ValueError) as exc:
-        print(f"kmc {args.command}: error: {exc}", file=sys.stderr)
+        return run_command(args)
+    except (SamplesFileError, ConfigError, DeployError, ValueError, OSError) as exc:
+        print(f"kmc {args.command}: error: {describe(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except OSError as exc:
-        print(f"kmc {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        return 130
+    except StepFailed as exc:
+        print(f"kmc {args.command}: error: {describe(exc)}", file=sys.stderr)
+        return EXIT_FAILED
+    except Interrupted as exc:
+        return exit_status(exc.signum)
+    except KeyboardInterrupt:  # SIGINT where no handler of ours was installed
+        return exit_status(signal.SIGINT)
 
 
 if __name__ == "__main__":

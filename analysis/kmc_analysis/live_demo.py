@@ -32,10 +32,12 @@ from kmc_host.ble.bumble_backend import (
 )
 from kmc_host.ble.emulated_strap import EmulatedStrap, SensorFeed
 from kmc_host.detect import DetectorConfig
+from kmc_host.errors import StepFailed, doing
 from kmc_host.gateway.config import GatewayConfig, StrapEntry
 from kmc_host.gateway.publisher import BrokerConfig, TopicTree
 from kmc_host.gateway.recorder import TopicRecorder
 from kmc_host.gateway.service import Gateway
+from kmc_host.shutdown import Interrupted, StopSignals
 from kmc_host.sink.influx import InfluxQL
 from kmc_host.sink.service import Sink
 from kmc_host.ward.config import WardConfig
@@ -48,8 +50,11 @@ T2000 = int(dt.datetime(2026, 3, 2, 6, 0, tzinfo=dt.UTC).timestamp()) - P.EPOCH_
 
 
 def scenario(index: int, seconds: int, seed: int) -> tuple[str, SensorFeed]:
-    """(description, sensor feed) for strap number `index`."""
-    m = 60
+    """(description, sensor feed) for strap number `index` over a run of `seconds`.
+
+    The first three are written for an hour of ward time; a shorter run plays them faster
+    (every time point scaled by run / 1 h), so each still happens within the run."""
+    m = 60 * min(1.0, seconds / 3600)  # a scenario minute, in seconds of this run
     i = np.arange(seconds + 1)
     if index == 0:
         contact = ((i >= 5 * m) & (i < seconds - 5 * m) & ~((i >= 25 * m) & (i < 27 * m))).astype(
@@ -59,14 +64,14 @@ def scenario(index: int, seconds: int, seed: int) -> tuple[str, SensorFeed]:
             contact=lambda k: int(contact[min(k, seconds)])
         )
     if index == 1:
-        temp = np.interp(i, [0, 15 * m, 25 * m, seconds], [36.8, 36.8, 35.6, 35.6])
+        temp = np.interp(i, [0, 15 * m, 25 * m, max(seconds, 25 * m)], [36.8, 36.8, 35.6, 35.6])
         return "a baby cooling in the cot", SensorFeed(
             infant_c=lambda k: round(float(temp[min(k, seconds)]), 2)
         )
     if index == 2:
         worn = ((i >= 3) & ~((i >= 20 * m) & (i < 30 * m))).astype(int)
         temp = np.where(worn == 1, 36.8, 27.0)
-        return "a strap taken off for 10 min", SensorFeed(
+        return f"a strap taken off for {_span(10 * m)}", SensorFeed(
             infant_c=lambda k: float(temp[min(k, seconds)]),
             worn=lambda k: int(worn[min(k, seconds)]),
         )
@@ -81,6 +86,19 @@ def scenario(index: int, seconds: int, seed: int) -> tuple[str, SensorFeed]:
     )
 
 
+# what the options accept; `kmc demo` refuses anything else with exit status 2
+STRAPS = (1, 40)  # a newborn unit's beds
+MINUTES = (5, 1440)  # from a quick look to a whole day
+SPEED = (1, 1000)  # simulated seconds per second
+RADIO_BATCHES_PER_S = 40.0  # what the gateway digests in the demo (~10 ms of CPU a batch)
+CONNECT_TIMEOUT_S = 60.0  # wall time for every strap to be found, bonded and connected
+DRAIN_TIMEOUT_S = 60.0  # wall time for the broker to hold every sample after the last tick
+
+
+def _span(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:.0f} s"
+
+
 def run_demo(
     straps: int,
     minutes: float,
@@ -91,9 +109,16 @@ def run_demo(
     broker_port: int | None = None,
     ward_port: int | None = None,
     hold: bool = False,
+    tz: str = "Africa/Addis_Ababa",
+    signals: StopSignals | None = None,
 ) -> dict[str, Any]:
     """Run the simulated ward; `broker_port`: use that broker instead of starting one;
-    `ward_port`: the ward screen's port (0: none); `hold`: keep serving until Ctrl-C."""
+    `ward_port`: the ward screen's port (0: none); `hold`: keep serving until a stop signal.
+
+    `signals` (installed raising by the caller) stops the run at any point: the straps and the
+    gateway stop, the sink pushes what it can in a short drain (the rest stays in its spool),
+    the servers it started are stopped, and `Interrupted` carries the signal to the caller."""
+    signals = signals or StopSignals()
     work = Path(out) if out else Path(tempfile.mkdtemp(prefix="kmc-demo-"))
     work.mkdir(parents=True, exist_ok=True)
     # the demo prints its own progress; retries while straps are found one by one, and the
@@ -101,13 +126,15 @@ def run_demo(
     for name in ("kmc_host", "amqtt", "transitions"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
     seconds = int(minutes * 60)
-    with (
-        ward_broker(work, broker_port) as (port, broker_name),
-        ward_store(work, port) as store,
-        ward_screen(work, port, ward_port) as screen_url,
-    ):
-        if screen_url:
-            say(f"ward screen: {screen_url} (PIN {DEMO_PIN} to acknowledge alerts)")
+    with contextlib.ExitStack() as running:  # stopped in reverse: screen, store, broker
+        with doing("starting the MQTT broker"):
+            port, broker_name = running.enter_context(ward_broker(work, broker_port))
+        with doing("starting the store (InfluxDB and kmc sink)"):
+            store = running.enter_context(ward_store(work, port, signals))
+        with doing("starting the ward screen"):
+            url = running.enter_context(ward_screen(work, port, ward_port))
+        if url:
+            say(f"ward screen: {url} (PIN {DEMO_PIN} to acknowledge alerts)")
         say(
             f"broker: {broker_name} on 127.0.0.1:{port}; store: "
             f"{'InfluxDB at ' + store.cfg.influx.url + ' via kmc sink' if store else 'samples.csv (InfluxDB not installed)'}; "
@@ -115,16 +142,23 @@ def run_demo(
         )
         screen = TopicRecorder(port, client_id="kmc-demo-screen")
         try:
-            result = asyncio.run(_live(straps, seconds, speed, work, port, seed, screen, say))
+            ward = DemoWard(straps, seconds, speed, work, port, seed, tz)
+            with doing("running the simulated ward"):
+                result = asyncio.run(ward.run(screen, say, signals))
         finally:
             screen.close()
+            signals.install_raising()  # the event loop had the signals; back to us
+        if signals.signum is not None:
+            raise Interrupted(signals.signum)
+        with doing("storing and analysing the delivered samples"):
+            _store_and_analyze(screen, work, tz, say)
         if store is not None:
-            _report_from_store(store, result["produced"], work, say)
-        if hold and screen_url:
-            say(f"the ward screen stays at {screen_url}; Ctrl-C to stop")
-            with contextlib.suppress(KeyboardInterrupt):
-                while True:
-                    time.sleep(3600)
+            with doing("reading the samples back from InfluxDB for kmc report"):
+                _report_from_store(store, result["produced"], work, tz, say)
+        if hold and url:
+            say(f"the ward screen stays at {url}; Ctrl-C to stop")
+            while True:  # until a stop signal raises Interrupted
+                time.sleep(3600)
     return result
 
 
@@ -154,29 +188,30 @@ def ward_screen(work: Path, port: int, ward_port: int | None) -> Iterator[str | 
 
 
 @contextlib.contextmanager
-def ward_store(work: Path, port: int) -> Iterator[Sink | None]:
-    """The store: InfluxDB on loopback with `kmc sink` feeding it, when InfluxDB is installed."""
+def ward_store(work: Path, port: int, signals: StopSignals) -> Iterator[Sink | None]:
+    """The store: InfluxDB on loopback with `kmc sink` feeding it, when InfluxDB is installed.
+    On the way out the sink drains its spool into InfluxDB (briefly when stopping on a signal)."""
     if not LocalInfluxDB.installed():
         yield None
         return
     server = LocalInfluxDB(work).start()
     try:
         sink = local_sink(work / "sink", port, server.url, "kmc-demo-sink")
-    except RuntimeError:
+    except BaseException:
         server.stop()
         raise
     try:
         yield sink
     finally:
-        sink.stop(drain_timeout_s=30)
+        sink.stop(drain_timeout_s=1.0 if signals.requested else 30.0)
         server.stop()
 
 
 def _report_from_store(
-    sink: Sink, produced: dict[str, int], work: Path, say: Callable[[str], None]
+    sink: Sink, produced: dict[str, int], work: Path, tz: str, say: Callable[[str], None]
 ) -> None:
     """Wait until InfluxDB holds every sample, then `kmc report` from it."""
-    from .cli import main as kmc
+    from .cli import build_parser, run_command
 
     query = InfluxQL(sink.cfg.influx)
     expected = sum(produced.values())
@@ -202,91 +237,153 @@ def _report_from_store(
         for k, strap in enumerate(sorted(produced)):
             w.writerow([strap, f"INF-{k + 1:04d}", born, 1450 + 100 * k])
     # an hour of ward time: days count with half an hour of data (in a ward: 20 h, the default)
-    args = ["report", "--influx", str(toml), "--roster", str(roster), "--tz", "Africa/Addis_Ababa"]
+    args = ["report", "--influx", str(toml), "--roster", str(roster), "--tz", tz]
     args += ["--min-monitored-hours", "0.5", "--site", "demo-site", "--ward", "nicu"]
-    kmc([*args, "--out", str(work / "report")])
+    run_command(build_parser().parse_args([*args, "--out", str(work / "report")]))
 
 
-async def _live(
-    straps: int,
-    seconds: int,
-    speed: float,
-    work: Path,
-    port: int,
-    seed: int,
-    screen: TopicRecorder,
-    say: Callable[[str], None],
-) -> dict[str, Any]:
-    radio = VirtualRadio()
-    central = await radio.device("gateway")
-    devices = []
-    # each strap's label passkey, as commissioning reads it into the gateway's configuration
-    passkeys = [secrets.randbelow(1_000_000) for _ in range(straps)]
-    for k in range(straps):
-        what, feed = scenario(k, seconds, seed)
-        strap = EmulatedStrap(
-            await radio.device(f"strap{k}"),
-            f"KMC-{k + 1:04d}",
-            feed,
-            work / f"strap{k + 1}",
-            T2000,
-            passkey=passkeys[k],
+class DemoWard:
+    """The ward's straps on one virtual radio, the gateway, and the simulated clock."""
+
+    def __init__(
+        self, straps: int, seconds: int, speed: float, work: Path, port: int, seed: int, tz: str
+    ) -> None:
+        self.n, self.seconds, self.speed = straps, seconds, speed
+        self.work, self.port, self.seed, self.tz = work, port, seed, tz
+        # the radio carries about RADIO_BATCHES_PER_S notifications a second in all: each
+        # strap sends its backlog that often, and more samples per notification when faster
+        self.ble_period_s = max(0.02, straps / RADIO_BATCHES_PER_S)
+
+    async def run(
+        self, screen: TopicRecorder, say: Callable[[str], None], signals: StopSignals
+    ) -> dict[str, Any]:
+        stop = asyncio.Event()  # a stop signal: end the run where it is
+        signals.install_asyncio(asyncio.get_running_loop(), stop)
+        try:
+            return await self._run(screen, say, stop)
+        finally:
+            signals.uninstall_asyncio(asyncio.get_running_loop())
+
+    async def _run(
+        self, screen: TopicRecorder, say: Callable[[str], None], stop: asyncio.Event
+    ) -> dict[str, Any]:
+        radio = VirtualRadio()
+        central = await radio.device("gateway")
+        devices: list[tuple[str, EmulatedStrap]] = []
+        # each strap's label passkey, as commissioning reads it into the gateway's configuration
+        passkeys = [secrets.randbelow(1_000_000) for _ in range(self.n)]
+        for k in range(self.n):
+            with doing(f"preparing strap KMC-{k + 1:04d}"):
+                what, feed = scenario(k, self.seconds, self.seed)
+                strap = EmulatedStrap(
+                    await radio.device(f"strap{k}"),
+                    f"KMC-{k + 1:04d}",
+                    feed,
+                    self.work / f"strap{k + 1}",
+                    T2000,
+                    passkey=passkeys[k],
+                    ble_period_s=self.ble_period_s,
+                )
+            devices.append((what, strap))
+            say(f"  KMC-{k + 1:04d}: {what}")
+        clock = devices[0][1].clock
+        cfg = GatewayConfig(
+            TopicTree("kmc", "demo-site", "nicu"),
+            self.tz,
+            self.work / "gateway",
+            BrokerConfig(port=self.port, client_id="kmc-demo-gateway"),
+            tuple(
+                StrapEntry(f"KMC-{k + 1:04d}", str(k + 1), f"INF-{k + 1:04d}", passkeys[k])
+                for k in range(self.n)
+            ),
+            DetectorConfig(),
+            # the emulated adapter keeps every strap connected at once (a real controller
+            # holds 5-20 links: docs/operations.md)
+            max_connections=max(7, self.n),
         )
-        devices.append((what, strap))
-        say(f"  KMC-{k + 1:04d}: {what}")
-    clock = devices[0][1].clock
-    cfg = GatewayConfig(
-        TopicTree("kmc", "demo-site", "nicu"),
-        "Africa/Addis_Ababa",
-        work / "gateway",
-        BrokerConfig(port=port, client_id="kmc-demo-gateway"),
-        tuple(
-            StrapEntry(f"KMC-{k + 1:04d}", str(k + 1), f"INF-{k + 1:04d}", passkeys[k])
-            for k in range(straps)
-        ),
-        DetectorConfig(),
-    )
-    gateway = Gateway(
-        cfg,
-        central_access(central),
-        now=lambda: clock.t + P.EPOCH_2000_UNIX,
-        scan_timeout=3.0,
-    )
-    stop = asyncio.Event()
-    task = asyncio.create_task(gateway.run(stop))
-    for st in gateway.straps.values():
-        await asyncio.wait_for(st.link.connected.wait(), 60)
-    say("all straps connected; simulating")
-    started = time.monotonic()
-    for second in range(seconds):
-        for _, strap in devices:
-            strap.tick()
-        if second % 600 == 0 and second:
-            received = sum(len(b["seq"]) for b in screen.bodies(leaf="samples"))
-            alerts = len(screen.bodies(leaf="alert"))
-            say(
-                f"  t+{second // 60:3d} min: {received} samples at the broker, {alerts} alert messages"
-            )
-        await asyncio.sleep(1 / speed)
-    produced = {strap.strap.cfg["strap_id"]: strap.strap.store.next_seq for _, strap in devices}
-    for _ in range(3000):
-        if (
-            all(len(_seqs(screen, s)) >= n for s, n in produced.items())
-            and gateway.publisher.pending() == 0
-        ):
-            break
-        await asyncio.sleep(0.02)
-    stop.set()
-    await task
-    for _, strap in devices:
-        strap.close()
-    wall = time.monotonic() - started
-    result = _summary(screen, produced, devices, wall, say)
-    _store_and_analyze(screen, work, say)
-    return result
+        gateway = Gateway(
+            cfg,
+            central_access(central),
+            now=lambda: clock.t + P.EPOCH_2000_UNIX,
+            scan_timeout=3.0,
+        )
+        halt = asyncio.Event()  # the gateway's own stop: after the run, or on a stop signal
+        task = asyncio.create_task(gateway.run(halt))
+        try:
+            result = await self._simulate(gateway, devices, screen, say, stop)
+        finally:
+            halt.set()
+            await task
+            for _, strap in devices:
+                strap.close()
+        if stop.is_set():
+            return result
+        return result | _summary(screen, result["produced"], devices, result["wall_s"], say)
+
+    async def _simulate(
+        self,
+        gateway: Gateway,
+        devices: list[tuple[str, EmulatedStrap]],
+        screen: TopicRecorder,
+        say: Callable[[str], None],
+        stop: asyncio.Event,
+    ) -> dict[str, Any]:
+        """Connect every strap, tick the clock `seconds` times, wait for the broker to hold
+        every sample; cut short (returning what is known) when `stop` is set."""
+        deadline = time.monotonic() + CONNECT_TIMEOUT_S
+        for st in gateway.straps.values():
+            if not await _first(st.link.connected, stop, deadline - time.monotonic()):
+                if stop.is_set():
+                    return {"produced": {}, "wall_s": 0.0}
+                raise StepFailed(
+                    f"connecting the straps: {st.entry.id} did not connect within "
+                    f"{CONNECT_TIMEOUT_S:g} s (the machine may be too busy for {self.n} straps)"
+                )
+        say("all straps connected; simulating")
+        started = time.monotonic()
+        for second in range(self.seconds):
+            if stop.is_set():
+                break
+            for _, strap in devices:
+                strap.tick()
+            if second % 600 == 0 and second:
+                received = sum(len(b["seq"]) for b in screen.bodies(leaf="samples"))
+                alerts = len(screen.bodies(leaf="alert"))
+                say(
+                    f"  t+{second // 60:3d} min: {received} samples at the broker, {alerts} alert messages"
+                )
+            await asyncio.sleep(1 / self.speed)
+        produced = {s.strap.cfg["strap_id"]: s.strap.store.next_seq for _, s in devices}
+        ticked = time.monotonic() - started
+        deadline = time.monotonic() + DRAIN_TIMEOUT_S
+        while not stop.is_set() and time.monotonic() < deadline:
+            if (
+                all(len(_seqs(screen, s)) >= n for s, n in produced.items())
+                and gateway.publisher.pending() == 0
+            ):
+                break
+            await asyncio.sleep(0.02)
+        wall = time.monotonic() - started
+        say(
+            f"  simulated {self.seconds} s in {ticked:.1f} s ({self.seconds / max(ticked, 1e-9):.0f}x)"
+        )
+        return {"produced": produced, "wall_s": wall}
 
 
-def _store_and_analyze(screen: TopicRecorder, work: Path, say: Callable[[str], None]) -> None:
+async def _first(event: asyncio.Event, stop: asyncio.Event, timeout: float) -> bool:
+    """Wait for `event` until `stop` or the timeout; True when `event` came."""
+    waits = [asyncio.ensure_future(e.wait()) for e in (event, stop)]
+    try:
+        await asyncio.wait(waits, timeout=max(timeout, 0.0), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
+    return event.is_set() and not stop.is_set()
+
+
+def _store_and_analyze(
+    screen: TopicRecorder, work: Path, tz: str, say: Callable[[str], None]
+) -> None:
     """The demo's store: the samples the broker delivered, as a samples file; then kmc analyze."""
     from .analyze import analyze_file
 
@@ -322,7 +419,7 @@ def _store_and_analyze(screen: TopicRecorder, work: Path, say: Callable[[str], N
     say(
         f"== stored {rows} samples in {path} ({unset} taken before the clock was set); kmc analyze =="
     )
-    summary = analyze_file(path, work / "analysis", tz="Africa/Addis_Ababa")
+    summary = analyze_file(path, work / "analysis", tz=tz)
     for line in summary.lines()[1:]:
         say(line)
 
@@ -354,7 +451,7 @@ def _summary(
             f"  alert {a['kind']} on {a['strap']} (bed {a.get('bed', '')}): episode start {a['start']}, raised {raised - start:.0f} s later (simulated)"
         )
     say(f"  samples lost: {lost}; {len(alerts)} alert messages; {wall:.1f} s of wall time")
-    return {"lost": lost, "alerts": alerts, "latencies_s": latencies, "produced": produced}
+    return {"lost": lost, "alerts": alerts, "latencies_s": latencies}
 
 
 def _seqs(screen: TopicRecorder, strap_id: str) -> set[int]:

@@ -36,7 +36,9 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
 
 def die_with_parent() -> None:
     """preexec_fn for the servers we start: the kernel stops them when we die, even by SIGKILL
-    (Linux PR_SET_PDEATHSIG), so no broker or database outlives a killed demo or test."""
+    (Linux PR_SET_PDEATHSIG), so no broker or database outlives a killed demo or test. They
+    also run in a session of their own (start_new_session): a Ctrl-C at the terminal reaches
+    only us, and we stop them in order after the services that use them."""
     import ctypes
     import signal
 
@@ -76,6 +78,7 @@ def ward_broker(workdir: Path, external: int | None = None) -> Iterator[tuple[in
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             preexec_fn=die_with_parent,
+            start_new_session=True,
         )
         try:
             wait_port(port)
@@ -157,6 +160,7 @@ class LocalInfluxDB:
             stdout=log,
             stderr=log,
             preexec_fn=die_with_parent,
+            start_new_session=True,
         )
         deadline = time.monotonic() + 30
         while True:

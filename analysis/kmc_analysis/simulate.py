@@ -84,7 +84,7 @@ def _plan_care(rng: np.random.Generator, admit: int, end: int) -> Plan:
     plan = Plan()
     continuous = rng.random() < 0.45
     cur = admit + int(_u(rng, 5, 60) * MIN)
-    cots: list[tuple[int, int]] = [(admit, cur)]
+    cots: list[tuple[int, int]] = [(admit, min(cur, end))]  # a short run may end in this cot
     while cur < end:
         if continuous:
             length = int(_u(rng, 2.0, 9.0) * 3600)
@@ -245,17 +245,20 @@ def simulate_strap(
     contact = _paint_contact(rng, n, plan)
     contact[worn == 0] = 0
     outer_true = np.where(contact == 1, _u(rng, 34.8, 35.6), _u(rng, 29.0, 33.0))
+    w = min(90, n)  # 90 s of thermal lag on the outer face (a run may be shorter than that)
     outer = np.round(
-        np.convolve(outer_true, np.ones(90) / 90, mode="same") + rng.normal(0, 0.05, n), 2
+        np.convolve(outer_true, np.ones(w) / w, mode="same") + rng.normal(0, 0.05, n), 2
     )
-    outer[:45] = outer[45]
-    outer[-45:] = outer[-46]
+    if n > w:  # no lag estimate at the ends: hold the first and last full-window values
+        outer[: w // 2] = outer[w // 2]
+        outer[-(w // 2) :] = outer[-(w // 2) - 1]
 
     present = np.zeros(n, bool)
     present[admit:] = True
     gaps = list(plan.gaps)
-    for k in rng.integers(admit, n, rng.poisson(2 * days)):
-        gaps.append((int(k), int(k) + int(rng.choice([_u(rng, 5, 30), _u(rng, 30, 180)]))))
+    starts: list[int] = rng.integers(admit, n, rng.poisson(2 * days)).tolist() if admit < n else []
+    for g0 in starts:
+        gaps.append((g0, g0 + int(rng.choice([_u(rng, 5, 30), _u(rng, 30, 180)]))))
     in_kmc_b = in_kmc > 0
     for g, (s, e) in enumerate(gaps):
         if in_kmc_b[s:e].any():  # inside KMC a gap stays short enough to be bridged

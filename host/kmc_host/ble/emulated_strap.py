@@ -436,8 +436,12 @@ class EmulatedStrap:
         t2000: int,
         *,
         passkey: int,
+        ble_period_s: float = 0.02,
         **cfg: Any,
     ) -> None:
+        """`ble_period_s`: how often (wall time) the BLE task sends what the strap holds; a
+        ward run faster than real time sets it longer, so each notification carries more
+        samples instead of the gateway receiving more notifications than a radio carries."""
         fw = load_firmware()
         config = dict(fw["config"].DEFAULTS)
         config.update(strap_id=strap_id, passkey=passkey, **cfg)
@@ -465,7 +469,7 @@ class EmulatedStrap:
         )
         assert self.strap.ble is not None
         self.strap.ble.publish_status()
-        self._ble_task = asyncio.get_running_loop().create_task(self._ble_loop())
+        self._ble_task = asyncio.get_running_loop().create_task(self._ble_loop(ble_period_s))
 
     async def _ble_loop(self, period_s: float = 0.02) -> None:
         """The firmware's BLE task: send what the link takes, refresh the status now and then."""

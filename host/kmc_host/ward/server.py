@@ -52,6 +52,7 @@ class WardService:
         self.auth = WardAuth(cfg.pin)
         self.ignored = 0
         self._changed = asyncio.Event()
+        self._closing = False  # set on shutdown: the open event streams end at once
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: mqtt.Client | None = None
         self.strings = json.loads((STATIC / "strings.json").read_text(encoding="utf-8"))
@@ -107,6 +108,7 @@ class WardService:
         app.router.add_get("/api/audit.csv", self.audit_csv)
         app.router.add_static("/static/", STATIC)
         app.on_startup.append(self._on_startup)
+        app.on_shutdown.append(self._on_shutdown)
         app.on_cleanup.append(self._on_cleanup)
         return app
 
@@ -114,6 +116,12 @@ class WardService:
         self._loop = asyncio.get_running_loop()
         self._start_mqtt()
         app["ticker"] = asyncio.create_task(self._ticker())
+
+    async def _on_shutdown(self, app: web.Application) -> None:
+        """Before the server waits for its handlers: end the screens' event streams (each
+        browser reconnects by itself to the next start)."""
+        self._closing = True
+        self._changed.set()
 
     async def _on_cleanup(self, app: web.Application) -> None:
         app["ticker"].cancel()
@@ -153,16 +161,14 @@ class WardService:
         )
         await resp.prepare(request)
         await resp.write(b"retry: 1000\n\n")
-        try:
-            while True:  # a snapshot on every change, and every 5 s (no-signal ages with time)
+        with contextlib.suppress(ConnectionResetError):  # the browser went away
+            while not self._closing:  # a snapshot on every change, and every 5 s
                 snap = self.model.snapshot(time.time())
                 await resp.write(f"data: {json.dumps(snap)}\n\n".encode())
                 self._changed.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), timeout=5.0)
                 await asyncio.sleep(0.1)  # coalesce bursts of messages into one snapshot
-        except (ConnectionResetError, asyncio.CancelledError):
-            pass
         return resp
 
     def _session(self, request: web.Request) -> str | None:
@@ -245,9 +251,19 @@ async def _json(request: web.Request) -> dict[str, Any]:
     return body
 
 
-def run_ward(cfg: WardConfig) -> None:
-    """Serve until interrupted (SIGINT/SIGTERM)."""
-    web.run_app(WardService(cfg).app(), host=cfg.listen, port=cfg.port, print=None)
+SHUTDOWN_S = 2.0  # how long a stop waits for requests in flight before cancelling them
+
+
+async def serve_ward(cfg: WardConfig, stop: asyncio.Event) -> None:
+    """Serve until `stop` is set, then end the event streams, close the MQTT client and the
+    audit log (within SHUTDOWN_S and a little)."""
+    runner = web.AppRunner(WardService(cfg).app(), shutdown_timeout=SHUTDOWN_S)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, cfg.listen, cfg.port).start()
+        await stop.wait()
+    finally:
+        await runner.cleanup()
 
 
 class WardThread:
@@ -266,7 +282,7 @@ class WardThread:
         return self
 
     async def _start(self) -> None:
-        self._runner = web.AppRunner(WardService(self.cfg).app())
+        self._runner = web.AppRunner(WardService(self.cfg).app(), shutdown_timeout=SHUTDOWN_S)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.cfg.listen, self.cfg.port).start()
 

@@ -3,7 +3,7 @@
 // person can read. Everything the server needs to decide is decided on the server.
 "use strict";
 
-const state = { cfg: null, S: {}, snap: null, csrf: null, heard: new Set(), cues: 0, lastEscalatedCue: 0, audio: null, openBed: null };
+const state = { cfg: null, S: {}, snap: null, csrf: null, heard: new Set(), cues: 0, lastEscalatedCue: 0, audio: null, openBed: null, detailAt: 0 };
 window.kmc = state; // for the browser tests: cues counted, first-seen times of alerts
 state.firstSeen = {};
 
@@ -43,23 +43,53 @@ function cue(escalated) {
   } catch (e) { /* no audio device: the banner still shows */ }
 }
 
-// ---- rendering
+// ---- rendering. Elements are updated in place, keyed by strap (tiles) and alert id (banner
+// lines, tile alert lines): a tile a nurse is tapping, or a button under her finger, is never
+// swapped for a copy between press and release, so every tap lands.
 function render(snap) {
   state.snap = snap;
   const now = Date.now() / 1000;
   for (const a of snap.alerts) if (!(a.id in state.firstSeen)) state.firstSeen[a.id] = now;
   renderBanner(snap);
   const tiles = $("tiles");
-  tiles.replaceChildren();
-  if (!snap.tiles.length) tiles.append(el("p", "empty", t("no_beds")));
-  for (const tile of snap.tiles) tiles.append(renderTile(tile, snap));
-  if (state.openBed) loadDetail(state.openBed, false);
+  const boxes = new Map([...tiles.querySelectorAll("article.tile")].map((b) => [b.dataset.strap, b]));
+  const empty = tiles.querySelector("p.empty");
+  if (!snap.tiles.length && !empty) tiles.append(el("p", "empty", t("no_beds")));
+  if (snap.tiles.length && empty) empty.remove();
+  snap.tiles.forEach((tile, i) => {
+    const box = boxes.get(tile.strap) || newTile(tile.strap);
+    boxes.delete(tile.strap);
+    updateTile(box, tile, snap);
+    if (tiles.children[i] !== box) tiles.insertBefore(box, tiles.children[i] || null); // most urgent first
+  });
+  for (const gone of boxes.values()) gone.remove();
+  if (state.openBed && Date.now() - state.detailAt > 2000) loadDetail(state.openBed, false);
+}
+
+// a keyed list: the children of `parent` matching `selector`, one per item (by `key`), made
+// by `make` when new and refreshed by `update` when its `sig` changed, in the items' order just
+// before `before` (null: at the end). A node already in its place is not touched.
+function syncList(parent, selector, items, key, sig, make, update, before) {
+  const old = new Map([...parent.querySelectorAll(":scope > " + selector)].map((e) => [e.dataset.key, e]));
+  const nodes = items.map((item) => {
+    const k = key(item), s = sig(item);
+    let node = old.get(k);
+    old.delete(k);
+    if (!node) { node = make(item); node.dataset.key = k; }
+    if (node.dataset.sig !== s) { update(node, item); node.dataset.sig = s; }
+    return node;
+  });
+  for (const gone of old.values()) gone.remove();
+  let ref = before || null;
+  for (const node of nodes.reverse()) {
+    if (node.parentNode !== parent || node.nextSibling !== ref) parent.insertBefore(node, ref);
+    ref = node;
+  }
 }
 
 function renderBanner(snap) {
   const banner = $("banner");
   const open = snap.alerts.filter((a) => a.thermal && a.state === "active" && !a.acked_by);
-  banner.replaceChildren();
   banner.hidden = open.length === 0;
   banner.classList.toggle("escalated", open.some((a) => a.escalated));
   const fresh = open.filter((a) => !state.heard.has(a.id));
@@ -67,17 +97,22 @@ function renderBanner(snap) {
   const escalated = open.some((a) => a.escalated);
   if (fresh.length) cue(escalated);
   else if (escalated && Date.now() - state.lastEscalatedCue > 10000) { cue(true); state.lastEscalatedCue = Date.now(); }
-  for (const a of open) {
-    const tile = snap.tiles.find((x) => x.strap === a.strap) || {};
-    const item = el("div", "item");
-    item.dataset.alert = a.id;
-    const what = `${t("bed")} ${tile.bed || "?"} · ${tile.infant || a.strap} · ${t("alert_" + a.kind)}` +
-      (a.extreme_c ? ` · ${t("lowest")} ${a.extreme_c.toFixed(1)} °C` : "") + ` · ${t("since")} ${clock(a.start)}` +
-      (a.escalated ? ` · ${t("escalated")}` : "");
-    item.append(el("span", "what", what), ackButton(a));
-    banner.append(item);
-  }
+  syncList(banner, "div.item", open, (a) => a.id,
+    (a) => JSON.stringify([a.extreme_c, a.escalated, bedOf(snap, a.strap)]),
+    (a) => {
+      const item = el("div", "item");
+      item.dataset.alert = a.id;
+      item.append(el("span", "what"), ackButton(a));
+      return item;
+    },
+    (item, a) => {
+      const tile = snap.tiles.find((x) => x.strap === a.strap) || {};
+      item.querySelector(".what").textContent = `${t("bed")} ${tile.bed || "?"} · ${tile.infant || a.strap} · ${t("alert_" + a.kind)}` +
+        (a.extreme_c ? ` · ${t("lowest")} ${a.extreme_c.toFixed(1)} °C` : "") + ` · ${t("since")} ${clock(a.start)}` +
+        (a.escalated ? ` · ${t("escalated")}` : "");
+    }, null);
 }
+function bedOf(snap, strap) { const x = snap.tiles.find((y) => y.strap === strap); return x ? [x.bed, x.infant] : null; }
 
 function ackButton(a) {
   const b = el("button", "ack", t("acknowledge"));
@@ -86,38 +121,53 @@ function ackButton(a) {
   return b;
 }
 
-function renderTile(tile, snap) {
-  const box = el("article", `tile band-${tile.band}`);
-  box.dataset.strap = tile.strap;
-  box.dataset.state = tile.state;
+function newTile(strap) {
+  const box = el("article", "tile");
+  box.dataset.strap = strap;
   box.tabIndex = 0;
   const top = el("div", "top");
-  top.append(el("span", "bedno", `${t("bed")} ${tile.bed || "?"}`), el("span", "infant", tile.infant || tile.strap));
-  box.append(top);
-  box.append(el("div", "temp", tile.state === "no_signal" || tile.state === "off" ? "--.-" : fmtTemp(tile.infant_c)));
-  box.append(el("div", "bandtext", t("band_" + tile.band)));
-  box.append(el("div", "state", t("state_" + tile.state)));
-  for (const a of tile.alerts) {
-    const line = el("div", "alert" + (a.acked_by ? " acked" : "") + (a.escalated && !a.acked_by ? " escalated" : ""));
-    line.dataset.alert = a.id;
-    line.append(el("span", null, t("alert_" + a.kind) + (a.acked_by ? ` · ${t("acknowledged_by")} ${a.acked_by}` : "")));
-    if (!a.acked_by) line.append(document.createTextNode(" "), ackButton(a));
-    box.append(line);
-  }
-  const kmc = el("div", "kmc", `${t("kmc_today")}: ${tile.kmc_hours_today.toFixed(1)} / ${snap.target_h} ${t("h")}`);
-  const bar = el("div", "bar"), fill = el("div");
-  fill.style.width = `${Math.min(100, (100 * tile.kmc_hours_today) / snap.target_h)}%`;
-  bar.append(fill);
-  box.append(kmc, bar);
+  top.append(el("span", "bedno"), el("span", "infant"));
+  const bar = el("div", "bar");
+  bar.append(el("div"));
+  // the alert lines go between the state and the KMC line (updateTile)
+  const kmc = el("div", "kmc");
+  box.append(top, el("div", "temp"), el("div", "bandtext"), el("div", "state"), kmc, bar,
+    el("div", "meta since"), el("div", "meta battery"));
+  box.addEventListener("click", () => loadDetail(strap, true));
+  return box;
+}
+
+function setText(box, selector, text) {
+  const e = box.querySelector(selector);
+  if (e.textContent !== text) e.textContent = text;
+}
+
+function updateTile(box, tile, snap) {
+  const cls = `tile band-${tile.band}`;
+  if (box.className !== cls) box.className = cls;
+  box.dataset.state = tile.state;
+  setText(box, ".bedno", `${t("bed")} ${tile.bed || "?"}`);
+  setText(box, ".infant", tile.infant || tile.strap);
+  setText(box, ".temp", tile.state === "no_signal" || tile.state === "off" ? "--.-" : fmtTemp(tile.infant_c));
+  setText(box, ".bandtext", t("band_" + tile.band));
+  setText(box, ".state", t("state_" + tile.state));
+  syncList(box, "div.alert", tile.alerts, (a) => a.id, (a) => JSON.stringify([a.acked_by, a.escalated]),
+    () => el("div", "alert"),
+    (line, a) => {
+      line.className = "alert" + (a.acked_by ? " acked" : "") + (a.escalated && !a.acked_by ? " escalated" : "");
+      line.dataset.alert = a.id;
+      line.replaceChildren(el("span", null, t("alert_" + a.kind) + (a.acked_by ? ` · ${t("acknowledged_by")} ${a.acked_by}` : "")));
+      if (!a.acked_by) line.append(document.createTextNode(" "), ackButton(a));
+    }, box.querySelector(".kmc"));
+  setText(box, ".kmc", `${t("kmc_today")}: ${tile.kmc_hours_today.toFixed(1)} / ${snap.target_h} ${t("h")}`);
+  box.querySelector(".bar > div").style.width = `${Math.min(100, (100 * tile.kmc_hours_today) / snap.target_h)}%`;
   let since;
   if (tile.in_kmc_since) since = `${t("in_kmc_since")} ${clock(tile.in_kmc_since)}`;
   else if (tile.last_session_end) since = `${t("last_kmc")} ${fmtDur(Date.now() / 1000 - Date.parse(tile.last_session_end) / 1000)} ${t("ago")}`;
   else since = t("no_kmc_yet");
-  box.append(el("div", "meta since", since));
+  setText(box, ".since", since);
   const batt = tile.battery_v === null ? "" : `${t("battery")} ${tile.battery_v.toFixed(2)} V`;
-  box.append(el("div", "meta battery", tile.battery_low ? `${t("battery_low")} ${batt}` : batt));
-  box.addEventListener("click", () => loadDetail(tile.strap, true));
-  return box;
+  setText(box, ".battery", tile.battery_low ? `${t("battery_low")} ${batt}` : batt);
 }
 
 // ---- acknowledgement: PIN (once per session) and initials; the server re-checks everything
@@ -153,22 +203,32 @@ function showSession() {
   $("audit").hidden = !state.csrf;
 }
 
-// ---- a bed's detail: 24 h trace with KMC shaded, sessions, alert history
+// ---- a bed's detail: 24 h trace with KMC shaded, sessions, alert history. The panel and its
+// close button stay while it is open; a refresh (at most every 2 s) replaces only the contents.
 async function loadDetail(strap, open) {
+  state.detailAt = Date.now();
   const r = await fetch(`/api/bed/${encodeURIComponent(strap)}`);
   if (!r.ok) return;
   const d = await r.json();
+  if (!open && state.openBed !== strap) return; // closed (or another bed opened) meanwhile
   state.openBed = strap;
-  const panel = el("div", "panel");
-  const head = el("div", "top");
-  head.append(el("h2", null, `${t("bed")} ${d.bed} · ${d.infant || d.strap}`));
-  const close = el("button", "close", t("close"));
-  close.addEventListener("click", () => { $("detail").hidden = true; state.openBed = null; });
-  head.append(close);
-  panel.append(head, el("h3", null, t("trace_24h")), trace(d.trace));
-  panel.append(el("h3", null, t("sessions_today")), table(d.sessions.slice(-12).reverse().map((s) => [clock(s.start), clock(s.end), `${s.minutes.toFixed(0)} ${t("min")}`])));
-  panel.append(el("h3", null, t("alert_history")), table(d.alerts.slice(0, 20).map((a) => [t("alert_" + a.kind), clock(a.start), a.end ? clock(a.end) : "…", a.extreme_c ? a.extreme_c.toFixed(1) + " °C" : "", a.acked_by ? `${t("acknowledged_by")} ${a.acked_by}` : ""])));
-  $("detail").replaceChildren(panel);
+  let panel = $("detail").querySelector(".panel");
+  if (!panel || panel.dataset.strap !== strap) {
+    panel = el("div", "panel");
+    panel.dataset.strap = strap;
+    const head = el("div", "top");
+    head.append(el("h2"));
+    const close = el("button", "close", t("close"));
+    close.addEventListener("click", () => { $("detail").hidden = true; state.openBed = null; });
+    head.append(close);
+    panel.append(head, el("div", "contents"));
+    $("detail").replaceChildren(panel);
+  }
+  panel.querySelector("h2").textContent = `${t("bed")} ${d.bed} · ${d.infant || d.strap}`;
+  panel.querySelector(".contents").replaceChildren(
+    el("h3", null, t("trace_24h")), trace(d.trace),
+    el("h3", null, t("sessions_today")), table(d.sessions.slice(-12).reverse().map((s) => [clock(s.start), clock(s.end), `${s.minutes.toFixed(0)} ${t("min")}`])),
+    el("h3", null, t("alert_history")), table(d.alerts.slice(0, 20).map((a) => [t("alert_" + a.kind), clock(a.start), a.end ? clock(a.end) : "…", a.extreme_c ? a.extreme_c.toFixed(1) + " °C" : "", a.acked_by ? `${t("acknowledged_by")} ${a.acked_by}` : ""])));
   if (open) $("detail").hidden = false;
 }
 
