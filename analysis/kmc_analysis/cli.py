@@ -10,6 +10,7 @@ import argparse
 import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -233,6 +234,15 @@ def _gateway(args: argparse.Namespace) -> int:
             await Gateway(cfg, access).run(stop)
 
     asyncio.run(main())
+    return _stopped(signals)
+
+
+def _stopped(signals: StopSignals) -> int:
+    """A service's exit status, with a last log line saying why it stopped."""
+    import logging
+
+    if signals.signum is not None:
+        logging.getLogger("kmc").info("stopped by %s", signal.Signals(signals.signum).name)
     return signals.exit_status()
 
 
@@ -261,7 +271,7 @@ def _sink(args: argparse.Namespace) -> int:
         logging.getLogger("kmc.sink").info("%s, %d waiting on disk", sink.stats, sink.pending())
     # what InfluxDB has not taken within the drain stays in the spool for the next start
     sink.stop(drain_timeout_s=SINK_DRAIN_S)
-    return signals.exit_status()
+    return _stopped(signals)
 
 
 class _Source:
@@ -432,7 +442,7 @@ def _ward(args: argparse.Namespace) -> int:
         await serve_ward(cfg, stop)
 
     asyncio.run(main())
-    return signals.exit_status()
+    return _stopped(signals)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -606,6 +616,10 @@ def run_command(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; its errors end in one line naming what failed (never an empty one)."""
     args = build_parser().parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        # SIGINT and SIGTERM end any command through its `with`/`finally` blocks (exit 130 /
+        # 143); the long-running services install their own handlers on top of this one
+        StopSignals().install_raising()
     try:
         return run_command(args)
     except (SamplesFileError, ConfigError, DeployError, ValueError, OSError) as exc:
@@ -615,8 +629,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"kmc {args.command}: error: {describe(exc)}", file=sys.stderr)
         return EXIT_FAILED
     except Interrupted as exc:
+        print(f"kmc {args.command}: {exc}", file=sys.stderr)
         return exit_status(exc.signum)
     except KeyboardInterrupt:  # SIGINT where no handler of ours was installed
+        print(f"kmc {args.command}: stopped by SIGINT", file=sys.stderr)
         return exit_status(signal.SIGINT)
 
 

@@ -15,66 +15,21 @@ raised (the clock steps must not fake a silence). A table is printed.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from kmc_analysis.local_services import free_port, stop_process, wait_port
+from kmc_analysis.local_services import stop_process
 from packets import PASSKEY
-from servers import InfluxDB, Mosquitto
+from servers import InfluxDB, Mosquitto, Radio
 
 HERE = Path(__file__).resolve().parent
 KMC = [sys.executable, "-m", "kmc_analysis.cli"]
 STRAPS = ("KMC-0001", "KMC-0002", "KMC-0003")
 OUTAGE_S = 45.0
-
-
-class Radio:
-    def __init__(self, work: Path) -> None:
-        self.hci, self.ctl = free_port(), free_port()
-        self.log = (work / "radio.log").open("w")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                str(HERE / "radio.py"),
-                "--hci-port",
-                str(self.hci),
-                "--control-port",
-                str(self.ctl),
-                "--dir",
-                str(work / "straps"),
-                "--straps",
-                str(len(STRAPS)),
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        wait_port(self.ctl, 60)
-        self.started = time.monotonic()
-        self.sock = socket.create_connection(("127.0.0.1", self.ctl))
-        self.io = self.sock.makefile("rw")
-
-    def ask(self, **cmd) -> dict:
-        self.io.write(json.dumps(cmd) + "\n")
-        self.io.flush()
-        return json.loads(self.io.readline())
-
-    def status(self) -> dict[str, dict]:
-        return self.ask(cmd="status")["straps"]
-
-    def at(self, second: float) -> None:
-        """Wait until `second` seconds into the run."""
-        time.sleep(max(0.0, self.started + second - time.monotonic()))
-
-    def close(self) -> None:
-        self.sock.close()
-        self.proc.kill()
-        self.proc.wait()
 
 
 def run_service(
@@ -150,7 +105,7 @@ def test_whole_chain_under_faults(tmp_path: Path):
     (tmp_path / "mq").mkdir()
     broker = Mosquitto(tmp_path / "mq", persistence=True).start()
     influx = InfluxDB(tmp_path).start()
-    radio = Radio(tmp_path)
+    radio = Radio(tmp_path, len(STRAPS))
     gw_cfg = tmp_path / "gateway.toml"
     gw_cfg.write_text(
         f'[gateway]\nsite = "site1"\nward = "ward-a"\ndata_dir = "{tmp_path / "gw"}"\n'

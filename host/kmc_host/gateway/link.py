@@ -182,7 +182,7 @@ class StrapLink:
         while not stop.is_set():
             try:
                 async with self.slots:
-                    isolated = await self._session(stop)
+                    isolated = await self._session_until_stop(stop)
                 delay = self.isolate_s if isolated else self.backoff_s[0]
             except OutboxFull as exc:  # the strap keeps its samples; try again later
                 self.stats.store_full += 1
@@ -207,6 +207,27 @@ class StrapLink:
             with contextlib.suppress(TimeoutError):  # backoff with jitter, cut short by stop
                 await asyncio.wait_for(stop.wait(), timeout=delay * random.uniform(0.8, 1.2))
             delay = min(self.backoff_s[1], delay * 2)
+
+    async def _session_until_stop(self, stop: asyncio.Event) -> bool:
+        """A session that a stop cuts short while it is still scanning, connecting or pairing
+        (those can take seconds); once streaming, the session itself sees the stop within
+        0.5 s and first takes what the strap already sent."""
+        session = asyncio.ensure_future(self._session(stop))
+        stopped = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait((session, stopped), return_when=asyncio.FIRST_COMPLETED)
+            if not session.done() and not self.connected.is_set():
+                session.cancel()
+                try:
+                    await session
+                except asyncio.CancelledError:
+                    task = asyncio.current_task()
+                    if task is not None and task.cancelling():
+                        raise  # we are being cancelled ourselves, not only the session
+                return False
+            return await session
+        finally:
+            stopped.cancel()
 
     def expected_address(self) -> str | None:
         if self.address:

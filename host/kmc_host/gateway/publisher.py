@@ -19,6 +19,7 @@ import logging
 import sqlite3
 import ssl
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -163,6 +164,17 @@ class MqttPublisher:
             # acks are collected every 5 ms while messages are in flight, else on new messages
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=0.005 if self._inflight else 0.05)
+
+    async def flush(self, timeout_s: float) -> bool:
+        """At a clean stop: keep pumping until the broker has acknowledged everything in the
+        outbox, for at most `timeout_s`; True when it is empty (else the rest waits on disk
+        for the next start)."""
+        deadline = time.monotonic() + timeout_s
+        while len(self.outbox) and time.monotonic() < deadline:
+            if self.connected.is_set():
+                self._fill()
+            await asyncio.sleep(0.005)
+        return len(self.outbox) == 0
 
     def pending(self) -> int:
         return len(self.outbox)

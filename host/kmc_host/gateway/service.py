@@ -38,6 +38,7 @@ from .silence import SilenceBook
 log = logging.getLogger(__name__)
 
 SIGNAL_LOST_S = 120.0
+FLUSH_S = 2.0  # a clean stop waits this long for the broker to acknowledge the outbox
 SAVE_ARRIVALS_S = 60.0  # last arrivals go to disk at most this often (and at a clean stop)
 
 
@@ -124,6 +125,8 @@ class Gateway:
                 self._watchdog(stop),
                 *(s.link.run(stop) for s in self.straps.values()),
             )
+            # what the straps sent before the stop goes to the broker now, not at next start
+            await self.publisher.flush(FLUSH_S)
         finally:
             self.publisher.stop()
             self._save_silences(*self.straps.values())
