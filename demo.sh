@@ -1,24 +1,70 @@
 #!/usr/bin/env bash
 # The README's main command: install what the simulated ward needs, then run it.
 #   bash demo.sh [kmc demo options, e.g. --straps 6 --minutes 120]
-# Mosquitto and InfluxDB come from Debian's packages where apt-get is usable (root or sudo);
-# without them `kmc demo` still runs, with an embedded broker and a samples file as the store.
+#
+# KMC Sense goes into a virtual environment of its own (.venv beside this file, or $KMC_VENV),
+# made on the first run and reused after: a distribution's Python (Debian 12/13, Ubuntu 24.04)
+# refuses `pip install` outside one (PEP 668, "externally-managed-environment"), and the
+# system's packages stay as they were. Mosquitto and InfluxDB come from Debian's packages
+# where apt-get is usable (root or sudo); without them `kmc demo` still runs, with an embedded
+# broker and a samples file as the store.
 set -euo pipefail
 cd "$(dirname "$0")"
+venv=${KMC_VENV:-.venv}
+python=${PYTHON:-python3}
 
-if command -v apt-get >/dev/null; then
-    sudo=""
-    [ "$(id -u)" = 0 ] || sudo="sudo"
-    need=()
-    command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
-    command -v influxd >/dev/null || need+=(influxdb)
-    if [ ${#need[@]} -gt 0 ] && { [ -z "$sudo" ] || command -v sudo >/dev/null; }; then
-        export DEBIAN_FRONTEND=noninteractive
-        $sudo apt-get update -qq || true
-        $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null ||
-            echo "demo.sh: could not install ${need[*]}; the demo falls back to embedded parts"
+say() { echo "demo.sh: $*" >&2; }
+
+apt_install() {  # apt_install PACKAGE...: quietly, when apt-get and root (or sudo) are there
+    command -v apt-get >/dev/null || return 1
+    local sudo=""
+    if [ "$(id -u)" != 0 ]; then
+        command -v sudo >/dev/null || return 1
+        sudo="sudo"
     fi
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get update -qq || true
+    $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+command -v "$python" >/dev/null || {
+    say "no $python found: install Python 3.11 or newer (Debian: apt-get install python3 python3-venv)"
+    exit 1
+}
+"$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
+    say "$("$python" --version 2>&1) is too old: KMC Sense needs Python 3.11 or newer"
+    exit 1
+}
+
+need=()
+command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
+command -v influxd >/dev/null || need+=(influxdb)
+# Debian and Ubuntu ship venv's pip bootstrap (ensurepip) in a package of its own
+[ -x "$venv/bin/python" ] || "$python" -c 'import ensurepip' 2>/dev/null || need+=(python3-venv)
+if [ ${#need[@]} -gt 0 ]; then
+    say "installing ${need[*]} (Debian packages)"
+    apt_install "${need[@]}" || say "could not install ${need[*]}; the demo falls back to embedded parts"
 fi
 
-python3 -m pip install --quiet .
-exec kmc demo "$@"
+# the virtual environment: made once, repaired if its Python went away, reused after
+if ! "$venv/bin/python" -c 'import sys' 2>/dev/null; then
+    say "making a virtual environment in $venv"
+    rm -rf "$venv"
+    "$python" -m venv "$venv" || {
+        say "$python -m venv failed: install the venv module (Debian: apt-get install python3-venv)"
+        exit 1
+    }
+fi
+# (re)install when the project's requirements changed; an editable install follows the code
+stamp="$venv/.kmc-sense-installed"
+want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || [ ! -x "$venv/bin/kmc" ]; then
+    say "installing KMC Sense and its libraries into $venv (a few minutes the first time)"
+    "$venv/bin/python" -m pip install --quiet --upgrade pip
+    "$venv/bin/python" -m pip install --quiet -e .
+    echo "$want" >"$stamp"
+else
+    say "using KMC Sense in $venv"
+fi
+say "to run the demo again: $venv/bin/kmc demo [options] (or: . $venv/bin/activate; kmc demo)"
+exec "$venv/bin/kmc" demo "$@"

@@ -205,7 +205,7 @@ def simulate_strap(
     rng: np.random.Generator, index: int, days: float, t0: float, width: int, noise_c: float = 0.02
 ) -> Strap:
     """One strap's samples and truth; `noise_c` is the infant sensor's noise (SD, C)."""
-    n = int(days * DAY)
+    n = round(days * DAY)  # int() would cut 780.9999 s to 780
     admit = int(_u(rng, 0, 10) * 3600) if index % 3 else 0
     plan = _plan_care(rng, admit, n)
     t = np.arange(n, dtype=np.float64)

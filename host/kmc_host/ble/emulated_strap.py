@@ -439,9 +439,10 @@ class EmulatedStrap:
         ble_period_s: float = 0.02,
         **cfg: Any,
     ) -> None:
-        """`ble_period_s`: how often (wall time) the BLE task sends what the strap holds; a
-        ward run faster than real time sets it longer, so each notification carries more
-        samples instead of the gateway receiving more notifications than a radio carries."""
+        """`ble_period_s`: how often (wall time) the BLE task sends the samples the strap
+        holds; a ward run faster than real time sets it longer, so each notification carries
+        more samples instead of the gateway receiving more notifications than a radio carries
+        (commands and pairing are still handled every 20 ms, as on the strap)."""
         fw = load_firmware()
         config = dict(fw["config"].DEFAULTS)
         config.update(strap_id=strap_id, passkey=passkey, **cfg)
@@ -471,16 +472,23 @@ class EmulatedStrap:
         self.strap.ble.publish_status()
         self._ble_task = asyncio.get_running_loop().create_task(self._ble_loop(ble_period_s))
 
-    async def _ble_loop(self, period_s: float = 0.02) -> None:
-        """The firmware's BLE task: send what the link takes, refresh the status now and then."""
+    async def _ble_loop(self, send_every_s: float = 0.02, tick_s: float = 0.02) -> None:
+        """The firmware's BLE task: handle commands and security events every `tick_s`, send
+        what the link takes every `send_every_s`, refresh the status now and then."""
         assert self.strap.ble is not None
         n = 0
+        sent_at = 0.0
         while True:
-            self.strap.ble.pump()
+            now = time.monotonic()
+            if now - sent_at >= send_every_s:
+                self.strap.ble.pump()
+                sent_at = now
+            else:
+                self.strap.ble.pump(max_packets=0)  # commands and pairing only
             n += 1
             if n % 100 == 0:
                 self.strap.ble.publish_status()
-            await asyncio.sleep(period_s)
+            await asyncio.sleep(tick_s)
 
     @property
     def address(self) -> str:
