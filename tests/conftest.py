@@ -4,6 +4,7 @@ runs it, and its CSV outputs."""
 from __future__ import annotations
 
 import csv
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -84,3 +85,20 @@ def assert_same_results(a, b) -> None:
 @pytest.fixture
 def t0() -> float:
     return T0
+
+
+def checkout_copy(dest: Path) -> Path:
+    """The checkout's files as git knows them (tracked and new, not ignored): a fresh clone
+    of what is being tested, without this checkout's .venv, caches or test artifacts."""
+    files = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=Path(__file__).resolve().parents[1],
+        check=True,
+        capture_output=True,
+    ).stdout.split(b"\0")
+    for name in filter(None, (f.decode() for f in files)):
+        src = Path(__file__).resolve().parents[1] / name
+        if src.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+    return dest

@@ -13,25 +13,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from conftest import checkout_copy
+
 ROOT = Path(__file__).resolve().parents[1]
 SYSTEM_PYTHON = Path("/usr/bin/python3")
-
-
-def checkout_copy(dest: Path) -> Path:
-    """The checkout's files as git knows them (tracked and new, not ignored): a fresh clone
-    of what is being tested, without this checkout's .venv, caches or test artifacts."""
-    files = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-    ).stdout.split(b"\0")
-    for name in filter(None, (f.decode() for f in files)):
-        src = ROOT / name
-        if src.is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / name)
-    return dest
 
 
 def system_env() -> dict[str, str]:
