@@ -138,6 +138,35 @@ def test_report_html_is_self_contained_with_plots(ward):
     assert "site1 / ward-a" in page
 
 
+def test_report_html_shows_every_time_in_the_wards_zone(ward):
+    """One zone on the page: the tables' times are local like the charts', and the page and
+    the headers say so; the CSVs stay in UTC (ISO 8601 with Z), as their docs say."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    base, samples = ward
+    out = base / "rep"
+    if not (out / "report.html").exists():
+        test_report_tables_agree_with_analyze(ward)
+    page = (out / "report.html").read_text()
+    assert f"All times are local time in {TZ} (UTC+03:00 today)" in page
+    assert "<th>start (local)</th><th>end (local)</th>" in page
+    rows = read(out / "sessions.csv")
+    assert rows
+
+    def fmt(iso: str, zone: dt.tzinfo) -> str:
+        assert iso.endswith("Z")  # the CSV: UTC
+        t = dt.datetime.fromisoformat(iso.replace("Z", "+00:00"))
+        return t.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+
+    local, utc = ZoneInfo(TZ), dt.UTC
+    for row in rows:
+        start, end = fmt(row["start"], local), fmt(row["end"], local)
+        assert f"<tr><td>{start}</td><td>{end}</td>" in page, row
+        start_utc, end_utc = fmt(row["start"], utc), fmt(row["end"], utc)
+        assert f"<tr><td>{start_utc}</td><td>{end_utc}</td>" not in page, row
+
+
 def test_report_period_keeps_only_those_local_days(ward, tmp_path):
     base, samples = ward
     r = run(

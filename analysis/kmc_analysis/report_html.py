@@ -173,11 +173,12 @@ def trace_plot(s: StrapReport, tz: str) -> str | None:
 # -- HTML
 
 
-def _cell(v: Any, time_col: bool = False) -> str:
+def _cell(v: Any, zi: dt.tzinfo | None = None) -> str:
+    """One table cell; a time (Unix seconds) in the ward's zone `zi`, as the charts show it."""
     if isinstance(v, float | np.floating) and math.isnan(v):
         return ""
-    if time_col:
-        return dt.datetime.fromtimestamp(float(v), dt.UTC).strftime("%Y-%m-%d %H:%M")
+    if zi is not None:
+        return dt.datetime.fromtimestamp(float(v), zi).strftime("%Y-%m-%d %H:%M")
     if isinstance(v, bool | np.bool_):
         return "yes" if v else "no"
     if isinstance(v, float | np.floating):
@@ -185,14 +186,20 @@ def _cell(v: Any, time_col: bool = False) -> str:
     return html.escape(str(v))
 
 
-def _table(t: Table, columns: list[str] | None = None, where: Any = None) -> str:
+def _table(t: Table, zi: dt.tzinfo, columns: list[str] | None = None, where: Any = None) -> str:
+    """An HTML table; its time columns in the ward's local time, said in their headers."""
     cols = columns or list(t.columns)
-    head = "".join(f"<th>{html.escape(c.replace('_', ' '))}</th>" for c in cols)
+    head = "".join(
+        f"<th>{html.escape(c.replace('_', ' '))}{' (local)' if c in t.times else ''}</th>"
+        for c in cols
+    )
     body = []
     for k in range(len(t)):
         if where is not None and not where(k):
             continue
-        cells = "".join(f"<td>{_cell(t.columns[c][k], c in t.times)}</td>" for c in cols)
+        cells = "".join(
+            f"<td>{_cell(t.columns[c][k], zi if c in t.times else None)}</td>" for c in cols
+        )
         body.append(f"<tr>{cells}</tr>")
     if not body:
         return "<p class=none>none</p>"
@@ -211,9 +218,14 @@ td:first-child,th:first-child{text-align:left}.none{color:#666}.meta{color:#444}
 
 
 def render_html(rep: Report) -> str:
-    generated = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    """The report page. One time zone throughout, the ward's (`rep.tz`): tables, charts, the
+    period and the generation time are local, and the page names the zone and its offset."""
+    zi = zone(rep.tz)
+    now = dt.datetime.now(zi)
+    generated = now.strftime("%Y-%m-%d %H:%M")
+    offset = now.strftime("%z")
+    offset = f"UTC{offset[:3]}:{offset[3:]}" if offset else "UTC"
     if rep.period is not None and all(math.isfinite(x) for x in rep.period):
-        zi = zone(rep.tz)
         a = dt.datetime.fromtimestamp(rep.period[0], zi).date()
         b = dt.datetime.fromtimestamp(rep.period[1], zi).date() - dt.timedelta(days=1)
         period = f"{a} to {b} ({rep.tz})"
@@ -235,6 +247,8 @@ def render_html(rep: Report) -> str:
         "<!doctype html><html lang=en><head><meta charset=utf-8>",
         f"<title>{html.escape(rep.title)}</title><style>{CSS}</style></head><body>",
         f"<h1>{html.escape(rep.title)}</h1>",
+        f"<p class=meta>All times are local time in {html.escape(rep.tz)} "
+        f"({html.escape(offset)} today); dates are its calendar days.</p>",
         f"<p class=meta>Period: {html.escape(period)}. Source: {html.escape(rep.source)}. "
         f"Generated {generated}. A day counts as observed with at least "
         f"{rep.min_monitored_hours:g} h of data; eligible: birth weight below 2000 g.</p>",
@@ -247,13 +261,14 @@ def render_html(rep: Report) -> str:
     parts.append(
         _img(cov, "ward coverage per day") if cov else "<p class=none>no observed days</p>"
     )
-    parts.append(_table(rep.tables["ward_coverage"]))
+    parts.append(_table(rep.tables["ward_coverage"], zi))
     parts.append("<h2>Cohort indicators</h2>")
-    parts.append(_table(rep.tables["cohort"]))
+    parts.append(_table(rep.tables["cohort"], zi))
     parts.append("<h2>Infants</h2>")
     parts.append(
         _table(
             rep.tables["infants"],
+            zi,
             [
                 "infant_id",
                 "device",
@@ -287,6 +302,7 @@ def render_html(rep: Report) -> str:
         parts.append(
             _table(
                 alerts,
+                zi,
                 ["kind", "start", "end", "duration_min", "extreme_c"],
                 lambda k, dev=dev: alerts.columns["device"][k] == dev,
             )
@@ -295,6 +311,7 @@ def render_html(rep: Report) -> str:
         parts.append(
             _table(
                 sessions,
+                zi,
                 ["start", "end", "duration_min", "effective"],
                 lambda k, dev=dev: sessions.columns["device"][k] == dev,
             )
@@ -305,8 +322,10 @@ def render_html(rep: Report) -> str:
         f"{cfg.min_contact_s:g} s ignored, interruptions up to {cfg.bridge_s / 60:g} min bridged, "
         f"sessions under {cfg.min_session_s / 60:g} min dropped, effective from "
         f"{cfg.effective_session_s / 60:g} min. Alerts: WHO bands with {cfg.thermal_bands[0].persist_s:g} s "
-        "persistence and hysteresis; none while the strap is off or settling. Times in tables "
-        "are UTC; dates are local calendar days. Tables as CSV and Parquet beside this file.</p>"
+        "persistence and hysteresis; none while the strap is off or settling. Tables as CSV "
+        "and Parquet beside this file, their times in UTC (ISO 8601 with Z in CSV, UTC "
+        "timestamps in Parquet) so that files from wards in other zones combine; their "
+        "dates are local calendar days.</p>"
     )
     parts.append("</body></html>")
     return "\n".join(parts)
