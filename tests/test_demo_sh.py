@@ -26,14 +26,15 @@ def system_env() -> dict[str, str]:
     return env
 
 
+def python_says(python: Path, code: str) -> str:
+    return subprocess.run(
+        [str(python), "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
 def test_demo_sh_on_the_distributions_python(tmp_path):
     assert SYSTEM_PYTHON.exists(), "this test needs the distribution's /usr/bin/python3"
-    stdlib = subprocess.run(
-        [str(SYSTEM_PYTHON), "-c", "import sysconfig; print(sysconfig.get_path('stdlib'))"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    stdlib = python_says(SYSTEM_PYTHON, "import sysconfig; print(sysconfig.get_path('stdlib'))")
     # the premise: this Python refuses a plain pip install (as Debian 12/13 and Ubuntu 24.04 do)
     assert (Path(stdlib) / "EXTERNALLY-MANAGED").exists(), stdlib
     env = system_env()
@@ -59,12 +60,7 @@ def test_demo_sh_on_the_distributions_python(tmp_path):
     assert "samples lost: 0" in first.stdout
     assert "to run the demo again: .venv/bin/kmc demo" in first.stderr
     venv_python = repo / ".venv" / "bin" / "python"
-    base = subprocess.run(
-        [str(venv_python), "-c", "import sys; print(sys.base_prefix, sys.prefix)"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
+    base = python_says(venv_python, "import sys; print(sys.base_prefix, sys.prefix)").split()
     assert base[0] == "/usr" and base[1] == str(repo / ".venv")  # made from the system Python
     # nothing went into the system's Python
     leaked = subprocess.run(
