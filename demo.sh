@@ -36,20 +36,32 @@ command -v "$python" >/dev/null || {
     exit 1
 }
 
-need=()
-command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
-command -v influxd >/dev/null || need+=(influxdb)
-# Debian and Ubuntu ship venv's pip bootstrap (ensurepip) in a package of its own
-[ -x "$venv/bin/python" ] || "$python" -c 'import ensurepip' 2>/dev/null || need+=(python3-venv)
-if [ ${#need[@]} -gt 0 ]; then
-    say "installing ${need[*]} (Debian packages)"
-    apt_install "${need[@]}" || say "could not install ${need[*]}; the demo falls back to embedded parts"
+# required: Debian and Ubuntu ship venv's pip bootstrap (ensurepip) in a package of its own
+if [ ! -x "$venv/bin/python" ] && ! "$python" -c 'import ensurepip' 2>/dev/null; then
+    say "installing python3-venv (Debian package)"
+    apt_install python3-venv || {
+        say "$python has no venv module: install it (Debian: apt-get install python3-venv)"
+        exit 1
+    }
 fi
+# optional, one at a time (a release without one of them still gets the other)
+for pkg in mosquitto influxdb; do
+    case $pkg in
+        mosquitto) command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] && continue ;;
+        influxdb) command -v influxd >/dev/null && continue ;;
+    esac
+    say "installing $pkg (Debian package)"
+    apt_install "$pkg" || say "could not install $pkg; the demo falls back to an embedded part"
+done
 
 # the virtual environment: made once, repaired if its Python went away, reused after
 if ! "$venv/bin/python" -c 'import sys' 2>/dev/null; then
+    if [ -e "$venv" ] && [ ! -f "$venv/pyvenv.cfg" ]; then
+        say "$venv exists and is not a virtual environment: move it away or set KMC_VENV"
+        exit 1
+    fi
     say "making a virtual environment in $venv"
-    rm -rf "$venv"
+    rm -rf "$venv"  # a virtual environment whose Python went away
     "$python" -m venv "$venv" || {
         say "$python -m venv failed: install the venv module (Debian: apt-get install python3-venv)"
         exit 1
@@ -66,5 +78,6 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || [ ! -x "$venv/bin/kmc" ]; the
 else
     say "using KMC Sense in $venv"
 fi
-say "to run the demo again: $venv/bin/kmc demo [options] (or: . $venv/bin/activate; kmc demo)"
-exec "$venv/bin/kmc" demo "$@"
+kmc="$(cd "$venv" && pwd)/bin/kmc"
+say "to run the demo again: $kmc demo [options] (or: . ${kmc%/kmc}/activate; kmc demo)"
+exec "$kmc" demo "$@"

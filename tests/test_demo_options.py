@@ -36,6 +36,7 @@ FEEDS = ("infant_c", "outer_c", "contact", "worn")
         (["--offline", "--hold", "--speed", "9"], "--hold, --speed: only for the live demo"),
         (["--offline", "--straps", "201"], "--straps must be within 1..200, not 201"),
         (["--offline", "--days", "0"], "--days must be within 0.01..31, not 0"),
+        (["--hold", "--ward-port", "0"], "--hold keeps the ward screen up: it needs a screen"),
     ],
 )
 def test_out_of_range_or_misplaced_options_are_refused(args, message, capsys, tmp_path):
@@ -90,7 +91,7 @@ def test_the_cooling_scenario_cools_in_every_run():
     ("straps", "minutes", "speed", "seed"),
     [
         (40, 5, 1000, 3),  # a whole ward, the shortest run
-        (8, 20, 500, 7),  # more straps than a controller's 7 slots; a run under 25 min
+        (8, 20, 500, 7),  # past the gateway's default 7 slots; a run under 25 min
     ],
 )
 def test_live_demo_corners_deliver_every_sample(tmp_path, straps, minutes, speed, seed):

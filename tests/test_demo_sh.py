@@ -58,7 +58,7 @@ def test_demo_sh_on_the_distributions_python(tmp_path):
     assert first.returncode == 0, out[-4000:]
     assert "making a virtual environment in .venv" in first.stderr
     assert "samples lost: 0" in first.stdout
-    assert "to run the demo again: .venv/bin/kmc demo" in first.stderr
+    assert f"to run the demo again: {repo}/.venv/bin/kmc demo" in first.stderr
     venv_python = repo / ".venv" / "bin" / "python"
     base = python_says(venv_python, "import sys; print(sys.base_prefix, sys.prefix)").split()
     assert base[0] == "/usr" and base[1] == str(repo / ".venv")  # made from the system Python

@@ -91,6 +91,8 @@ def _demo(args: argparse.Namespace) -> int:
         _in_range("--broker-port", args.broker_port, 1, 65535)
     if args.ward_port is not None:
         _in_range("--ward-port", args.ward_port, 0, 65535)
+    if args.hold and args.ward_port == 0:
+        raise ValueError("--hold keeps the ward screen up: it needs a screen (not --ward-port 0)")
     zone(args.tz)
     if args.out and Path(args.out).is_dir() and any(Path(args.out).iterdir()):
         raise ValueError(

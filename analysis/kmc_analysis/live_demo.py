@@ -212,8 +212,10 @@ def ward_store(work: Path, port: int, signals: StopSignals) -> Iterator[Sink | N
     try:
         yield sink
     finally:
-        sink.stop(drain_timeout_s=1.0 if signals.requested else 30.0)
-        server.stop()
+        try:
+            sink.stop(drain_timeout_s=1.0 if signals.requested else 30.0)
+        finally:  # even when a stop signal cuts the drain short
+            server.stop()
 
 
 def _report_from_store(

@@ -88,5 +88,8 @@ class StopSignals:
             loop.add_signal_handler(sig, handler, sig)
 
     def uninstall_asyncio(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Give the signals back from the loop to `install_raising`'s handler at once: asyncio
+        would leave Python's defaults (SIGTERM: die on the spot) while it shuts down."""
         for sig in STOP_SIGNALS:
             loop.remove_signal_handler(sig)
+        self.install_raising()

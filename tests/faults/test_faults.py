@@ -172,6 +172,9 @@ def test_whole_chain_under_faults(tmp_path: Path):
         rows.append(("end of run", 340, 0.0, took, lost, dup))
     finally:
         term(gateway)
+        # the straps sample on until the gateway has stopped, and a clean stop flushes what it
+        # took to the broker: what may be stored is bounded by the straps' count after the stop
+        late_status = radio.status()
         term(sink)
         radio.close()
 
@@ -203,7 +206,7 @@ def test_whole_chain_under_faults(tmp_path: Path):
     ), ahead
     for s in STRAPS:  # zero lost, zero duplicated (a power cut may erase unsent RAM samples)
         assert len(have[s]) == len(set(have[s])), s
-        assert expected(final_status, s) <= set(have[s]) <= possible(final_status, s), s
+        assert expected(final_status, s) <= set(have[s]) <= possible(late_status, s), s
     assert len(ranges(final_status, "KMC-0003", "erased")) <= 60  # flushed every 60 samples
     assert all(lost == 0 and dup == 0 for *_, lost, dup in rows)
     kinds = {(a["tags"]["strap"], a["tags"]["kind"]): a for a in alerts}

@@ -228,6 +228,8 @@ class StrapLink:
             return await session
         finally:
             stopped.cancel()
+            if not session.done():  # we were cancelled ourselves: the session goes too
+                session.cancel()
 
     def expected_address(self) -> str | None:
         if self.address:

@@ -170,9 +170,8 @@ class MqttPublisher:
         outbox, for at most `timeout_s`; True when it is empty (else the rest waits on disk
         for the next start)."""
         deadline = time.monotonic() + timeout_s
-        while len(self.outbox) and time.monotonic() < deadline:
-            if self.connected.is_set():
-                self._fill()
+        while len(self.outbox) and self.connected.is_set() and time.monotonic() < deadline:
+            self._fill()
             await asyncio.sleep(0.005)
         return len(self.outbox) == 0
 

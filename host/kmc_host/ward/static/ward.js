@@ -3,7 +3,7 @@
 // person can read. Everything the server needs to decide is decided on the server.
 "use strict";
 
-const state = { cfg: null, S: {}, snap: null, csrf: null, heard: new Set(), cues: 0, lastEscalatedCue: 0, audio: null, openBed: null, detailAt: 0 };
+const state = { cfg: null, S: {}, snap: null, csrf: null, heard: new Set(), cues: 0, lastEscalatedCue: 0, audio: null, openBed: null, detailAt: 0, detailAsk: 0 };
 window.kmc = state; // for the browser tests: cues counted, first-seen times of alerts
 state.firstSeen = {};
 
@@ -207,11 +207,12 @@ function showSession() {
 // close button stay while it is open; a refresh (at most every 2 s) replaces only the contents.
 async function loadDetail(strap, open) {
   state.detailAt = Date.now();
+  const ask = ++state.detailAsk; // only the newest request may fill the panel
+  if (open) state.openBed = strap;
   const r = await fetch(`/api/bed/${encodeURIComponent(strap)}`);
   if (!r.ok) return;
   const d = await r.json();
-  if (!open && state.openBed !== strap) return; // closed (or another bed opened) meanwhile
-  state.openBed = strap;
+  if (ask !== state.detailAsk || state.openBed !== strap) return; // closed or superseded meanwhile
   let panel = $("detail").querySelector(".panel");
   if (!panel || panel.dataset.strap !== strap) {
     panel = el("div", "panel");
