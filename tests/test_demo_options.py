@@ -90,8 +90,9 @@ def test_the_cooling_scenario_cools_in_every_run():
 @pytest.mark.parametrize(
     ("straps", "minutes", "speed", "seed"),
     [
-        (40, 5, 1000, 3),  # a whole ward, the shortest run
-        (8, 20, 500, 7),  # past the gateway's default 7 slots; a run under 25 min
+        # a whole ward (past the gateway's default 7 slots), the shortest run; runs under
+        # 25 min live: test_cli's 22-min demo; every length's feeds: the test above
+        (40, 5, 1000, 3),
     ],
 )
 def test_live_demo_corners_deliver_every_sample(tmp_path, straps, minutes, speed, seed):
