@@ -154,9 +154,8 @@ def run_demo(
             ward = DemoWard(straps, seconds, speed, work, port, seed, tz)
             with doing("running the simulated ward"):
                 result = asyncio.run(ward.run(screen, say, signals))
-        finally:
+        finally:  # (DemoWard.run handed the signals back from its event loop already)
             screen.close()
-            signals.install_raising()  # the event loop had the signals; back to us
         if signals.signum is not None:
             raise Interrupted(signals.signum)
         with doing("storing and analysing the delivered samples"):
