@@ -16,13 +16,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from kmc_host.deploy import DeployError
-from kmc_host.detect import ConfigError, zone
-from kmc_host.errors import StepFailed, describe
+from kmc_host.detect import zone
+from kmc_host.errors import BadInput, KmcError, describe
 from kmc_host.shutdown import Interrupted, StopSignals, exit_status
 
 from .detection import within
-from .samples_io import SampleReader, SamplesFileError
+from .samples_io import SampleReader
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -76,14 +75,14 @@ def _demo(args: argparse.Namespace) -> int:
     given = {k for k in (*LIVE_ONLY, *OFFLINE_ONLY) if getattr(args, k) not in (None, False)}
     if args.offline:
         if wrong := sorted(given & set(LIVE_ONLY)):
-            raise ValueError(f"{_flags(wrong)}: only for the live demo (leave out --offline)")
+            raise BadInput(f"{_flags(wrong)}: only for the live demo (leave out --offline)")
         args.straps = _in_range(
             "--straps", 12 if args.straps is None else args.straps, *OFFLINE_STRAPS
         )
         args.days = _in_range("--days", 3.0 if args.days is None else args.days, *OFFLINE_DAYS)
         return _offline_demo(args)
     if wrong := sorted(given & set(OFFLINE_ONLY)):
-        raise ValueError(f"{_flags(wrong)}: only for the offline demo (add --offline)")
+        raise BadInput(f"{_flags(wrong)}: only for the offline demo (add --offline)")
     straps = _in_range("--straps", 4 if args.straps is None else args.straps, *STRAPS)
     minutes = _in_range("--minutes", 60.0 if args.minutes is None else args.minutes, *MINUTES)
     speed = _in_range("--speed", 120.0 if args.speed is None else args.speed, *SPEED)
@@ -92,10 +91,10 @@ def _demo(args: argparse.Namespace) -> int:
     if args.ward_port is not None:
         _in_range("--ward-port", args.ward_port, 0, 65535)
     if args.hold and args.ward_port == 0:
-        raise ValueError("--hold keeps the ward screen up: it needs a screen (not --ward-port 0)")
+        raise BadInput("--hold keeps the ward screen up: it needs a screen (not --ward-port 0)")
     zone(args.tz)
     if args.out and Path(args.out).is_dir() and any(Path(args.out).iterdir()):
-        raise ValueError(
+        raise BadInput(
             f"--out {args.out} is not empty: an earlier run's strap flash, "
             "gateway cursors and database would mix with this one; give a new folder"
         )
@@ -124,7 +123,7 @@ def _flags(names: Sequence[str]) -> str:
 
 def _in_range(flag: str, value: float, lo: float, hi: float) -> Any:
     if not lo <= value <= hi:
-        raise ValueError(f"{flag} must be within {lo:g}..{hi:g}, not {value:g}")
+        raise BadInput(f"{flag} must be within {lo:g}..{hi:g}, not {value:g}")
     return value
 
 
@@ -165,7 +164,7 @@ def _firmware(args: argparse.Namespace) -> int:
         commands = forget_bonds(_port(args), dry_run=args.dry_run)
     else:
         if not args.strap_id:
-            raise ValueError(f"{args.action} needs --strap-id")
+            raise BadInput(f"{args.action} needs --strap-id")
         cfg = strap_config(
             args.strap_id, args.infant_offset, args.outer_offset, args.interval_ms, args.passkey
         )
@@ -195,7 +194,7 @@ def _firmware(args: argparse.Namespace) -> int:
 
 def _port(args: argparse.Namespace) -> str:
     if not args.port:
-        raise ValueError(f"{args.action} needs --port (e.g. /dev/ttyUSB0)")
+        raise BadInput(f"{args.action} needs --port (e.g. /dev/ttyUSB0)")
     return str(args.port)
 
 
@@ -284,7 +283,7 @@ class _Source:
         from .report import period_from_dates
 
         if (args.samples is None) == (args.influx is None):
-            raise ValueError("give either a samples file or --influx CONFIG (one of the two)")
+            raise BadInput("give either a samples file or --influx CONFIG (one of the two)")
         self.period = period_from_dates(args.date_from, args.date_to, args.tz)
         self.infants: dict[str, str] = {}
         if args.influx:
@@ -296,7 +295,7 @@ class _Source:
             self.influx = InfluxSource(influx, args.site or "", args.ward or "")
             extent = self.influx.extent()
             if extent is None:
-                raise ValueError(f"no samples in InfluxDB at {influx.url} for this site/ward")
+                raise BadInput(f"no samples in InfluxDB at {influx.url} for this site/ward")
             p = self.period or (extent[0], extent[1] + 1)
             self.span = (max(extent[0], p[0]), min(extent[1] + 1, p[1]))
             self.infants = self.influx.infant_tags(*self.span)
@@ -370,7 +369,7 @@ def _export(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if args.format == "dhis2":
         if not args.mapping:
-            raise ValueError("dhis2 needs --mapping FILE (data element and org unit ids)")
+            raise BadInput("dhis2 needs --mapping FILE (data element and org unit ids)")
         mapping = load_dhis2_mapping(args.mapping)
         rep = _build_report(args, keep_trace=False)
         doc = dhis2_data_value_set(rep, mapping)
@@ -382,7 +381,7 @@ def _export(args: argparse.Namespace) -> int:
     from .roster import load_roster
 
     if args.every_min <= 0:
-        raise ValueError("--every-min must be > 0")
+        raise BadInput("--every-min must be > 0")
     every = args.every_min * 60.0
     roster = load_roster(args.roster) if args.roster else {}
     src = _Source(args)
@@ -624,10 +623,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         StopSignals().install_raising()
     try:
         return run_command(args)
-    except (SamplesFileError, ConfigError, DeployError, ValueError, OSError) as exc:
+    except (BadInput, OSError) as exc:  # what the user gave: a file, an option, a config value
         print(f"kmc {args.command}: error: {describe(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except StepFailed as exc:
+    except KmcError as exc:  # a step that failed for a reason outside the input
         print(f"kmc {args.command}: error: {describe(exc)}", file=sys.stderr)
         return EXIT_FAILED
     except Interrupted as exc:

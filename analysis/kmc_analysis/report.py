@@ -41,6 +41,7 @@ from kmc_host.detect import (
     rolling_24h,
     zone,
 )
+from kmc_host.errors import BadInput
 from kmc_host.samples import Samples
 
 from .analyze import iso_utc
@@ -487,13 +488,13 @@ def period_from_dates(first: str | None, last: str | None, tz: str) -> tuple[flo
         try:
             day = dt.date.fromisoformat(text) + dt.timedelta(days=days_after)
         except ValueError:
-            raise ValueError(f"{what} {text!r} is not a date (YYYY-MM-DD)") from None
+            raise BadInput(f"{what} {text!r} is not a date (YYYY-MM-DD)") from None
         return dt.datetime.combine(day, dt.time(0), tzinfo=zi).timestamp()
 
     start = midnight(first, "--from") if first else -np.inf
     end = midnight(last, "--to", 1) if last else np.inf  # a DST day has 23 or 25 hours
     if end <= start:
-        raise ValueError("--to is before --from")
+        raise BadInput("--to is before --from")
     return float(start), float(end)
 
 

@@ -36,6 +36,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
+from kmc_host.errors import BadInput, KmcError
 from kmc_host.samples import (
     OPTIONAL_COLUMNS,
     RAW_PAD_SUFFIX,
@@ -73,11 +74,11 @@ BAD_FLAG = "flag not 0/1"
 DUPLICATE = "duplicate (device, time)"
 
 
-class RowsOutOfOrder(Exception):
+class RowsOutOfOrder(KmcError):
     """A strap's rows are not in time order: read again with `SampleReader.sorted_straps()`."""
 
 
-class SamplesFileError(Exception):
+class SamplesFileError(BadInput):
     """A samples file cannot be used as it is; the message names file, line and problem."""
 
     def __init__(self, path: str | Path, line: int | None, problem: str) -> None:
@@ -164,7 +165,7 @@ def _to_seconds(col: pa.Array) -> tuple[NDArray[np.float64], Mask]:
     """Unix seconds from numbers, timestamps or strings; (values, unparsable mask)."""
     if pa.types.is_timestamp(col.type):
         if col.type.tz is None:
-            raise ValueError("time column holds timestamps without a UTC offset")
+            raise BadInput("time column holds timestamps without a UTC offset")
         us = pc.cast(col, pa.timestamp("us", tz="UTC")).cast(pa.int64())
         return us.to_numpy(zero_copy_only=False).astype(np.float64) / 1e6, None
     if pa.types.is_integer(col.type):

@@ -39,6 +39,7 @@ from numpy.typing import NDArray
 
 from kmc_host.detect import DetectorConfig, local_day_edges, zone
 from kmc_host.detect.intervals import seconds_in_bins
+from kmc_host.errors import BadInput
 
 DAY = 86400
 MIN = 60
@@ -400,9 +401,9 @@ def simulate_ward(
 ) -> tuple[Path, Path, int]:
     """Write the samples file (CSV or Parquet by extension) and the truth folder; return rows."""
     if devices < 1 or days <= 0:
-        raise ValueError("need at least one strap and a positive number of days")
+        raise BadInput("need at least one strap and a positive number of days")
     if not 0 <= noise_c <= 0.5:
-        raise ValueError("noise_c must be within 0-0.5 C")
+        raise BadInput("noise_c must be within 0-0.5 C")
     out = Path(out)
     truth = Path(truth_dir) if truth_dir else out.with_name(out.name.split(".")[0] + "_truth")
     rng = np.random.default_rng(seed)

@@ -17,6 +17,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from .errors import BadInput
+
 
 def _firmware_dir() -> Path:
     """The strap firmware: installed with the package (`kmc_firmware`), or this checkout's."""
@@ -34,7 +36,7 @@ CONFIG_NAME = "kmc_config.json"
 BONDS_FILE = "kmc_data/bonds.json"  # the firmware's bond store on the board (firmware/bonds.py)
 
 
-class DeployError(ValueError):
+class DeployError(BadInput):
     """A deployment request that cannot be carried out; the message says why."""
 
 

@@ -4,6 +4,14 @@ An exception's text is what users see (`kmc demo: error: ...`), and some excepti
 (`TimeoutError()`, `asyncio.CancelledError()`, a bare `KeyError`): `describe` never returns an
 empty string, and `doing` adds what was being done when it failed, so a message always names
 the kind of failure and the step.
+
+Every error of KMC Sense's own derives from `KmcError`, so a command line catches one type
+(and OSError for files and sockets) instead of bare ValueError:
+
+- `KmcError`: the base.
+  - `BadInput`: what a user gave cannot be used (an option, a file, a config value); the CLI
+    exits 2. `ConfigError`, `SamplesFileError`, `DeployError`, `MessageError` ... derive from it.
+  - `StepFailed`: a step of a longer job failed for a reason outside the input; exit 1.
 """
 
 from __future__ import annotations
@@ -11,10 +19,25 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-__all__ = ["StepFailed", "describe", "doing"]
+__all__ = ["BadInput", "ConfigError", "KmcError", "StepFailed", "describe", "doing"]
 
 
-class StepFailed(RuntimeError):
+class KmcError(Exception):
+    """The base of every error KMC Sense raises on purpose (bleak's `BleakError` is the model)."""
+
+
+class BadInput(KmcError, ValueError):
+    """Input that cannot be used as it is: the message names what was wrong and where.
+
+    A ValueError too, so code that validates with `int()`/`float()` and catches ValueError
+    keeps working beside it."""
+
+
+class ConfigError(BadInput):
+    """A configuration value is missing, of the wrong type or outside its allowed range."""
+
+
+class StepFailed(KmcError, RuntimeError):
     """A step of a longer job failed; the message names the step and the cause."""
 
 

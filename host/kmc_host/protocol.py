@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from .errors import BadInput
+
 VERSION = 1
 KIND_SAMPLES = 1
 EPOCH_2000_UNIX = 946_684_800  # device time counts seconds from 2000-01-01T00:00:00Z
@@ -47,7 +49,7 @@ CONTROL_UUID = "7a6b0003-5c1e-4b4d-a0c3-6b6d63736e73"
 STATUS_UUID = "7a6b0004-5c1e-4b4d-a0c3-6b6d63736e73"
 
 
-class ProtocolError(ValueError):
+class ProtocolError(BadInput):
     """A packet that does not follow the protocol; the message says what and where."""
 
 

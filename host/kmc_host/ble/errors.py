@@ -2,8 +2,10 @@
 
 from bleak.exc import BleakError
 
+from ..errors import KmcError
 
-class LinkSecurityError(BleakError):
+
+class LinkSecurityError(BleakError, KmcError):
     """Pairing failed (wrong passkey, unauthenticated method) or the peer could not encrypt
     with the bond we hold for it (not the bonded strap, or it lost its keys)."""
 

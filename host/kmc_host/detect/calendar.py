@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 from numpy.typing import NDArray
 
+from ..errors import ConfigError
 from .intervals import seconds_in_bins, seconds_in_windows
 from .strap import StrapResult
 
@@ -28,7 +29,7 @@ def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(
+        raise ConfigError(
             f"unknown time zone {name!r} (use an IANA name such as Africa/Addis_Ababa)"
         ) from exc
 

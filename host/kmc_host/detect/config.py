@@ -10,11 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
+from ..errors import ConfigError
+
 Direction = Literal["below", "above"]
-
-
-class ConfigError(ValueError):
-    """A configuration value is missing, of the wrong type or outside its allowed range."""
 
 
 @dataclass(frozen=True)

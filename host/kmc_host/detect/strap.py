@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+from ..errors import BadInput
 from ..samples import Samples
 from .bands import BandTracker, Episodes
 from .config import DetectorConfig
@@ -32,7 +33,7 @@ STATE_GAP, STATE_OFF, STATE_WORN, STATE_KMC = 0, 1, 2, 3
 STATE_NAMES = {STATE_GAP: "gap", STATE_OFF: "off", STATE_WORN: "worn", STATE_KMC: "kmc"}
 
 
-class SampleOrderError(ValueError):
+class SampleOrderError(BadInput):
     """Samples reached the detector out of time order or duplicated."""
 
 

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..errors import BadInput
+
 
 def read_map(path: Path, convert: Callable[[Any], Any], what: str, advice: str) -> dict[str, Any]:
     """A strap id -> value JSON file (empty when absent); a corrupt one is a ValueError that
@@ -19,7 +21,7 @@ def read_map(path: Path, convert: Callable[[Any], Any], what: str, advice: str) 
         raw = json.loads(path.read_text())
         return {str(k): convert(v) for k, v in raw.items()}
     except (ValueError, TypeError, AttributeError, KeyError) as exc:
-        raise ValueError(f"{path}: {what} file is corrupt ({exc}); {advice}") from None
+        raise BadInput(f"{path}: {what} file is corrupt ({exc}); {advice}") from None
 
 
 def write_map(path: Path, mapping: dict[str, Any]) -> None:

@@ -16,8 +16,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import KmcError
 
-class OutboxFull(Exception):
+
+class OutboxFull(KmcError):
     """The disk under the outbox is nearly full: take no more samples from the straps for now
     (they keep them, 36 h) rather than fill the disk until nothing, not even a delete, works."""
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
+from ..errors import BadInput
 from .outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 
 
-class TopicError(ValueError):
+class TopicError(BadInput):
     """A topic part from a strap id or the configuration that MQTT cannot carry safely."""
 
 

@@ -19,6 +19,8 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ..errors import ConfigError, KmcError
+
 
 @dataclass(frozen=True)
 class InfluxConfig:
@@ -39,11 +41,11 @@ class InfluxConfig:
 
     def __post_init__(self) -> None:
         if self.api not in ("v1", "v2"):
-            raise ValueError(f"api {self.api!r} must be v1 or v2")
+            raise ConfigError(f"api {self.api!r} must be v1 or v2")
         if not self.url.startswith(("http://", "https://")):
-            raise ValueError(f"url {self.url!r} must start with http:// or https://")
+            raise ConfigError(f"url {self.url!r} must start with http:// or https://")
         if self.api == "v2" and not (self.bucket and self.org):
-            raise ValueError("api v2 needs org and bucket")
+            raise ConfigError("api v2 needs org and bucket")
 
     def __repr__(self) -> str:  # secrets never reach a log line through a repr
         return (
@@ -52,7 +54,7 @@ class InfluxConfig:
         )
 
 
-class InfluxError(Exception):
+class InfluxError(KmcError):
     def __init__(self, message: str, retriable: bool, status: int | None = None) -> None:
         super().__init__(message)
         self.retriable = retriable

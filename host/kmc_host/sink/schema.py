@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import BadInput
 from .lineproto import Field, line, tag_set
 
 SAMPLE = "kmc_sample"
@@ -37,7 +38,7 @@ NS_PER_MS = 1_000_000  # points are written with nanosecond timestamps (precisio
 NS_PER_S = 1_000_000_000
 
 
-class MessageError(ValueError):
+class MessageError(BadInput):
     """A message the sink cannot store as it is; the text names the topic and the field."""
 
 

@@ -15,6 +15,8 @@ import secrets
 import time
 from dataclasses import dataclass
 
+from ..errors import BadInput, KmcError
+
 SESSION_S = 12 * 3600.0  # a nursing shift
 
 
@@ -25,7 +27,7 @@ class Session:
     expires: float
 
 
-class TooManyAttempts(Exception):
+class TooManyAttempts(KmcError):
     def __init__(self, retry_after_s: float) -> None:
         super().__init__(f"too many wrong PINs; try again in {retry_after_s:.0f} s")
         self.retry_after_s = retry_after_s
@@ -34,7 +36,7 @@ class TooManyAttempts(Exception):
 class WardAuth:
     def __init__(self, pin: str, max_failures: int = 5, window_s: float = 300.0) -> None:
         if not (pin.isdigit() and 4 <= len(pin) <= 12):
-            raise ValueError("the ward PIN must be 4-12 digits")
+            raise BadInput("the ward PIN must be 4-12 digits")
         self._salt = secrets.token_bytes(16)
         self._hash = self._derive(pin)
         self.max_failures = max_failures

@@ -20,6 +20,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import BadInput
+
 THERMAL_ORDER = ("severe_hypothermia", "moderate_hypothermia", "hyperthermia", "cold_stress")
 DEVICE_ORDER = ("signal_lost", "strap_off", "battery_low")
 ALERT_ORDER = THERMAL_ORDER + DEVICE_ORDER
@@ -93,7 +95,7 @@ class Bed:
     sessions: list[tuple[str, str, float]] = field(default_factory=list)  # start, end, minutes
 
 
-class MessageIgnored(ValueError):
+class MessageIgnored(BadInput):
     """A message the ward screen cannot use (named, logged, counted; never a crash)."""
 
 
