@@ -34,12 +34,13 @@ from typing import Any
 
 import numpy as np
 
+from kmc_host.clinical import THERMAL
 from kmc_host.detect import ConfigError, zone
 from kmc_host.samples import Samples
 from kmc_host.tomlconf import get, read_toml, section, unknown
 
 from .coverage import BANDS_H
-from .report import THERMAL, Report
+from .report import Report
 
 # -- DHIS2
 

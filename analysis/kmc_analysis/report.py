@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
+from kmc_host.clinical import STRAP_OFF, THERMAL
 from kmc_host.detect import (
     Daily,
     DetectorConfig,
@@ -49,7 +50,6 @@ from .coverage import BANDS_H, DEFAULT_MIN_MONITORED_H, ELIGIBLE_BELOW_G, infant
 from .detection import detect_period
 from .roster import Infant
 
-THERMAL = ("cold_stress", "moderate_hypothermia", "severe_hypothermia", "hyperthermia")
 DAY_S = 86400.0
 
 
@@ -354,7 +354,7 @@ def _infants(straps: list[StrapReport], min_h: float, with_roster: bool) -> Tabl
         cols["thermal_alerts_per_baby_day"].append(
             round(thermal / baby_days, 3) if baby_days > 0 else np.nan
         )
-        cols["strap_off_alerts"].append(len(r.episodes.get("strap_off", ())))
+        cols["strap_off_alerts"].append(len(r.episodes.get(STRAP_OFF, ())))
     arrays = {
         k: np.asarray(v, dtype=object if k in ("device", "infant_id", "admission_from") else None)
         for k, v in cols.items()

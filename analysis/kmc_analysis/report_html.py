@@ -25,21 +25,36 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from kmc_host.clinical import (  # noqa: E402
+    BATTERY_LOW,
+    COLD_STRESS,
+    HYPERTHERMIA,
+    MODERATE_HYPOTHERMIA,
+    SEVERE_HYPOTHERMIA,
+    STRAP_OFF,
+    THERMAL,
+    WHO_BANDS,
+)
 from kmc_host.detect import zone  # noqa: E402
 
 from .coverage import BANDS_H  # noqa: E402
-from .report import THERMAL, Report, StrapReport, Table  # noqa: E402
+from .report import Report, StrapReport, Table  # noqa: E402
 
 BAND_COLOURS = {8.0: "#888888", 18.0: "#1b7837", 20.0: "#2166ac"}
 ALERT_COLOURS = {
-    "cold_stress": "#fdae61",
-    "moderate_hypothermia": "#f46d43",
-    "severe_hypothermia": "#a50026",
-    "hyperthermia": "#d6604d",
-    "strap_off": "#bbbbbb",
-    "battery_low": "#dddddd",
+    COLD_STRESS: "#fdae61",
+    MODERATE_HYPOTHERMIA: "#f46d43",
+    SEVERE_HYPOTHERMIA: "#a50026",
+    HYPERTHERMIA: "#d6604d",
+    STRAP_OFF: "#bbbbbb",
+    BATTERY_LOW: "#dddddd",
 }
-WHO_LINES = ((37.5, "37.5 hyperthermia"), (36.5, "36.5 cold stress"), (36.0, "36.0 moderate"))
+# the WHO bands' thresholds as dotted lines (severe hypothermia lies below the usual axis)
+WHO_LINES = tuple(
+    (b.threshold_c, f"{b.threshold_c:.1f} " + b.kind.replace("_hypothermia", "").replace("_", " "))
+    for b in WHO_BANDS
+    if b.kind != SEVERE_HYPOTHERMIA
+)
 
 
 def _x(t: Any) -> Any:
@@ -137,7 +152,7 @@ def trace_plot(s: StrapReport, tz: str) -> str | None:
     hi = max(38.0, float(finite.max()) + 0.3) if finite.size else 38.0
     ax.set_ylim(lo, hi)
     row = 0
-    for kind in (*THERMAL, "strap_off"):
+    for kind in (*THERMAL, STRAP_OFF):
         ep = r.episodes.get(kind)
         if ep is None or len(ep) == 0:
             continue

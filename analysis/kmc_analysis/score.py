@@ -18,10 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .samples_io import parse_time_value
+from kmc_host.clinical import COLD, STRAP_OFF, THERMAL
 
-COLD = ("cold_stress", "moderate_hypothermia", "severe_hypothermia")
-THERMAL = (*COLD, "hyperthermia")
+from .samples_io import parse_time_value
 
 
 def _read(path: Path) -> list[dict[str, str]]:
@@ -142,7 +141,7 @@ def score(
         if r["kind"] in THERMAL
     ]
     for r in ta:
-        if r["kind"] != "strap_off":
+        if r["kind"] != STRAP_OFF:
             continue
         sc.reattachments += 1
         on = parse_time_value(r["end"])

@@ -37,6 +37,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
+from kmc_host.clinical import STRAP_OFF
 from kmc_host.detect import DetectorConfig, local_day_edges, zone
 from kmc_host.detect.intervals import seconds_in_bins
 from kmc_host.errors import BadInput
@@ -307,7 +308,7 @@ def _truth_episodes(strap: Strap, cfg: DetectorConfig) -> list[tuple[str, float,
             ext = float(seg.min() if band.direction == "below" else seg.max())
             out.append((band.kind, strap.t0 + a, strap.t0 + b, round(ext, 2)))
     for s, e in strap.plan.detached:
-        out.append(("strap_off", strap.t0 + s, strap.t0 + e, float("nan")))
+        out.append((STRAP_OFF, strap.t0 + s, strap.t0 + e, float("nan")))
     return out
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
+from ..clinical import BATTERY_LOW, STRAP_OFF, WHO_BANDS
 from ..errors import ConfigError
 
 Direction = Literal["below", "above"]
@@ -48,11 +49,8 @@ class Band:
 
 def who_thermal_bands(persist_s: float = 60.0, hysteresis: float = 0.1) -> tuple[Band, ...]:
     """The four WHO bands on infant skin temperature (DESIGN.md, Detection)."""
-    return (
-        Band("cold_stress", 36.5, "below", hysteresis, persist_s),
-        Band("moderate_hypothermia", 36.0, "below", hysteresis, persist_s),
-        Band("severe_hypothermia", 32.0, "below", hysteresis, persist_s),
-        Band("hyperthermia", 37.5, "above", hysteresis, persist_s),
+    return tuple(
+        Band(who.kind, who.threshold_c, who.direction, hysteresis, persist_s) for who in WHO_BANDS
     )
 
 
@@ -99,7 +97,7 @@ class DetectorConfig:
     settle_max_s: float = 900.0
     assume_removed_after_gap_s: float = 300.0
     strap_off_s: float = 120.0
-    battery_band: Band = Band("battery_low", 3.5, "below", 0.05, 60.0)
+    battery_band: Band = Band(BATTERY_LOW, 3.5, "below", 0.05, 60.0)
 
     def __post_init__(self) -> None:
         for name in (
@@ -128,7 +126,7 @@ class DetectorConfig:
             )
         if not -2.0 <= self.axillary_offset_c <= 2.0:
             raise ConfigError("axillary_offset_c must be within -2.0..2.0 C")
-        kinds = [b.kind for b in self.thermal_bands] + [self.battery_band.kind, "strap_off"]
+        kinds = [b.kind for b in self.thermal_bands] + [self.battery_band.kind, STRAP_OFF]
         if len(set(kinds)) != len(kinds):
             raise ConfigError(f"alert kinds must be unique, got {kinds}")
 

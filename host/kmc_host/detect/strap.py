@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+from ..clinical import STRAP_OFF
 from ..errors import BadInput
 from ..samples import Samples
 from .bands import BandTracker, Episodes
@@ -26,7 +27,6 @@ from .sessions import SessionTracker
 from .settle import SettleTracker
 
 F64 = NDArray[np.float64]
-STRAP_OFF = "strap_off"
 
 # Per-sample states (DESIGN.md: kmc / worn / off; gap is time with no sample at all).
 STATE_GAP, STATE_OFF, STATE_WORN, STATE_KMC = 0, 1, 2, 3

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from .. import protocol as P
+from ..clinical import SIGNAL_LOST
 from ..detect import STATE_NAMES, StrapDetector, zone
 from ..samples import Samples
 from .config import GatewayConfig, StrapEntry
@@ -160,7 +161,7 @@ class Gateway:
                 topic(strap_id, "alert"),
                 payload(
                     **_ids(st.entry),
-                    kind="signal_lost",
+                    kind=SIGNAL_LOST,
                     state="ended",
                     start=_iso(st.lost_since),
                     end=_iso(st.last_arrival),
@@ -303,7 +304,7 @@ class Gateway:
                         self.cfg.topics.strap(st.entry.id, "alert"),
                         payload(
                             **_ids(st.entry),
-                            kind="signal_lost",
+                            kind=SIGNAL_LOST,
                             state="active",
                             start=_iso(st.lost_since),
                             raised=_iso(now),

@@ -20,11 +20,21 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..clinical import (
+    BATTERY_LOW,
+    COLD_STRESS,
+    HYPERTHERMIA,
+    MODERATE_HYPOTHERMIA,
+    SEVERE_HYPOTHERMIA,
+    SEVERITY_ORDER,
+    SIGNAL_LOST,
+    THERMAL,
+    WHO_BANDS,
+)
 from ..errors import BadInput
 
-THERMAL_ORDER = ("severe_hypothermia", "moderate_hypothermia", "hyperthermia", "cold_stress")
-DEVICE_ORDER = ("signal_lost", "strap_off", "battery_low")
-ALERT_ORDER = THERMAL_ORDER + DEVICE_ORDER
+ALERT_ORDER = SEVERITY_ORDER
+_WHO = {b.kind: b.threshold_c for b in WHO_BANDS}
 NO_SIGNAL_S = 120.0  # no message from a strap for this long: "no signal" even before the alert
 
 
@@ -32,13 +42,13 @@ def band(temp: float | None) -> str:
     """The WHO band of a temperature, for the tile's colour and its text."""
     if temp is None or not math.isfinite(temp):
         return "none"
-    if temp < 32.0:
+    if temp < _WHO[SEVERE_HYPOTHERMIA]:
         return "severe"
-    if temp < 36.0:
+    if temp < _WHO[MODERATE_HYPOTHERMIA]:
         return "moderate"
-    if temp < 36.5:
+    if temp < _WHO[COLD_STRESS]:
         return "cold"
-    if temp > 37.5:
+    if temp > _WHO[HYPERTHERMIA]:
         return "hot"
     return "normal"
 
@@ -59,7 +69,7 @@ class Alert:
 
     @property
     def thermal(self) -> bool:
-        return self.kind in THERMAL_ORDER
+        return self.kind in THERMAL
 
     def public(self) -> dict[str, Any]:
         return {
@@ -256,7 +266,7 @@ class WardModel:
                 ALERT_ORDER.index(a.kind) if a.kind in ALERT_ORDER else 99,
             )
         )
-        no_signal = now - b.updated > NO_SIGNAL_S or any(a.kind == "signal_lost" for a in active)
+        no_signal = now - b.updated > NO_SIGNAL_S or any(a.kind == SIGNAL_LOST for a in active)
         state = "no_signal" if no_signal else b.state
         if active:
             a = active[0]
@@ -275,7 +285,7 @@ class WardModel:
             "in_kmc_since": b.session_start if b.state == "kmc" else None,
             "last_session_end": b.last_session_end,
             "battery_v": b.battery_v,
-            "battery_low": any(a.kind == "battery_low" for a in active),
+            "battery_low": any(a.kind == BATTERY_LOW for a in active),
             "updated": b.updated,
             "alerts": [a.public() for a in active],
             "urgency": urgency,
