@@ -115,7 +115,7 @@ def main() -> None:
             [
                 sys.executable,
                 "-m",
-                "kmc_analysis.cli",
+                "kmc_host",
                 "simulate",
                 "--devices",
                 str(args.straps),
@@ -135,7 +135,7 @@ def main() -> None:
         [
             sys.executable,
             "-m",
-            "kmc_analysis.cli",
+            "kmc_host",
             "analyze",
             str(samples),
             "--out",

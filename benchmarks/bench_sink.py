@@ -28,9 +28,9 @@ import paho.mqtt.client as mqtt
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from kmc_analysis.local_services import local_sink  # noqa: E402
 from kmc_analysis.samples_io import load_straps  # noqa: E402
 from kmc_analysis.simulate import simulate_ward  # noqa: E402
+from kmc_testbed.servers import local_sink  # noqa: E402
 from packets import samples_messages  # noqa: E402
 from servers import InfluxDB, Mosquitto  # noqa: E402
 
@@ -89,7 +89,7 @@ def main() -> None:
         [
             sys.executable,
             "-m",
-            "kmc_analysis.cli",
+            "kmc_host",
             "report",
             "--influx",
             str(cfg),

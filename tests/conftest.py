@@ -15,7 +15,7 @@ import pytest
 from kmc_host.samples import Samples
 
 T0 = 1_772_398_800.0  # 2026-03-01T21:00:00Z, midnight in Africa/Addis_Ababa
-KMC = [sys.executable, "-m", "kmc_analysis.cli"]
+KMC = [sys.executable, "-m", "kmc_host"]
 
 
 def run_kmc(*args: str) -> subprocess.CompletedProcess[str]:

@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 
 from kmc_host import protocol as P
-from kmc_host.ble.bumble_backend import VirtualRadio
-from kmc_host.ble.emulated_strap import EmulatedStrap, SensorFeed
 from kmc_host.samples import Samples
+from kmc_testbed.radio import VirtualRadio
+from kmc_testbed.strap import EmulatedStrap, SensorFeed
 
 T2000 = 837_000_000  # 2026-07-10 10:40 UTC in the strap's 2000 epoch
 PASSKEY = 271828  # the label passkey of the emulated straps (and the gateway configs) in tests

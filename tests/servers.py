@@ -1,67 +1,20 @@
-"""Real servers for tests, started on free loopback ports and stopped afterwards."""
+"""The tests' servers: the testbed's (Mosquitto, InfluxDB, VictoriaMetrics), the tests'
+subscriber, and a ward's air in a process of its own."""
 
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import subprocess
 import sys
 import time
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
-from kmc_analysis.local_services import (
-    LocalInfluxDB,
-    die_with_parent,
-    free_port,
-    stop_process,
-    wait_port,
-)
-from kmc_host.gateway.recorder import TopicRecorder
+from kmc_testbed.recorder import TopicRecorder
+from kmc_testbed.servers import LocalInfluxDB as InfluxDB
+from kmc_testbed.servers import Mosquitto, VictoriaMetrics, free_port, wait_port
 
-
-class Mosquitto:
-    """A Mosquitto broker (Debian package) on 127.0.0.1, anonymous; sessions kept across a
-    restart only with `persistence=True` (as a ward's broker is configured)."""
-
-    def __init__(self, workdir: Path, port: int | None = None, persistence: bool = False) -> None:
-        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        if not Path(binary).exists():
-            raise RuntimeError(
-                "mosquitto is not installed (apt-get install mosquitto; .ci/run does)"
-            )
-        self.binary = binary
-        self.port = port or free_port()
-        self.config = workdir / "mosquitto.conf"
-        keep = (
-            f"persistence true\npersistence_location {workdir}/\n"
-            if persistence
-            else "persistence false\n"
-        )
-        self.config.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\nuser root\n"
-            f"max_queued_messages 100000\n{keep}"
-        )
-        self.log = workdir / "mosquitto.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Mosquitto:
-        log = self.log.open("ab")
-        self.proc = subprocess.Popen(
-            [self.binary, "-c", str(self.config)],
-            stdout=log,
-            stderr=log,
-            preexec_fn=die_with_parent,
-        )
-        wait_port(self.port)
-        return self
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_process(self.proc)
-            self.proc = None
+__all__ = ["InfluxDB", "Listener", "Mosquitto", "Radio", "VictoriaMetrics"]
 
 
 class Listener(TopicRecorder):
@@ -69,63 +22,6 @@ class Listener(TopicRecorder):
 
     def __init__(self, port: int, topic: str = "kmc/#") -> None:
         super().__init__(port, topic, client_id=f"test-listener-{port}")
-
-
-class InfluxDB(LocalInfluxDB):
-    """The tests' InfluxDB 1.x: the demo's local server plus query helpers."""
-
-    def query(self, q: str, db: str = "kmc") -> list[dict]:
-        url = f"{self.url}/query?" + urllib.parse.urlencode({"db": db, "q": q, "epoch": "ms"})
-        with urllib.request.urlopen(urllib.request.Request(url, method="POST")) as resp:
-            body = json.loads(resp.read())
-        for r in body["results"]:
-            if "error" in r:
-                raise RuntimeError(r["error"])
-        return [s for r in body["results"] for s in r.get("series", [])]
-
-    def count(self, measurement: str, field: str, where: str = "", db: str = "kmc") -> int:
-        series = self.query(f'SELECT count("{field}") FROM "{measurement}" {where}', db)
-        return int(series[0]["values"][0][1]) if series else 0
-
-
-class VictoriaMetrics:
-    """VictoriaMetrics (Debian `victoria-metrics`): a real server for the InfluxDB v2 write API
-    (`/api/v2/write`, as influxdb-client sends it); read back with `export()`."""
-
-    def __init__(self, workdir: Path) -> None:
-        binary = shutil.which("victoria-metrics") or "/usr/bin/victoria-metrics"
-        if not Path(binary).exists():
-            raise RuntimeError("victoria-metrics is not installed (.ci/run installs it)")
-        self.binary = binary
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.data = workdir / "vm-data"
-        self.log = workdir / "victoria-metrics.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> VictoriaMetrics:
-        log = self.log.open("ab")
-        self.proc = subprocess.Popen(
-            [
-                self.binary,
-                f"-httpListenAddr=127.0.0.1:{self.port}",
-                f"-storageDataPath={self.data}",
-                "-retentionPeriod=100y",
-            ],
-            stdout=log,
-            stderr=log,
-            preexec_fn=die_with_parent,
-        )
-        wait_port(self.port)
-        return self
-
-    def export(self, match: str) -> list[dict]:
-        urllib.request.urlopen(f"{self.url}/internal/force_flush").close()
-        q = urllib.parse.urlencode({"match[]": match, "start": "0"})
-        with urllib.request.urlopen(f"{self.url}/api/v1/export?{q}") as resp:
-            return [json.loads(ln) for ln in resp.read().decode().splitlines() if ln]
-
-    stop = Mosquitto.stop
 
 
 RADIO = Path(__file__).resolve().parent / "faults" / "radio.py"

@@ -10,8 +10,9 @@ import numpy as np
 from bleak import BleakClient, BleakScanner
 
 from kmc_host import protocol as P
-from kmc_host.ble.bumble_backend import BumbleBleakClient, BumbleBleakScanner, VirtualRadio
-from kmc_host.ble.emulated_strap import SensorFeed
+from kmc_host.ble.bumble_backend import BumbleBleakClient, BumbleBleakScanner
+from kmc_testbed.radio import VirtualRadio
+from kmc_testbed.strap import SensorFeed
 from packets import PASSKEY, T2000, emulated_strap
 
 

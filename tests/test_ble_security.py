@@ -22,11 +22,11 @@ from kmc_host import protocol as P
 from kmc_host.ble.bumble_backend import (
     BumbleBleakClient,
     BumbleBleakScanner,
-    VirtualRadio,
     central_access,
 )
-from kmc_host.ble.emulated_strap import load_firmware
 from kmc_host.gateway.link import AddressBook, CursorStore, StrapLink
+from kmc_testbed.firmware import load_firmware
+from kmc_testbed.radio import VirtualRadio
 from packets import PASSKEY, T2000, emulated_strap
 
 

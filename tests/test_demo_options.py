@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 from conftest import run_kmc
-from kmc_analysis.cli import main
-from kmc_analysis.live_demo import MINUTES, STRAPS, scenario
+from kmc_host.cli import main
 from kmc_host.errors import StepFailed, describe, doing
+from kmc_testbed.demo import MINUTES, STRAPS
+from kmc_testbed.scenarios import scenario
 
 FEEDS = ("infant_c", "outer_c", "contact", "worn")
 

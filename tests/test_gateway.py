@@ -8,13 +8,13 @@ import pytest
 
 from kmc_host import protocol as P
 from kmc_host.ble.bumble_backend import (
-    VirtualRadio,
     central_access,
 )
-from kmc_host.ble.emulated_strap import SensorFeed
 from kmc_host.detect import ConfigError
 from kmc_host.gateway.config import load_config
 from kmc_host.gateway.service import Gateway
+from kmc_testbed.radio import VirtualRadio
+from kmc_testbed.strap import SensorFeed
 from packets import PASSKEY, emulated_strap
 from servers import Listener, Mosquitto
 

@@ -14,13 +14,13 @@ import pytest
 
 from kmc_host import protocol as P
 from kmc_host.ble.bumble_backend import (
-    VirtualRadio,
     central_access,
 )
 from kmc_host.detect import DetectorConfig
 from kmc_host.gateway.config import GatewayConfig, StrapEntry
 from kmc_host.gateway.publisher import BrokerConfig, TopicTree
 from kmc_host.gateway.service import Gateway
+from kmc_testbed.radio import VirtualRadio
 from packets import PASSKEY, emulated_strap
 from servers import Listener, Mosquitto
 

@@ -6,10 +6,10 @@ import pytest
 
 from kmc_host import protocol as P
 from kmc_host.ble.bumble_backend import (
-    VirtualRadio,
     central_access,
 )
 from kmc_host.gateway.link import CursorStore, StrapLink
+from kmc_testbed.radio import VirtualRadio
 from packets import PASSKEY, T2000, emulated_strap
 
 

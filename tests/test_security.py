@@ -226,14 +226,14 @@ def test_secrets_never_reach_the_logs(tmp_path):
         f'[influx]\napi = "v1"\nurl = "{influx.url}"\ntoken_file = "{tmp_path / "token"}"\n'
     )
     check = subprocess.run(
-        [sys.executable, "-m", "kmc_analysis.cli", "sink", "--config", str(cfg), "--check"],
+        [sys.executable, "-m", "kmc_host", "sink", "--config", str(cfg), "--check"],
         capture_output=True,
         text=True,
     )
     log = tmp_path / "sink.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "kmc_analysis.cli", "sink", "--config", str(cfg)],
+            [sys.executable, "-m", "kmc_host", "sink", "--config", str(cfg)],
             stdout=out,
             stderr=subprocess.STDOUT,
         )

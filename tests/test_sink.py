@@ -96,7 +96,7 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str) -> float:
 def start_sink(config: Path, log: Path) -> subprocess.Popen[bytes]:
     out = log.open("ab")
     return subprocess.Popen(
-        [sys.executable, "-m", "kmc_analysis.cli", "sink", "--config", str(config)],
+        [sys.executable, "-m", "kmc_host", "sink", "--config", str(config)],
         stdout=out,
         stderr=out,
     )

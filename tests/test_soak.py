@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from kmc_analysis.local_services import local_sink
 from kmc_host import protocol as P
 from kmc_host.detect import DetectorConfig
 from kmc_host.gateway.config import GatewayConfig, StrapEntry
 from kmc_host.gateway.publisher import BrokerConfig, TopicTree
 from kmc_host.gateway.service import Gateway
+from kmc_testbed.servers import local_sink
 from packets import T2000, notifications, records
 from servers import InfluxDB, Mosquitto
 

@@ -22,11 +22,11 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from conftest import signal as make_signal
-from kmc_analysis.local_services import free_port, wait_port
+from kmc_testbed.servers import free_port, wait_port
 from packets import PASSKEY, samples_messages
 from servers import InfluxDB, Listener, Mosquitto, Radio
 
-KMC = [sys.executable, "-m", "kmc_analysis.cli"]
+KMC = [sys.executable, "-m", "kmc_host"]
 STOP_WITHIN_S = 5.0
 STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143}
 

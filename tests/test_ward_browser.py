@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from kmc_analysis.local_services import free_port, stop_process, wait_port
+from kmc_testbed.servers import free_port, stop_process, wait_port
 from servers import Listener, Mosquitto
 
 playwright = pytest.importorskip("playwright.sync_api")
@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = Path(os.environ.get("KMC_TEST_ARTIFACTS", ROOT / "test-artifacts")) / "ward"
 CHROMIUM = "/usr/bin/chromium"
 PIN = "4321"
-KMC = [sys.executable, "-m", "kmc_analysis.cli"]
+KMC = [sys.executable, "-m", "kmc_host"]
 
 
 def start_ward(config: Path, log: Path, port: int) -> subprocess.Popen[bytes]:

@@ -1,33 +1,101 @@
-"""Where `kmc report` and `kmc validate` get samples: a samples file, or InfluxDB.
+"""Where `kmc report` and `kmc export` get samples: a `SampleSource`, a file or InfluxDB.
 
-Both yield `(strap, Samples)` chunks in time order per strap, the shape the incremental detector
-eats. From InfluxDB the `kmc_sample` measurement (docs/influxdb.md) is read back with InfluxQL,
-one day of one ward at a time (memory stays at a day of samples), and the same detector runs on
-it: the report of a stored week equals the report of the file the straps would have written.
+A source hands its `(strap, Samples)` chunks, in time order per strap and within the period
+asked for, to a function (`consume(use)`), the shape the incremental detector eats:
+
+- `FileSource`: a samples file (CSV, gzip CSV or Parquet) through `SampleReader`; its load
+  report (rows read, rows left out) is in `notes()` once read.
+- `InfluxSource`: the `kmc_sample` measurement (docs/influxdb.md) of one site/ward, read back
+  with InfluxQL one day at a time (memory stays at a day of samples), so the same detector runs
+  on it: the report of a stored week equals the report of the file the straps would have
+  written. It also knows the infant pseudonyms the straps carried (`infants`).
+
+`open_source` picks one from the command line's choice (a file, or an `[influx]` TOML file).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Protocol, TypeVar
 
 import numpy as np
 
+from kmc_host.errors import BadInput
 from kmc_host.samples import Samples
 from kmc_host.sink.influx import InfluxConfig, InfluxQL, quote_str
+
+from .detection import within
+from .samples_io import SampleReader
+
+__all__ = ["FileSource", "InfluxSource", "SampleSource", "open_source"]
+
+T = TypeVar("T")
+Chunks = Iterator[tuple[str, Samples]]
+Period = tuple[float, float] | None
 
 SAMPLE_FIELDS = ("infant_c", "outer_c", "contact", "worn", "battery_v")
 CHUNK_S = 86400.0
 
 
-class InfluxSource:
-    """`kmc_sample` of one site/ward (either may be empty: all) over a period."""
+class SampleSource(Protocol):
+    """Samples for a report or an export, whichever store they come from."""
 
-    def __init__(self, cfg: InfluxConfig, site: str = "", ward: str = "") -> None:
+    label: str  # where they come from, in words ("samples file x.csv")
+    period: Period  # [start, end) in Unix seconds, or None: all there is
+    infants: dict[str, str]  # strap -> infant pseudonym, as the source knows them
+
+    def consume(self, use: Callable[[Chunks], T]) -> T:
+        """`use(chunks)`: the per-strap chunks within the period, each strap in time order."""
+        ...
+
+    def notes(self) -> list[str]:
+        """What reading the source found worth saying (rows left out, a re-sort), once read."""
+        ...
+
+
+class FileSource:
+    """A samples file (CSV, gzip CSV or Parquet), read through `SampleReader`."""
+
+    def __init__(self, path: str | Path, period: Period = None, skip_invalid: bool = False) -> None:
+        self.reader = SampleReader(path, skip_invalid=skip_invalid)
+        self.period = period
+        self.label = f"samples file {path}"
+        self.infants: dict[str, str] = {}
+
+    def consume(self, use: Callable[[Chunks], T]) -> T:
+        return self.reader.consume(lambda chunks: use(within(chunks, self.period)))
+
+    def notes(self) -> list[str]:
+        return self.reader.report.lines()
+
+
+class InfluxSource:
+    """`kmc_sample` of one site/ward (either may be empty: all) over a period (None: all that
+    is stored); BadInput when nothing is stored there."""
+
+    def __init__(
+        self, cfg: InfluxConfig, site: str = "", ward: str = "", period: Period = None
+    ) -> None:
         self.cfg = cfg
         self.query = InfluxQL(cfg)
         self.site = site
         self.ward = ward
+        self.label = f"InfluxDB {cfg.url} database {cfg.database}"
+        extent = self.extent()
+        if extent is None:
+            raise BadInput(f"no samples in InfluxDB at {cfg.url} for this site/ward")
+        p = period or (extent[0], extent[1] + 1)
+        self.span = (max(extent[0], p[0]), min(extent[1] + 1, p[1]))
+        self.period = period
+        self.infants = self.infant_tags(*self.span)
+
+    def consume(self, use: Callable[[Chunks], T]) -> T:
+        return use(self.chunks(*self.span))
+
+    def notes(self) -> list[str]:
+        return []
 
     def _where(self) -> str:
         parts = []
@@ -96,3 +164,23 @@ def _samples(series: dict) -> Samples:
         flags["worn"],
         col["battery_v"],
     )
+
+
+def open_source(
+    samples: str | None,
+    influx_toml: str | None,
+    period: Period = None,
+    *,
+    site: str = "",
+    ward: str = "",
+    skip_invalid: bool = False,
+) -> SampleSource:
+    """A samples file, or InfluxDB as the `[influx]` section of a TOML file says: one of two."""
+    if (samples is None) == (influx_toml is None):
+        raise BadInput("give either a samples file or --influx CONFIG (one of the two)")
+    if influx_toml is not None:
+        from kmc_host.sink.config import load_influx_config
+
+        return InfluxSource(load_influx_config(influx_toml), site, ward, period)
+    assert samples is not None
+    return FileSource(samples, period, skip_invalid)

@@ -30,11 +30,12 @@ from bumble.transport import open_transport
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "analysis"))
 sys.path.insert(0, str(ROOT / "host"))
+sys.path.insert(0, str(ROOT / "testbed"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from kmc_host import protocol as P  # noqa: E402
-from kmc_host.ble.bumble_backend import VirtualRadio  # noqa: E402
-from kmc_host.ble.emulated_strap import EmulatedStrap, SensorFeed  # noqa: E402
+from kmc_testbed.radio import VirtualRadio  # noqa: E402
+from kmc_testbed.strap import EmulatedStrap, SensorFeed  # noqa: E402
 from packets import emulated_strap  # noqa: E402
 
 COLD = (170, 250)  # KMC-0002 is cold (35.6 C) over these seconds of the run

@@ -22,12 +22,12 @@ import sys
 import time
 from pathlib import Path
 
-from kmc_analysis.local_services import stop_process
+from kmc_testbed.servers import stop_process
 from packets import PASSKEY
 from servers import InfluxDB, Mosquitto, Radio
 
 HERE = Path(__file__).resolve().parent
-KMC = [sys.executable, "-m", "kmc_analysis.cli"]
+KMC = [sys.executable, "-m", "kmc_host"]
 STRAPS = ("KMC-0001", "KMC-0002", "KMC-0003")
 OUTAGE_S = 45.0
 

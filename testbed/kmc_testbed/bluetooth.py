@@ -1,30 +1,18 @@
-"""An emulated strap: the firmware's own code, in CPython, on a bumble BLE device.
+"""MicroPython's `bluetooth` module, as far as the strap firmware uses it, on a bumble device.
 
-The strap firmware (firmware/, MicroPython) is imported here with two small stand-ins: a
-`micropython` module (just `const`) and a `bluetooth` module whose `BLE` class speaks to a
-bumble `Device` on a `VirtualRadio`. The firmware's sampler, store, alarm and GATT server then
-run unchanged; the gateway reaches them over real BLE (HCI, ATT, GATT, SMP) through bleak with
-the bumble backend. Sensor values come from a `SensorFeed` (constant, or arrays from the
-simulator).
-
-Security runs through the firmware as on the board: bumble's security manager does LE Secure
-Connections pairing, asks the firmware for the passkey to show (`_IRQ_PASSKEY_ACTION`), keeps
-its keys in the firmware's bond store (`_IRQ_GET_SECRET` / `_IRQ_SET_SECRET`, so the firmware's
-pairing policy decides) and reports each encryption change (`_IRQ_ENCRYPTION_UPDATE`).
-
-This needs the firmware sources (a checkout's firmware/ folder).
+`BLE` (MicroPython's `bluetooth.BLE`) registers the firmware's GATT services on a bumble
+`Device`, turns bumble's connection, write, MTU, encryption and pairing events into the
+firmware's IRQs, and keeps bumble's keys in the firmware's bond store (`_IRQ_GET_SECRET` /
+`_IRQ_SET_SECRET`), so the firmware's own pairing policy decides. `module()` is the stand-in
+the firmware imports as `bluetooth` (kmc_testbed.firmware loads it only for the firmware).
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
-import sys
-import time
 import types
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from bumble.device import Connection, Device
@@ -34,7 +22,7 @@ from bumble.keys import KeyStore, PairingKeys
 from bumble.pairing import PairingConfig, PairingDelegate
 from bumble.smp import PairingMethod
 
-from ..deploy import FIRMWARE_DIR
+__all__ = ["UUID", "BumbleBLE", "module"]
 
 _FLAG_READ, _FLAG_WRITE_NR, _FLAG_WRITE, _FLAG_NOTIFY, _FLAG_INDICATE = 0x02, 0x04, 0x08, 0x10, 0x20
 _FLAG_READ_AUTHENTICATED, _FLAG_WRITE_AUTHENTICATED = 0x0400, 0x2000
@@ -56,39 +44,12 @@ NOTIFY_QUEUE = (
 )
 
 
-def load_firmware(source: Path = FIRMWARE_DIR) -> dict[str, types.ModuleType]:
-    """Import the firmware modules (once) with the CPython stand-ins in place."""
-    if not (source / "app.py").exists():
-        raise FileNotFoundError(
-            f"no strap firmware in {source}: the emulated strap needs a checkout"
-        )
-    if "micropython" not in sys.modules:
-        shim = types.ModuleType("micropython")
-        shim.const = lambda value: value  # type: ignore[attr-defined]
-        sys.modules["micropython"] = shim
-    if "bluetooth" not in sys.modules:
-        sys.modules["bluetooth"] = _bluetooth_module()
-    if str(source) not in sys.path:
-        sys.path.insert(0, str(source))
-    names = (
-        "protocol",
-        "clock",
-        "config",
-        "store",
-        "alarm",
-        "pads",
-        "sampler",
-        "ble_service",
-        "app",
-    )
-    return {name: importlib.import_module(name) for name in names}
-
-
-def _bluetooth_module() -> types.ModuleType:
-    module = types.ModuleType("bluetooth")
-    module.UUID = UUID  # type: ignore[attr-defined]
-    module.BLE = BumbleBLE  # type: ignore[attr-defined]
-    return module
+def module() -> types.ModuleType:
+    """The `bluetooth` module the firmware imports: UUID and BLE."""
+    bluetooth = types.ModuleType("bluetooth")
+    bluetooth.UUID = UUID  # type: ignore[attr-defined]
+    bluetooth.BLE = BumbleBLE  # type: ignore[attr-defined]
+    return bluetooth
 
 
 class UUID:
@@ -372,151 +333,3 @@ class _FirmwareKeyStore(KeyStore):
     async def delete_all(self) -> None:
         for name, _ in await self.get_all():
             await self.delete(name)
-
-
-class SensorFeed:
-    """What the emulated strap's sensors read: callables of the sample index."""
-
-    def __init__(
-        self,
-        infant_c: Callable[[int], float | None] = lambda i: 36.8,
-        outer_c: Callable[[int], float | None] = lambda i: 30.0,
-        contact: Callable[[int], int] = lambda i: 0,
-        worn: Callable[[int], int] = lambda i: int(i >= 3),  # switched on, then put on the baby
-        battery_v: Callable[[int], float | None] = lambda i: 3.9,
-    ) -> None:
-        self.i = 0
-        self.infant_c, self.outer_c, self.contact, self.worn, self.battery_v = (
-            infant_c,
-            outer_c,
-            contact,
-            worn,
-            battery_v,
-        )
-
-
-class _Temp:
-    def __init__(self, feed: SensorFeed, fn: Callable[[int], float | None]) -> None:
-        self.feed, self.fn, self.ok = feed, fn, True
-
-    def read_c(self) -> float | None:
-        value = self.fn(self.feed.i)
-        self.ok = value is not None
-        return value
-
-
-class _Touch:
-    """A touch pin: the raw reading drops by 25 % when touched (as on the ESP32)."""
-
-    def __init__(self, feed: SensorFeed, fn: Callable[[int], int]) -> None:
-        self.feed, self.fn = feed, fn
-
-    def read(self) -> int:
-        return 450 if self.fn(self.feed.i) else 600
-
-
-class _Battery:
-    def __init__(self, feed: SensorFeed) -> None:
-        self.feed, self.ok = feed, True
-
-    def read_v(self) -> float | None:
-        return self.feed.battery_v(self.feed.i)
-
-
-class EmulatedStrap:
-    """One strap: firmware `Strap` with bumble BLE, a feed for its sensors, a settable clock.
-    `passkey` is the 6-digit number on its label (what the gateway's config says for it)."""
-
-    def __init__(
-        self,
-        device: Device,
-        strap_id: str,
-        feed: SensorFeed,
-        data_root: Path,
-        t2000: int,
-        *,
-        passkey: int,
-        ble_period_s: float = 0.02,
-        **cfg: Any,
-    ) -> None:
-        """`ble_period_s`: how often (wall time) the BLE task sends the samples the strap
-        holds; a ward run faster than real time sets it longer, so each notification carries
-        more samples instead of the gateway receiving more notifications than a radio carries
-        (commands and pairing are still handled every 20 ms, as on the strap)."""
-        fw = load_firmware()
-        config = dict(fw["config"].DEFAULTS)
-        config.update(strap_id=strap_id, passkey=passkey, **cfg)
-        self.feed = feed
-        self.clock = fw["clock"].FakeClock(t2000)
-        pad = fw["pads"].Pad
-        sensors = fw["sampler"].Sensors(
-            _Temp(feed, feed.infant_c),
-            _Temp(feed, feed.outer_c),
-            pad(_Touch(feed, feed.contact)),
-            pad(_Touch(feed, feed.worn)),
-            _Battery(feed),
-            None,
-        )
-        data_root.mkdir(parents=True, exist_ok=True)
-        self.ble = BumbleBLE(device)
-        self.strap = fw["app"].Strap(
-            config,
-            sensors,
-            self.ble,
-            clock=self.clock,
-            data_root=str(data_root),
-            now_ms=lambda: int(self.clock.t * 1000),
-            link_ms=lambda: int(time.monotonic() * 1000),  # links run in real time
-        )
-        assert self.strap.ble is not None
-        self.strap.ble.publish_status()
-        self._ble_task = asyncio.get_running_loop().create_task(self._ble_loop(ble_period_s))
-
-    async def _ble_loop(self, send_every_s: float = 0.02, tick_s: float = 0.02) -> None:
-        """The firmware's BLE task: handle commands and security events every `tick_s`, send
-        what the link takes every `send_every_s`, refresh the status now and then."""
-        assert self.strap.ble is not None
-        n = 0
-        sent_at = 0.0
-        while True:
-            now = time.monotonic()
-            if now - sent_at >= send_every_s:
-                self.strap.ble.pump()
-                sent_at = now
-            else:
-                self.strap.ble.pump(max_packets=0)  # commands and pairing only
-            n += 1
-            if n % 100 == 0:
-                self.strap.ble.publish_status()
-            await asyncio.sleep(tick_s)
-
-    @property
-    def address(self) -> str:
-        """The strap's BLE address (what a gateway pins); kept across a reboot."""
-        return str(self.ble.device.random_address)
-
-    def close(self) -> None:
-        self._ble_task.cancel()
-
-    def tick(self) -> int:
-        """One sampling period: sample, advance the clock, send what the link takes."""
-        seq = self.strap.sampler.sample()
-        self.feed.i += 1
-        self.clock.advance(self.strap.cfg["interval_ms"] / 1000)
-        assert self.strap.ble is not None
-        if self.feed.i % 2 == 0:  # the firmware refreshes Status and the SIG values every 2 s
-            self.strap.ble.publish_status()
-        return int(seq)
-
-    async def run(self, samples: int, seconds_per_sample: float = 0.0) -> None:
-        """Sample `samples` times, yielding to the event loop (and the radio) in between."""
-        for _ in range(samples):
-            self.tick()
-            await asyncio.sleep(seconds_per_sample)
-
-    async def drain(self, rounds: int = 50) -> None:
-        """Let the BLE task send the backlog (as the firmware's 100 ms BLE task would)."""
-        assert self.strap.ble is not None
-        for _ in range(rounds):
-            self.strap.ble.pump()
-            await asyncio.sleep(0.01)

@@ -1,4 +1,4 @@
-"""`kmc demo`: a simulated ward, live: emulated straps -> BLE -> gateway -> MQTT, then a summary.
+"""The live demo: a simulated ward, emulated straps -> BLE -> gateway -> MQTT, then a summary.
 
 Everything real but the radio and the babies: the straps run the firmware's own code (CPython,
 on bumble), the gateway is the production code with bleak over the bumble backend, the broker
@@ -23,19 +23,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from kmc_analysis.cli import make_report
+from kmc_analysis.sources import InfluxSource
 from kmc_host import protocol as P
-from kmc_host.ble.bumble_backend import (
-    VirtualRadio,
-    central_access,
-)
-from kmc_host.ble.emulated_strap import EmulatedStrap, SensorFeed
+from kmc_host.ble.bumble_backend import central_access
 from kmc_host.detect import DetectorConfig
 from kmc_host.errors import StepFailed, doing
 from kmc_host.gateway.config import GatewayConfig, StrapEntry
 from kmc_host.gateway.publisher import BrokerConfig, TopicTree
-from kmc_host.gateway.recorder import TopicRecorder
 from kmc_host.gateway.service import Gateway
 from kmc_host.shutdown import Interrupted, StopSignals
 from kmc_host.sink.influx import InfluxQL
@@ -43,48 +38,11 @@ from kmc_host.sink.service import Sink
 from kmc_host.ward.config import WardConfig
 from kmc_host.ward.server import WardThread
 
-from .local_services import LocalInfluxDB, free_port, local_sink, ward_broker
-from .simulate import simulate_strap
-
-T2000 = int(dt.datetime(2026, 3, 2, 6, 0, tzinfo=dt.UTC).timestamp()) - P.EPOCH_2000_UNIX
-
-
-def scenario(index: int, seconds: int, seed: int) -> tuple[str, SensorFeed]:
-    """(description, sensor feed) for strap number `index` over a run of `seconds`.
-
-    The first three are written for an hour of ward time; a shorter run plays them faster
-    (every time point scaled by run / 1 h), so each still happens within the run."""
-    m = 60 * min(1.0, seconds / 3600)  # a scenario minute, in seconds of this run
-    i = np.arange(seconds + 1)
-    if index == 0:
-        contact = ((i >= 5 * m) & (i < seconds - 5 * m) & ~((i >= 25 * m) & (i < 27 * m))).astype(
-            int
-        )
-        return "KMC with a nappy change", SensorFeed(
-            contact=lambda k: int(contact[min(k, seconds)])
-        )
-    if index == 1:
-        temp = np.interp(i, [0, 15 * m, 25 * m, max(seconds, 25 * m)], [36.8, 36.8, 35.6, 35.6])
-        return "a baby cooling in the cot", SensorFeed(
-            infant_c=lambda k: round(float(temp[min(k, seconds)]), 2)
-        )
-    if index == 2:
-        worn = ((i >= 3) & ~((i >= 20 * m) & (i < 30 * m))).astype(int)
-        temp = np.where(worn == 1, 36.8, 27.0)
-        return f"a strap taken off for {_span(10 * m)}", SensorFeed(
-            infant_c=lambda k: float(temp[min(k, seconds)]),
-            worn=lambda k: int(worn[min(k, seconds)]),
-        )
-    st = simulate_strap(
-        np.random.default_rng(seed + index), index, seconds / 86400 + 1 / 86400, 0.0, 2
-    )
-    return "from the ward simulator", SensorFeed(
-        infant_c=lambda k: float(st.infant_c[min(k, seconds)]),
-        outer_c=lambda k: float(st.outer_c[min(k, seconds)]),
-        contact=lambda k: int(st.contact[min(k, seconds)]),
-        worn=lambda k: int(st.worn[min(k, seconds)]) if k >= 3 else 0,
-    )
-
+from .radio import VirtualRadio
+from .recorder import TopicRecorder
+from .scenarios import T2000, scenario
+from .servers import LocalInfluxDB, free_port, local_sink, ward_broker
+from .strap import EmulatedStrap
 
 # what the options accept; `kmc demo` refuses anything else with exit status 2
 STRAPS = (1, 40)  # a newborn unit's beds
@@ -101,10 +59,6 @@ DRAIN_TIMEOUT_S = 60.0  # wall time for the broker to hold every sample after th
 def _say(line: str) -> None:
     """Progress as it happens, also through a pipe (`kmc demo | tee demo.log`)."""
     print(line, flush=True)
-
-
-def _span(seconds: float) -> str:
-    return f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:.0f} s"
 
 
 def run_demo(
@@ -221,8 +175,6 @@ def _report_from_store(
     sink: Sink, produced: dict[str, int], work: Path, tz: str, say: Callable[[str], None]
 ) -> None:
     """Wait until InfluxDB holds every sample, then `kmc report` from it."""
-    from .cli import build_parser, run_command
-
     query = InfluxQL(sink.cfg.influx)
     expected = sum(produced.values())
     stored = 0
@@ -237,8 +189,6 @@ def _report_from_store(
         f"== InfluxDB holds {stored} of the {expected} samples the straps took; "
         f"{sink.stats.rejected} messages rejected; kmc report from InfluxDB =="
     )
-    toml = work / "influx.toml"
-    toml.write_text(f'[influx]\nurl = "{sink.cfg.influx.url}"\ndatabase = "kmc"\n')
     roster = work / "roster.csv"
     with roster.open("w", newline="") as fh:  # the demo's babies: all eligible (< 2000 g)
         w = csv.writer(fh)
@@ -247,9 +197,15 @@ def _report_from_store(
         for k, strap in enumerate(sorted(produced)):
             w.writerow([strap, f"INF-{k + 1:04d}", born, 1450 + 100 * k])
     # an hour of ward time: days count with half an hour of data (in a ward: 20 h, the default)
-    args = ["report", "--influx", str(toml), "--roster", str(roster), "--tz", tz]
-    args += ["--min-monitored-hours", "0.5", "--site", "demo-site", "--ward", "nicu"]
-    run_command(build_parser().parse_args([*args, "--out", str(work / "report")]))
+    make_report(
+        InfluxSource(sink.cfg.influx, "demo-site", "nicu"),
+        work / "report",
+        tz=tz,
+        roster_path=str(roster),
+        site="demo-site",
+        ward="nicu",
+        min_monitored_hours=0.5,
+    )
 
 
 class DemoWard:
@@ -398,7 +354,7 @@ def _store_and_analyze(
     screen: TopicRecorder, work: Path, tz: str, say: Callable[[str], None]
 ) -> None:
     """The demo's store: the samples the broker delivered, as a samples file; then kmc analyze."""
-    from .analyze import analyze_file
+    from kmc_analysis.analyze import analyze_file
 
     path = work / "samples.csv"
     rows = 0

@@ -1,19 +1,25 @@
-"""Local servers on 127.0.0.1 for `kmc demo` and the tests: free ports, an MQTT broker and an
-InfluxDB 1.x server, started on loopback, waited for, and stopped afterwards.
+"""Real servers on 127.0.0.1 for `kmc demo` and the tests, started on free loopback ports,
+waited for, and stopped afterwards (and by the kernel if we die first).
 
-Mosquitto and InfluxDB come from Debian's packages when installed; without Mosquitto the demo
-uses amqtt (an embedded Python broker), without InfluxDB it keeps samples in a file instead.
+- `Mosquitto`: the MQTT broker (Debian's package); `ward_broker()` gives the demo one, or amqtt
+  (an embedded Python broker) where Mosquitto is not installed.
+- `LocalInfluxDB`: an InfluxDB 1.x server (Debian's `influxd`), with `query`/`count` helpers.
+- `VictoriaMetrics`: a real server of the InfluxDB v2 write API.
+- `local_sink()`: an in-process `kmc sink` from such a broker into such an InfluxDB.
+- `free_port`, `wait_port`, `stop_process`, `die_with_parent`: the plumbing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import shutil
 import socket
 import subprocess
 import threading
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,6 +59,64 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _mosquitto_binary() -> str | None:
+    found = shutil.which("mosquitto")
+    return found or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+
+
+class Mosquitto:
+    """A Mosquitto broker on 127.0.0.1, anonymous, logging to `workdir`/mosquitto.log; sessions
+    kept across a restart only with `persistence=True` (as a ward's broker is configured)."""
+
+    def __init__(self, workdir: Path, port: int | None = None, persistence: bool = False) -> None:
+        binary = _mosquitto_binary()
+        if binary is None:
+            raise RuntimeError(
+                "mosquitto is not installed (apt-get install mosquitto; .ci/run does)"
+            )
+        self.binary = binary
+        self.port = port or free_port()
+        self.config = workdir / "mosquitto.conf"
+        keep = (
+            f"persistence true\npersistence_location {workdir}/\n"
+            if persistence
+            else "persistence false\n"
+        )
+        self.config.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\nuser root\n"
+            # Mosquitto drops QoS 1 messages beyond 1000 queued per client by default: a
+            # subscriber that falls behind for a moment (the sink) would lose them
+            f"max_queued_messages 1000000\n{keep}"
+        )
+        self.log = workdir / "mosquitto.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @staticmethod
+    def installed() -> bool:
+        return _mosquitto_binary() is not None
+
+    def start(self) -> Mosquitto:
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [self.binary, "-c", str(self.config)],
+                stdout=log,
+                stderr=log,
+                preexec_fn=die_with_parent,
+                start_new_session=True,
+            )
+        try:
+            wait_port(self.port)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)
+            self.proc = None
+
+
 @contextlib.contextmanager
 def ward_broker(workdir: Path, external: int | None = None) -> Iterator[tuple[int, str]]:
     """A broker on 127.0.0.1: `external` (a port) if given, else Mosquitto if installed, else
@@ -61,31 +125,14 @@ def ward_broker(workdir: Path, external: int | None = None) -> Iterator[tuple[in
         wait_port(external)
         yield external, "the broker given"
         return
-    port = free_port()
-    mosquitto = shutil.which("mosquitto") or (
-        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
-    )
-    if mosquitto:
-        conf = workdir / "mosquitto.conf"
-        conf.write_text(
-            f"listener {port} 127.0.0.1\nallow_anonymous true\nuser root\npersistence false\n"
-            # Mosquitto drops QoS 1 messages beyond 1000 queued per client by default: a
-            # subscriber that falls behind for a moment (the sink) would lose them
-            "max_queued_messages 1000000\n"
-        )
-        proc = subprocess.Popen(
-            [mosquitto, "-c", str(conf)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            preexec_fn=die_with_parent,
-            start_new_session=True,
-        )
+    if Mosquitto.installed():
+        broker = Mosquitto(workdir).start()
         try:
-            wait_port(port)
-            yield port, "Mosquitto"
+            yield broker.port, "Mosquitto"
         finally:
-            stop_process(proc)
+            broker.stop()
         return
+    port = free_port()
     try:
         from amqtt.broker import Broker
     except ImportError:
@@ -154,14 +201,14 @@ class LocalInfluxDB:
         return bool(shutil.which("influxd")) or Path("/usr/bin/influxd").exists()
 
     def start(self) -> LocalInfluxDB:
-        log = self.log.open("ab")
-        self.proc = subprocess.Popen(
-            [self.binary, "-config", str(self.config)],
-            stdout=log,
-            stderr=log,
-            preexec_fn=die_with_parent,
-            start_new_session=True,
-        )
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [self.binary, "-config", str(self.config)],
+                stdout=log,
+                stderr=log,
+                preexec_fn=die_with_parent,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -171,6 +218,64 @@ class LocalInfluxDB:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"influxd did not start; see {self.log}") from None
                 time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)
+            self.proc = None
+
+    def query(self, q: str, db: str = "kmc") -> list[dict]:
+        """InfluxQL `q` on database `db`: the result's series (times in ms)."""
+        url = f"{self.url}/query?" + urllib.parse.urlencode({"db": db, "q": q, "epoch": "ms"})
+        with urllib.request.urlopen(urllib.request.Request(url, method="POST")) as resp:
+            body = json.loads(resp.read())
+        for r in body["results"]:
+            if "error" in r:
+                raise RuntimeError(r["error"])
+        return [s for r in body["results"] for s in r.get("series", [])]
+
+    def count(self, measurement: str, field: str, where: str = "", db: str = "kmc") -> int:
+        series = self.query(f'SELECT count("{field}") FROM "{measurement}" {where}', db)
+        return int(series[0]["values"][0][1]) if series else 0
+
+
+class VictoriaMetrics:
+    """VictoriaMetrics (Debian `victoria-metrics`): a real server for the InfluxDB v2 write API
+    (`/api/v2/write`, as influxdb-client sends it); read back with `export()`."""
+
+    def __init__(self, workdir: Path) -> None:
+        binary = shutil.which("victoria-metrics") or "/usr/bin/victoria-metrics"
+        if not Path(binary).exists():
+            raise RuntimeError("victoria-metrics is not installed (.ci/run installs it)")
+        self.binary = binary
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.data = workdir / "vm-data"
+        self.log = workdir / "victoria-metrics.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> VictoriaMetrics:
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    self.binary,
+                    f"-httpListenAddr=127.0.0.1:{self.port}",
+                    f"-storageDataPath={self.data}",
+                    "-retentionPeriod=100y",
+                ],
+                stdout=log,
+                stderr=log,
+                preexec_fn=die_with_parent,
+                start_new_session=True,
+            )
+        wait_port(self.port)
+        return self
+
+    def export(self, match: str) -> list[dict]:
+        urllib.request.urlopen(f"{self.url}/internal/force_flush").close()
+        q = urllib.parse.urlencode({"match[]": match, "start": "0"})
+        with urllib.request.urlopen(f"{self.url}/api/v1/export?{q}") as resp:
+            return [json.loads(ln) for ln in resp.read().decode().splitlines() if ln]
 
     def stop(self) -> None:
         if self.proc is not None:
