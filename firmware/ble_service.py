@@ -13,8 +13,6 @@
 #
 # The IRQ handler only records events; `pump()` (the BLE task) does the work, so nothing heavy
 # runs in interrupt context.
-import struct
-
 import bluetooth
 import protocol as P
 from battery import percent
@@ -97,6 +95,7 @@ class StrapBLE:
         self.errors = 0
         self.refused = 0  # centrals disconnected for not being the bonded gateway
         self._packet = bytearray(MAX_MTU)
+        self._status = bytearray(P.STATUS_SIZE)
         ble.active(True)
         ble.config(gap_name=strap_id, mtu=MAX_MTU)
         ble.config(bond=True, le_secure=True, mitm=True, io=_IO_CAPABILITY_DISPLAY_ONLY)
@@ -225,59 +224,33 @@ class StrapBLE:
                 self.errors += 1
 
     def status(self):
-        bat = self.sampler.last_battery_v
-        return struct.pack(
-            P.STATUS_FMT,
-            P.VERSION,
-            FIRMWARE_VERSION[0],
-            FIRMWARE_VERSION[1],
-            FIRMWARE_VERSION[2],
+        """The Status value, packed into the strap's own 24-byte buffer."""
+        P.pack_status(
+            self._status,
+            FIRMWARE_VERSION,
             self.store.oldest(),
-            self.store.newest() & 0xFFFFFFFF,
+            self.store.newest(),
             self.clock.now(),
-            0 if bat is None else int(bat * 1000),
+            self.sampler.last_battery_v,
             self.sampler.health(),
             self.store.fill_percent(),
             self.cfg["interval_ms"],
-            0,
         )
+        return self._status
 
     def _command(self, cmd):
-        op = cmd[0] if cmd else 0
-        result = P.RESULT_OK
-        if not self.secure:  # the stack checks too; commands only from the bonded gateway
-            result = P.RESULT_NOT_BONDED
-        elif op == P.OP_SET_CLOCK:
-            if len(cmd) != 5:
-                result = P.RESULT_BAD_LENGTH
-            else:
-                t = struct.unpack_from("<I", cmd, 1)[0]
-                if t < 631152000:  # before 2020: a host that sent Unix time or nothing
-                    result = P.RESULT_BAD_VALUE
-                else:
-                    self.clock.set(t)
-        elif op == P.OP_RESUME_FROM:
-            if len(cmd) != 5:
-                result = P.RESULT_BAD_LENGTH
-            else:
-                self.cursor = max(struct.unpack_from("<I", cmd, 1)[0], self.store.oldest())
-        elif op == P.OP_SET_INTERVAL:
-            if len(cmd) != 3:
-                result = P.RESULT_BAD_LENGTH
-            else:
-                ms = struct.unpack_from("<H", cmd, 1)[0]
-                if 250 <= ms <= 60000:
-                    self.cfg["interval_ms"] = ms
-                    self.alarm.period_s = ms / 1000
-                else:
-                    result = P.RESULT_BAD_VALUE
-        elif op == P.OP_IDENTIFY:
-            if len(cmd) != 2:
-                result = P.RESULT_BAD_LENGTH
-            else:
-                self.alarm.identify(self.now_ms() + cmd[1] * 1000)
-        else:
-            result = P.RESULT_UNKNOWN_OP
+        # the stack checks too; commands only from the bonded gateway (P.parse_command)
+        op, result, value = P.parse_command(cmd, self.secure)
+        if result == P.RESULT_OK:
+            if op == P.OP_SET_CLOCK:
+                self.clock.set(value)
+            elif op == P.OP_RESUME_FROM:
+                self.cursor = max(value, self.store.oldest())
+            elif op == P.OP_SET_INTERVAL:
+                self.cfg["interval_ms"] = value
+                self.alarm.period_s = value / 1000
+            elif op == P.OP_IDENTIFY:
+                self.alarm.identify(self.now_ms() + value * 1000)
         if self.conn is not None:
             try:
                 self.ble.gatts_notify(self.conn, self.h_ctrl, P.response(op, result))

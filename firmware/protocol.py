@@ -36,7 +36,12 @@ RESULT_BAD_VALUE = const(2)
 RESULT_UNKNOWN_OP = const(3)
 RESULT_NOT_BONDED = const(4)  # the link is not encrypted with the strap's bond
 
-STATUS_FMT = "<BBBBIIIHBBHH"
+# What the strap accepts (docs/protocol.md, Control point)
+_CLOCK_MIN = const(631152000)  # 2020-01-01: earlier is a host that sent Unix time, or nothing
+_INTERVAL_MIN_MS = const(250)
+_INTERVAL_MAX_MS = const(60000)
+
+STATUS_FMT = "<BBBBIIIHBBHH"  # version, firmware x3, oldest, newest, time, mV, health, fill, ms, 0
 STATUS_SIZE = const(24)
 HEALTH_INFANT = const(1)
 HEALTH_OUTER = const(2)
@@ -120,8 +125,66 @@ def temperature_measurement(value):
     return b"\x00" + ieee11073_float(value)
 
 
+def parse_command(cmd, secure):
+    """A control point write -> (opcode, result, value).
+
+    value is the command's argument (device time, sequence number, milliseconds or seconds)
+    when result is RESULT_OK, else None; an empty write is opcode 0. On a link that is not
+    secured with the strap's bond the answer is RESULT_NOT_BONDED and the argument is not read.
+    """
+    op = cmd[0] if cmd else 0
+    if not secure:
+        return op, RESULT_NOT_BONDED, None
+    n = len(cmd)
+    if op in (OP_SET_CLOCK, OP_RESUME_FROM):
+        if n != 5:
+            return op, RESULT_BAD_LENGTH, None
+        value = struct.unpack_from("<I", cmd, 1)[0]
+        if op == OP_SET_CLOCK and value < _CLOCK_MIN:
+            return op, RESULT_BAD_VALUE, None
+        return op, RESULT_OK, value
+    if op == OP_SET_INTERVAL:
+        if n != 3:
+            return op, RESULT_BAD_LENGTH, None
+        value = struct.unpack_from("<H", cmd, 1)[0]
+        if value < _INTERVAL_MIN_MS or value > _INTERVAL_MAX_MS:
+            return op, RESULT_BAD_VALUE, None
+        return op, RESULT_OK, value
+    if op == OP_IDENTIFY:
+        if n != 2:
+            return op, RESULT_BAD_LENGTH, None
+        return op, RESULT_OK, cmd[1]
+    return op, RESULT_UNKNOWN_OP, None
+
+
 def response(opcode, result):
+    """The control point's answer to a command: 0x80, opcode, result."""
     return bytes((OP_RESPONSE, opcode, result))
+
+
+def pack_status(buf, firmware, oldest, newest, t2000, battery_v, health, fill_percent, interval_ms):
+    """Write the 24-byte Status value into buf (no allocation).
+
+    firmware is (major, minor, patch); newest is oldest - 1 when the store is empty (-1 is sent
+    as 0xFFFFFFFF); battery_v None is sent as 0 mV (no reading).
+    """
+    struct.pack_into(
+        STATUS_FMT,
+        buf,
+        0,
+        VERSION,
+        firmware[0],
+        firmware[1],
+        firmware[2],
+        oldest,
+        newest & 0xFFFFFFFF,
+        t2000,
+        0 if battery_v is None else int(battery_v * 1000),
+        health,
+        fill_percent,
+        interval_ms,
+        0,
+    )
 
 
 def advertising_payload(name, service_uuid_le):

@@ -44,17 +44,33 @@ def test_health_thermometer_float():
     assert math.isnan(P.decode_temperature_measurement(vec("temperature_measurement_missing")))
 
 
+# what the strap answered to each command (tests/firmware/golden_cases.py ANSWERS)
+ANSWERS = {
+    "response_clock_ok": (P.OP_SET_CLOCK, "ok"),
+    "response_resume_ok": (P.OP_RESUME_FROM, "ok"),
+    "response_interval_ok": (P.OP_SET_INTERVAL, "ok"),
+    "response_identify_ok": (P.OP_IDENTIFY, "ok"),
+    "response_clock_bad_value": (P.OP_SET_CLOCK, "bad value"),
+    "response_clock_bad_length": (P.OP_SET_CLOCK, "bad length"),
+    "response_interval_bad_value": (P.OP_SET_INTERVAL, "bad value"),
+    "response_identify_bad_length": (P.OP_IDENTIFY, "bad length"),
+    "response_unknown_opcode": (9, "unknown opcode"),
+    "response_empty_write": (0, "unknown opcode"),
+    "response_resume_not_bonded": (P.OP_RESUME_FROM, "not bonded"),
+}
+
+
 def test_control_point_commands_match_the_strap():
     assert P.set_clock(T_UNIX) == vec("control_set_clock")
     assert P.resume_from(1000) == vec("control_resume_from_1000")
     assert P.set_interval(2000) == vec("control_set_interval_2000ms")
     assert P.identify(10) == vec("control_identify_10s")
-    assert P.decode_response(vec("response_resume_ok")) == (P.OP_RESUME_FROM, "ok")
-    assert P.decode_response(vec("response_clock_bad_value")) == (P.OP_SET_CLOCK, "bad value")
-    assert P.decode_response(vec("response_resume_not_bonded")) == (
-        P.OP_RESUME_FROM,
-        "not bonded",
-    )
+
+
+def test_every_answer_of_the_strap_decodes():
+    assert sorted(n for n in GOLDEN if n.startswith("response_")) == sorted(ANSWERS)
+    for name, expected in ANSWERS.items():
+        assert P.decode_response(vec(name)) == expected, name
 
 
 def test_status():
@@ -66,6 +82,14 @@ def test_status():
         7,
     )
     assert s.device_time == T_UNIX + 3 and s.battery_v == 3.91 and s.firmware == "0.1.0"
+    assert (s.version, s.health) == (1, 0x1B)
+
+
+def test_status_of_a_strap_just_booted():
+    s = P.decode_status(vec("status_empty_no_battery"))
+    assert (s.version, s.firmware, s.oldest_seq, s.newest_seq) == (1, "0.1.0", 0, 0xFFFFFFFF)
+    assert s.device_time == 946684800 + 12 and s.health == 0 and s.buffer_fill_percent == 0
+    assert s.battery_v == 0.0 and s.interval_ms == 250  # 0 mV: no reading (docs/protocol.md)
 
 
 @pytest.mark.parametrize(

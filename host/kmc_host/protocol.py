@@ -2,7 +2,8 @@
 
 docs/protocol.md is the specification; firmware/protocol.py is the strap's side. Both are
 checked against the same golden vectors (tests/golden/protocol_v1.json): the firmware encodes
-them under MicroPython, this module decodes them.
+them under MicroPython, this module decodes them; and every constant (UUIDs, flag and health
+bits, opcodes, results, layouts) must equal the firmware's (tests/test_protocol_contract.py).
 
 A measurement notification is an 8-byte header and `count` 12-byte records, all little-endian;
 decoding is one `np.frombuffer` over a structured dtype, no per-sample Python.
@@ -40,8 +41,17 @@ NO_TEMP, NO_TILT, NO_BATTERY = -32768, -128, 0
 FLAG_CONTACT, FLAG_WORN, FLAG_CLOCK_SET, FLAG_ALARM = 1, 2, 4, 8
 
 OP_SET_CLOCK, OP_RESUME_FROM, OP_SET_INTERVAL, OP_IDENTIFY, OP_RESPONSE = 1, 2, 3, 4, 0x80
-RESULTS = {0: "ok", 1: "bad length", 2: "bad value", 3: "unknown opcode", 4: "not bonded"}
+RESULT_OK, RESULT_BAD_LENGTH, RESULT_BAD_VALUE, RESULT_UNKNOWN_OP, RESULT_NOT_BONDED = 0, 1, 2, 3, 4
+RESULTS = {
+    RESULT_OK: "ok",
+    RESULT_BAD_LENGTH: "bad length",
+    RESULT_BAD_VALUE: "bad value",
+    RESULT_UNKNOWN_OP: "unknown opcode",
+    RESULT_NOT_BONDED: "not bonded",
+}
 STATUS = struct.Struct("<BBBBIIIHBBHH")
+# Status.health bits: sensors that answer, clock set by a gateway, flash writable
+HEALTH_INFANT, HEALTH_OUTER, HEALTH_ACCEL, HEALTH_CLOCK, HEALTH_FLASH = 1, 2, 4, 8, 16
 
 KMC_SERVICE_UUID = "7a6b0001-5c1e-4b4d-a0c3-6b6d63736e73"
 MEASUREMENT_UUID = "7a6b0002-5c1e-4b4d-a0c3-6b6d63736e73"

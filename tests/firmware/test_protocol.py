@@ -12,6 +12,7 @@ def test_encoder_still_gives_the_golden_bytes():
     with open("../golden/protocol_v1.json") as f:
         golden = json.loads(f.read())
     mine = dict(cases())
+    assert len(mine) == len(cases()), "two vectors of one name"
     assert sorted(golden) == sorted(mine)
     for name, data in mine.items():
         assert "".join("%02x" % b for b in data) == golden[name], name
@@ -61,6 +62,46 @@ def test_fake_clock():
     c = FakeClock(T)
     c.advance(10)
     assert c.now() == T + 10
+
+
+def test_command_parser_reads_each_argument():
+    assert P.parse_command(b"\x01" + struct.pack("<I", T), True) == (1, P.RESULT_OK, T)
+    assert P.parse_command(b"\x02" + struct.pack("<I", 0xFFFFFFFF), True) == (2, 0, 0xFFFFFFFF)
+    assert P.parse_command(b"\x03" + struct.pack("<H", 2000), True) == (3, 0, 2000)
+    assert P.parse_command(b"\x04\x0a", True) == (4, P.RESULT_OK, 10)
+
+
+def test_command_parser_limits():
+    clock = P.OP_SET_CLOCK
+    assert P.parse_command(b"\x01" + struct.pack("<I", 631152000), True) == (clock, 0, 631152000)
+    assert P.parse_command(b"\x01" + struct.pack("<I", 631151999), True) == (clock, 2, None)
+    for ms, result in ((249, 2), (250, 0), (60000, 0), (60001, 2), (0, 2), (0xFFFF, 2)):
+        got = P.parse_command(b"\x03" + struct.pack("<H", ms), True)
+        assert got == (3, result, ms if result == 0 else None), (ms, got)
+
+
+def test_command_parser_refuses_bad_lengths_unknown_ops_and_unsecured_links():
+    for cmd in (b"\x01", b"\x01\x00\x00\x00", b"\x01" + bytes(5), b"\x02" + bytes(3)):
+        assert P.parse_command(cmd, True) == (cmd[0], P.RESULT_BAD_LENGTH, None), cmd
+    for cmd in (b"\x03\x00", b"\x03" + bytes(3), b"\x04", b"\x04\x01\x02"):
+        assert P.parse_command(cmd, True) == (cmd[0], P.RESULT_BAD_LENGTH, None), cmd
+    for cmd in (b"", b"\x00", b"\x05\x01", b"\x80\x02\x00", b"\xff" + bytes(4)):
+        op = cmd[0] if cmd else 0
+        assert P.parse_command(cmd, True) == (op, P.RESULT_UNKNOWN_OP, None), cmd
+    for cmd in (b"\x02" + bytes(4), b"\x01", b"\x09", b""):
+        op = cmd[0] if cmd else 0
+        assert P.parse_command(cmd, False) == (op, P.RESULT_NOT_BONDED, None), cmd
+
+
+def test_status_packs_into_its_buffer():
+    buf = bytearray(b"\xee" * P.STATUS_SIZE)
+    assert P.pack_status(buf, (0, 1, 2), 5, 4, T, None, 0x1F, 100, 60000) is None
+    assert len(buf) == P.STATUS_SIZE == struct.calcsize(P.STATUS_FMT)
+    v = struct.unpack(P.STATUS_FMT, buf)
+    assert v == (P.VERSION, 0, 1, 2, 5, 4, T, 0, 0x1F, 100, 60000, 0), v
+    P.pack_status(buf, (0, 1, 0), 0, -1, 12, 3.91, 0, 0, 1000)  # empty store: newest = -1
+    v = struct.unpack(P.STATUS_FMT, buf)
+    assert v[5] == 0xFFFFFFFF and v[7] == 3910 and v[6] == 12, v
 
 
 def test_float_11073():
