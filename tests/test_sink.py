@@ -103,10 +103,14 @@ def start_sink(config: Path, log: Path) -> subprocess.Popen[bytes]:
 
 
 def spooled(data_dir: Path) -> int:
+    """Messages in the sink's spool: 0 without a spool, -1 while it is being created."""
     path = data_dir / "spool.db"
     if not path.exists():
         return 0
     with sqlite3.connect(path) as db:
+        # the sink creates the file, then its table: a spool without one is not ready yet
+        if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'outbox'").fetchone() is None:
+            return -1
         return int(db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
 
 

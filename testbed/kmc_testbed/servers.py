@@ -59,12 +59,31 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class _Server:
+    """A server process of ours: its output in `log`, in a session of its own (a terminal's
+    Ctrl-C reaches only us, and we stop it after the services that use it), dying with us."""
+
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    def _launch(self, argv: list[str]) -> None:
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                argv, stdout=log, stderr=log, preexec_fn=die_with_parent, start_new_session=True
+            )
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)
+            self.proc = None
+
+
 def _mosquitto_binary() -> str | None:
     found = shutil.which("mosquitto")
     return found or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
 
 
-class Mosquitto:
+class Mosquitto(_Server):
     """A Mosquitto broker on 127.0.0.1, anonymous, logging to `workdir`/mosquitto.log; sessions
     kept across a restart only with `persistence=True` (as a ward's broker is configured)."""
 
@@ -89,32 +108,19 @@ class Mosquitto:
             f"max_queued_messages 1000000\n{keep}"
         )
         self.log = workdir / "mosquitto.log"
-        self.proc: subprocess.Popen[bytes] | None = None
 
     @staticmethod
     def installed() -> bool:
         return _mosquitto_binary() is not None
 
     def start(self) -> Mosquitto:
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [self.binary, "-c", str(self.config)],
-                stdout=log,
-                stderr=log,
-                preexec_fn=die_with_parent,
-                start_new_session=True,
-            )
+        self._launch([self.binary, "-c", str(self.config)])
         try:
             wait_port(self.port)
         except BaseException:
             self.stop()
             raise
         return self
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_process(self.proc)
-            self.proc = None
 
 
 @contextlib.contextmanager
@@ -170,7 +176,7 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout:g} s")
 
 
-class LocalInfluxDB:
+class LocalInfluxDB(_Server):
     """An InfluxDB 1.x server (Debian's `influxd`) on 127.0.0.1 with its data in `workdir`;
     stop() then start() keeps the data, as a real restart does."""
 
@@ -194,35 +200,22 @@ class LocalInfluxDB:
             "[continuous_queries]\n  enabled = false\n"
         )
         self.log = workdir / "influxdb.log"
-        self.proc: subprocess.Popen[bytes] | None = None
 
     @staticmethod
     def installed() -> bool:
         return bool(shutil.which("influxd")) or Path("/usr/bin/influxd").exists()
 
     def start(self) -> LocalInfluxDB:
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [self.binary, "-config", str(self.config)],
-                stdout=log,
-                stderr=log,
-                preexec_fn=die_with_parent,
-                start_new_session=True,
-            )
+        self._launch([self.binary, "-config", str(self.config)])
         deadline = time.monotonic() + 30
         while True:
             try:
                 urllib.request.urlopen(f"{self.url}/ping", timeout=1).close()
                 return self
             except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
+                if self.proc is None or self.proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"influxd did not start; see {self.log}") from None
                 time.sleep(0.1)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_process(self.proc)
-            self.proc = None
 
     def query(self, q: str, db: str = "kmc") -> list[dict]:
         """InfluxQL `q` on database `db`: the result's series (times in ms)."""
@@ -239,7 +232,7 @@ class LocalInfluxDB:
         return int(series[0]["values"][0][1]) if series else 0
 
 
-class VictoriaMetrics:
+class VictoriaMetrics(_Server):
     """VictoriaMetrics (Debian `victoria-metrics`): a real server for the InfluxDB v2 write API
     (`/api/v2/write`, as influxdb-client sends it); read back with `export()`."""
 
@@ -252,22 +245,16 @@ class VictoriaMetrics:
         self.url = f"http://127.0.0.1:{self.port}"
         self.data = workdir / "vm-data"
         self.log = workdir / "victoria-metrics.log"
-        self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> VictoriaMetrics:
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [
-                    self.binary,
-                    f"-httpListenAddr=127.0.0.1:{self.port}",
-                    f"-storageDataPath={self.data}",
-                    "-retentionPeriod=100y",
-                ],
-                stdout=log,
-                stderr=log,
-                preexec_fn=die_with_parent,
-                start_new_session=True,
-            )
+        self._launch(
+            [
+                self.binary,
+                f"-httpListenAddr=127.0.0.1:{self.port}",
+                f"-storageDataPath={self.data}",
+                "-retentionPeriod=100y",
+            ]
+        )
         wait_port(self.port)
         return self
 
@@ -276,11 +263,6 @@ class VictoriaMetrics:
         q = urllib.parse.urlencode({"match[]": match, "start": "0"})
         with urllib.request.urlopen(f"{self.url}/api/v1/export?{q}") as resp:
             return [json.loads(ln) for ln in resp.read().decode().splitlines() if ln]
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_process(self.proc)
-            self.proc = None
 
 
 def local_sink(data_dir: Path, broker_port: int, influx_url: str, client_id: str) -> Sink:
