@@ -24,11 +24,11 @@ class Listener(TopicRecorder):
         super().__init__(port, topic, client_id=f"test-listener-{port}")
 
 
-RADIO = Path(__file__).resolve().parent / "faults" / "radio.py"
+RADIO = Path(__file__).resolve().parent / "integration" / "faults" / "radio.py"
 
 
 class Radio:
-    """A ward's air in its own process (tests/faults/radio.py): `straps` emulated straps
+    """A ward's air in its own process (tests/integration/faults/radio.py): `straps` emulated straps
     sampling at 1 Hz in real time, with the gateway's controller served as HCI on a TCP port
     (`kmc gateway` with `[ble] hci = "tcp-client:127.0.0.1:<hci>"`) and a control port."""
 

@@ -3,7 +3,7 @@
 docs/protocol.md is the specification; firmware/protocol.py is the strap's side. Both are
 checked against the same golden vectors (tests/golden/protocol_v1.json): the firmware encodes
 them under MicroPython, this module decodes them; and every constant (UUIDs, flag and health
-bits, opcodes, results, layouts) must equal the firmware's (tests/test_protocol_contract.py).
+bits, opcodes, results, layouts) must equal the firmware's (tests/firmware/test_protocol_contract.py).
 
 A measurement notification is an 8-byte header and `count` 12-byte records, all little-endian;
 decoding is one `np.frombuffer` over a structured dtype, no per-sample Python.

@@ -22,7 +22,7 @@ import pytest
 from kmc_host.gateway.publisher import BrokerConfig, MqttPublisher, TopicTree, payload
 from servers import InfluxDB, Mosquitto
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 USERS = {"gateway": "gw-secret-1", "sink": "sink-secret-2", "wardscreen": "ward-secret-3"}
 TOPIC = "kmc/site1/ward-a/KMC-0001/samples"
 

@@ -22,7 +22,7 @@ import pytest
 
 from kmc_host import protocol as P
 
-FIRMWARE = Path(__file__).resolve().parent.parent / "firmware"
+FIRMWARE = Path(__file__).resolve().parents[2] / "firmware"
 
 # Only the strap needs these; each says why the gateway does not.
 FIRMWARE_ONLY = {

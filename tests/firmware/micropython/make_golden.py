@@ -9,6 +9,6 @@ lines = [
     "  %s: %s" % (json.dumps(name), json.dumps("".join("%02x" % b for b in data)))
     for name, data in cases()
 ]
-with open("../golden/protocol_v1.json", "w") as f:
+with open("../../golden/protocol_v1.json", "w") as f:
     f.write("{\n" + ",\n".join(lines) + "\n}\n")
 print("wrote %d vectors" % len(lines))

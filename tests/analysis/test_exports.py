@@ -19,7 +19,7 @@ from kmc_analysis.exports import temperature_points
 from kmc_analysis.samples_io import load_straps
 from kmc_analysis.simulate import simulate_ward
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MAPPING = ROOT / "deploy" / "dhis2-mapping.example.toml"
 SCHEMA = json.loads((ROOT / "tests" / "schemas" / "dhis2-dataValueSet.schema.json").read_text())
 TZ = "Africa/Lagos"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from conftest import checkout_copy
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SYSTEM_PYTHON = Path("/usr/bin/python3")
 
 

@@ -9,7 +9,7 @@ from mptest import run
 
 
 def test_encoder_still_gives_the_golden_bytes():
-    with open("../golden/protocol_v1.json") as f:
+    with open("../../golden/protocol_v1.json") as f:
         golden = json.loads(f.read())
     mine = dict(cases())
     assert len(mine) == len(cases()), "two vectors of one name"

@@ -157,7 +157,7 @@ def test_set_clock_interval_identify_and_errors():
 
 
 def test_the_strap_answers_each_command_with_its_golden_vector():
-    with open("../golden/protocol_v1.json") as f:
+    with open("../../golden/protocol_v1.json") as f:
         golden = json.loads(f.read())
     for k, (name, cmd, secure) in enumerate(ANSWERS):
         strap, _, _, ble = strap_with_ble("g%d" % k)

@@ -17,7 +17,7 @@ from kmc_host.sink.schema import to_lines
 from kmc_host.ward.config import load_ward_config
 from servers import InfluxDB
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy" / "grafana" / "kmc-ward-dashboard.json"
 
 

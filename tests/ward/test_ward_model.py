@@ -182,12 +182,12 @@ def test_ward_config(tmp_path: Path, monkeypatch):
 
 def test_every_language_has_every_string():
     strings = json.loads(
-        (Path(__file__).resolve().parents[1] / "host/kmc_host/ward/static/strings.json").read_text()
+        (Path(__file__).resolve().parents[2] / "host/kmc_host/ward/static/strings.json").read_text()
     )
     keys = set(strings["en"])
     for lang, table in strings.items():
         assert set(table) == keys, lang
-    js = (Path(__file__).resolve().parents[1] / "host/kmc_host/ward/static/ward.js").read_text()
+    js = (Path(__file__).resolve().parents[2] / "host/kmc_host/ward/static/ward.js").read_text()
     import re
 
     used = set(re.findall(r'\bt\("([a-z_0-9]+)"\)', js))

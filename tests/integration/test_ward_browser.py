@@ -26,7 +26,7 @@ from servers import Listener, Mosquitto
 
 playwright = pytest.importorskip("playwright.sync_api")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("KMC_TEST_ARTIFACTS", ROOT / "test-artifacts")) / "ward"
 CHROMIUM = "/usr/bin/chromium"
 PIN = "4321"

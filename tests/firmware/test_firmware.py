@@ -1,7 +1,7 @@
 """The strap firmware under the real MicroPython interpreter (unix port), and mpy-cross.
 
-Each tests/firmware/test_*.py runs in `micropython` with the stand-in `machine` and
-`bluetooth` modules of tests/firmware/stubs; its closing line says how many passed.
+Each tests/firmware/micropython/test_*.py runs in `micropython` with the stand-in `machine` and
+`bluetooth` modules of tests/firmware/micropython/stubs; its closing line says how many passed.
 """
 
 import os
@@ -14,9 +14,9 @@ import pytest
 
 from kmc_host import protocol as P
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 FIRMWARE = ROOT / "firmware"
-MP_TESTS = ROOT / "tests" / "firmware"
+MP_TESTS = ROOT / "tests" / "firmware" / "micropython"
 
 
 def tool(name: str) -> str:

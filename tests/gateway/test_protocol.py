@@ -10,7 +10,9 @@ import pytest
 
 from kmc_host import protocol as P
 
-GOLDEN = json.loads((Path(__file__).parent / "golden" / "protocol_v1.json").read_text())
+GOLDEN = json.loads(
+    (Path(__file__).resolve().parents[1] / "golden" / "protocol_v1.json").read_text()
+)
 T_UNIX = 837000000 + 946684800  # 2026-07-10T12:00:00Z
 
 
@@ -44,7 +46,7 @@ def test_health_thermometer_float():
     assert math.isnan(P.decode_temperature_measurement(vec("temperature_measurement_missing")))
 
 
-# what the strap answered to each command (tests/firmware/golden_cases.py ANSWERS)
+# what the strap answered to each command (tests/firmware/micropython/golden_cases.py ANSWERS)
 ANSWERS = {
     "response_clock_ok": (P.OP_SET_CLOCK, "ok"),
     "response_resume_ok": (P.OP_RESUME_FROM, "ok"),

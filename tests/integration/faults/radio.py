@@ -5,7 +5,7 @@ LocalLink; the gateway's controller sits on the same link and its HCI is served 
 so the gateway runs in another process (`kmc gateway` with `[ble] hci = "tcp-client:..."`,
 as it would drive a USB dongle) and can be killed with SIGKILL while the straps keep sampling.
 
-    python tests/faults/radio.py --hci-port P --control-port C --dir D --straps 3
+    python tests/integration/faults/radio.py --hci-port P --control-port C --dir D --straps 3
 
 Control: one JSON command per line on the control port, one JSON answer per line:
   {"cmd": "status"}                 -> {"straps": {id: {"produced": n, "erased": [[a, b]],
@@ -27,7 +27,7 @@ from pathlib import Path
 
 from bumble.transport import open_transport
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "analysis"))
 sys.path.insert(0, str(ROOT / "host"))
 sys.path.insert(0, str(ROOT / "testbed"))

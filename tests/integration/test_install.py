@@ -19,7 +19,7 @@ import pytest
 
 from conftest import checkout_copy
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "deploy" / "README.md"
 OVERLAID = ("etc", "opt", "usr", "var")
 SERVICES = ("gateway", "sink", "ward")
