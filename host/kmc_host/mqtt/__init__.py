@@ -9,6 +9,8 @@ spells a topic, a leaf, the schema version or a payload field of its own.
   `StateMessage`, `AlertMessage`, `SessionMessage`, `DailyMessage`), each with `encode()` ->
   bytes and `parse(body, topic)` -> itself or `MessageError`; `read(topic, body, prefix)` for a
   received per-strap message and its `Origin`; `iso_seconds` for the times they carry.
+- `schema`: `schema(leaf)`, the JSON Schema of each message (`schemas/<leaf>.schema.json`); the
+  field tables of docs/mqtt.md are generated from them (`python -m kmc_host.mqtt.schema`).
 - `client`: `BrokerConfig` and `mqtt_client`, the paho client with login, TLS and reconnect.
 - `outbox`: `Outbox`, the durable FIFO behind the publisher (and the sink's spool); `OutboxFull`.
 - `publisher`: `MqttPublisher`, outbox -> broker with QoS 1, in order, retained status and will.

@@ -1,8 +1,8 @@
 """Every MQTT payload, defined once: the schema version, each leaf's fields, encoding, parsing.
 
-One frozen dataclass per leaf (docs/mqtt.md): `StatusMessage` (the gateway's own, retained) and,
-per strap, `SamplesMessage`, `StateMessage` (retained), `AlertMessage`, `SessionMessage` and
-`DailyMessage` (retained). The gateway builds them and publishes `encode()`; the sink and the
+One frozen dataclass per leaf (docs/mqtt.md; the JSON Schema of each in `schemas/`):
+`StatusMessage` (the gateway's own, retained) and, per strap, `SamplesMessage`, `StateMessage`
+(retained), `AlertMessage`, `SessionMessage` and `DailyMessage` (retained). The gateway builds them and publishes `encode()`; the sink and the
 ward screen call `read(topic, body, prefix)` (or `SamplesMessage.parse(body, topic)` ...) and get
 the typed message, or a `MessageError` that names the topic and the field.
 
@@ -15,7 +15,8 @@ gateway rounds them (temperatures to 0.01 C, hours to 0.001 h), the types do not
 Reading enforces what the sink always enforced, now for every reader: the version, the strap in
 the payload matching the topic, each field's type, the samples' columns as long as `time`, 0/1
 flags, ISO 8601 times with a zone, an ended alert's `end`. Fields a reader does not know are
-ignored.
+ignored. The JSON Schemas are what the gateway writes, and stricter (`schema`); every message
+valid under its schema is read.
 """
 
 from __future__ import annotations
