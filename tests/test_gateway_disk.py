@@ -24,6 +24,9 @@ from kmc_host.mqtt import BrokerConfig, TopicTree
 from packets import PASSKEY, emulated_strap
 from servers import Listener, Mosquitto
 
+# every payload the gateway publishes in these tests keeps to the MQTT contract (conftest)
+pytestmark = pytest.mark.usefixtures("mqtt_contract")
+
 SAMPLES = 1200
 
 

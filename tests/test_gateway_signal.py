@@ -18,6 +18,9 @@ from kmc_host.gateway.service import _iso as alerts_iso
 from kmc_host.mqtt import BrokerConfig, TopicTree
 from packets import T2000, notifications, records
 
+# every payload the gateway publishes in these tests keeps to the MQTT contract (conftest)
+pytestmark = pytest.mark.usefixtures("mqtt_contract")
+
 
 def batch(first: int, n: int = 10) -> P.Measurement:
     (packet,) = notifications(records(n, first_second=first), n, first_seq=first)

@@ -26,6 +26,9 @@ from kmc_host.mqtt import BrokerConfig, TopicTree
 from packets import T2000, notifications, records
 from servers import InfluxDB, Listener, Mosquitto
 
+# every payload the gateway publishes in these tests keeps to the MQTT contract (conftest)
+pytestmark = pytest.mark.usefixtures("mqtt_contract")
+
 BATCH = 10  # samples per notification
 SECONDS = 1800
 STRAPS = {"S1": "INF-A1", "S2": "INF-B2"}
