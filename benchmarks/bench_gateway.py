@@ -35,8 +35,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 from kmc_host import protocol as P  # noqa: E402
 from kmc_host.detect import DetectorConfig  # noqa: E402
 from kmc_host.gateway.config import GatewayConfig, StrapEntry  # noqa: E402
-from kmc_host.gateway.publisher import BrokerConfig, TopicTree  # noqa: E402
 from kmc_host.gateway.service import Gateway  # noqa: E402
+from kmc_host.mqtt import BrokerConfig, TopicTree  # noqa: E402
 from kmc_testbed.recorder import TopicRecorder  # noqa: E402
 from packets import T2000, notifications, records  # noqa: E402
 from servers import Mosquitto  # noqa: E402

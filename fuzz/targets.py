@@ -16,12 +16,12 @@ from kmc_analysis.samples_io import SamplesFileError, load_straps
 from kmc_host import protocol as P
 from kmc_host.detect import ConfigError
 from kmc_host.gateway.config import load_config
+from kmc_host.mqtt import STRAP_LEAVES
 from kmc_host.sink.config import load_sink_config
 from kmc_host.sink.schema import MessageError, to_lines
 from kmc_host.ward.config import load_ward_config
 from kmc_host.ward.model import MessageIgnored, WardModel
 
-LEAVES = ("samples", "state", "alert", "session", "daily")
 _DIR = Path(tempfile.mkdtemp(prefix="kmc-fuzz-"))
 
 
@@ -44,7 +44,7 @@ def packet(data: bytes) -> None:
 
 
 def _topic(data: bytes) -> tuple[str, bytes]:
-    leaf = LEAVES[data[0] % len(LEAVES)] if data else "samples"
+    leaf = STRAP_LEAVES[data[0] % len(STRAP_LEAVES)] if data else STRAP_LEAVES[0]
     return f"kmc/site1/ward-a/S1/{leaf}", data[1:]
 
 

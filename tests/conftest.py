@@ -1,21 +1,31 @@
 """Shared helpers: synthetic 1 Hz strap signals with known edges; the `kmc` command as a user
-runs it, and its CSV outputs."""
+runs it, and its CSV outputs; the MQTT contract's checks (docs/mqtt.md): its documented
+examples, and the `mqtt_contract` fixture that holds every payload a test's gateway publishes to
+its leaf's JSON Schema."""
 
 from __future__ import annotations
 
 import csv
+import json
+import re
 import shutil
 import subprocess
 import sys
+from functools import cache
 from pathlib import Path
+from typing import Any
 
+import jsonschema
 import numpy as np
 import pytest
 
+from kmc_host.mqtt import GATEWAY, MESSAGE_TYPES, STATUS, MessageError, MqttPublisher, read
+from kmc_host.mqtt.schema import schema
 from kmc_host.samples import Samples
 
 T0 = 1_772_398_800.0  # 2026-03-01T21:00:00Z, midnight in Africa/Addis_Ababa
 KMC = [sys.executable, "-m", "kmc_host"]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_kmc(*args: str) -> subprocess.CompletedProcess[str]:
@@ -92,13 +102,85 @@ def checkout_copy(dest: Path) -> Path:
     of what is being tested, without this checkout's .venv, caches or test artifacts."""
     files = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=Path(__file__).resolve().parents[1],
+        cwd=ROOT,
         check=True,
         capture_output=True,
     ).stdout.split(b"\0")
     for name in filter(None, (f.decode() for f in files)):
-        src = Path(__file__).resolve().parents[1] / name
+        src = ROOT / name
         if src.is_file():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / name)
     return dest
+
+
+# -- the MQTT contract (docs/mqtt.md, kmc_host.mqtt)
+
+
+def documented_examples() -> list[tuple[str, dict[str, Any]]]:
+    """Every JSON example of docs/mqtt.md with the leaf of its section (`## samples` ...), in
+    order; a ```json block may hold several objects."""
+    text = (ROOT / "docs" / "mqtt.md").read_text()
+    out = []
+    decoder = json.JSONDecoder()
+    for section in re.split(r"^## ", text, flags=re.M)[1:]:
+        leaf = section.split(None, 1)[0]
+        for block in re.findall(r"^```json\n(.*?)^```", section, re.S | re.M):
+            k = 0
+            while True:
+                while k < len(block) and block[k].isspace():
+                    k += 1
+                if k >= len(block):
+                    break
+                obj, k = decoder.raw_decode(block, k)
+                out.append((leaf, obj))
+    return out
+
+
+@cache
+def validator(leaf: str) -> jsonschema.Draft202012Validator:
+    """The leaf's JSON Schema (itself checked against the 2020-12 metaschema) as a validator."""
+    s = schema(leaf)
+    jsonschema.Draft202012Validator.check_schema(s)
+    return jsonschema.Draft202012Validator(s)
+
+
+def contract_errors(topic: str, body: bytes, prefix: str = "kmc") -> list[str]:
+    """Why a message breaks the MQTT contract: its leaf's JSON Schema, then the reading of its
+    message type (which must also give back the very same bytes); [] when it keeps to it."""
+    parts = topic.split("/")
+    leaf = STATUS if parts[-2:] == [GATEWAY, STATUS] else parts[-1]
+    if leaf not in MESSAGE_TYPES:
+        return [f"{topic}: no such leaf"]
+    try:
+        obj = json.loads(body)
+    except ValueError as exc:
+        return [f"{topic}: not JSON: {exc}"]
+    errors = [f"{topic}: {e.json_path}: {e.message}" for e in validator(leaf).iter_errors(obj)]
+    try:
+        received = read(topic, body, prefix)
+        message = MESSAGE_TYPES[leaf].parse(body, topic) if received is None else received[1]
+    except MessageError as exc:
+        return [*errors, str(exc)]
+    if message.encode() != body:
+        errors.append(f"{topic}: {body!r} encodes back as {message.encode()!r}")
+    return errors
+
+
+@pytest.fixture
+def mqtt_contract(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Every message an `MqttPublisher` queues during the test (the gateway's, all of them) is
+    checked with `contract_errors`; the test fails at its end if any broke the contract. The
+    real publisher still queues and sends each one."""
+    broken: list[str] = []
+    checked: list[str] = []
+    publish = MqttPublisher.publish
+
+    def checked_publish(self: MqttPublisher, topic: str, body: bytes, retain: bool = False) -> None:
+        broken.extend(contract_errors(topic, body, self.topics.prefix))
+        checked.append(topic)
+        publish(self, topic, body, retain)
+
+    monkeypatch.setattr(MqttPublisher, "publish", checked_publish)
+    yield checked
+    assert not broken, f"{len(broken)} payloads break the MQTT contract: {broken[:5]}"

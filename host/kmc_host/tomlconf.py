@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .detect import ConfigError
-from .gateway.publisher import BrokerConfig
+from .mqtt import BrokerConfig
 
 __all__ = ["ConfigError", "read_toml", "section", "get", "unknown", "secret", "broker_config"]
 

@@ -30,8 +30,8 @@ from kmc_host.ble.bumble_backend import central_access
 from kmc_host.detect import DetectorConfig
 from kmc_host.errors import StepFailed, doing
 from kmc_host.gateway.config import GatewayConfig, StrapEntry
-from kmc_host.gateway.publisher import BrokerConfig, TopicTree
 from kmc_host.gateway.service import Gateway
+from kmc_host.mqtt import BrokerConfig, TopicTree
 from kmc_host.shutdown import Interrupted, StopSignals
 from kmc_host.sink.influx import InfluxQL
 from kmc_host.sink.service import Sink

@@ -268,7 +268,7 @@ class VictoriaMetrics(_Server):
 def local_sink(data_dir: Path, broker_port: int, influx_url: str, client_id: str) -> Sink:
     """An in-process `kmc sink` from the broker on a loopback port into the `kmc` database of a
     local InfluxDB, started and subscribed (RuntimeError if it cannot subscribe in 10 s)."""
-    from kmc_host.gateway.publisher import BrokerConfig
+    from kmc_host.mqtt import BrokerConfig
     from kmc_host.sink.config import SinkConfig
     from kmc_host.sink.influx import InfluxConfig
     from kmc_host.sink.service import Sink

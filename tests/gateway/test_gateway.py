@@ -18,6 +18,9 @@ from kmc_testbed.strap import SensorFeed
 from packets import PASSKEY, emulated_strap
 from servers import Listener, Mosquitto
 
+# every payload the gateway publishes in these tests keeps to the MQTT contract (conftest)
+pytestmark = pytest.mark.usefixtures("mqtt_contract")
+
 
 def write_config(tmp_path: Path, port: int, straps=("KMC-0001",), extra="") -> Path:
     entries = "".join(

@@ -18,11 +18,14 @@ from kmc_host.ble.bumble_backend import (
 )
 from kmc_host.detect import DetectorConfig
 from kmc_host.gateway.config import GatewayConfig, StrapEntry
-from kmc_host.gateway.publisher import BrokerConfig, TopicTree
 from kmc_host.gateway.service import Gateway
+from kmc_host.mqtt import BrokerConfig, TopicTree
 from kmc_testbed.radio import VirtualRadio
 from packets import PASSKEY, emulated_strap
 from servers import Listener, Mosquitto
+
+# every payload the gateway publishes in these tests keeps to the MQTT contract (conftest)
+pytestmark = pytest.mark.usefixtures("mqtt_contract")
 
 SAMPLES = 1200
 

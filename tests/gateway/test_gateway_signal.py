@@ -13,10 +13,13 @@ import pytest
 from kmc_host import protocol as P
 from kmc_host.detect import DetectorConfig
 from kmc_host.gateway.config import GatewayConfig, StrapEntry
-from kmc_host.gateway.publisher import BrokerConfig, TopicTree
 from kmc_host.gateway.service import Gateway
 from kmc_host.gateway.service import _iso as alerts_iso
+from kmc_host.mqtt import BrokerConfig, TopicTree
 from packets import T2000, notifications, records
+
+# every payload the gateway publishes in these tests keeps to the MQTT contract (conftest)
+pytestmark = pytest.mark.usefixtures("mqtt_contract")
 
 
 def batch(first: int, n: int = 10) -> P.Measurement:

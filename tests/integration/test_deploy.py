@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from conftest import documented_examples
 from kmc_host.gateway.config import load_config
+from kmc_host.mqtt import STRAP_LEAVES
 from kmc_host.sink.config import load_sink_config
 from kmc_host.sink.influx import InfluxConfig, InfluxQL, V1Writer
 from kmc_host.sink.schema import to_lines
@@ -22,20 +24,12 @@ DASHBOARD = ROOT / "deploy" / "grafana" / "kmc-ward-dashboard.json"
 
 
 def documented_messages() -> list[tuple[str, bytes]]:
-    """Every JSON example of docs/mqtt.md with the topic of its section."""
-    text = (ROOT / "docs" / "mqtt.md").read_text()
-    out = []
-    for leaf, block in re.findall(r"^## (\w+).*?```json\n(.*?)```", text, re.S | re.M):
-        decoder = json.JSONDecoder()
-        k = 0
-        while True:
-            while k < len(block) and block[k].isspace():
-                k += 1
-            if k >= len(block):
-                break
-            obj, k = decoder.raw_decode(block, k)
-            out.append((f"kmc/site1/ward-a/{obj['strap']}/{leaf}", json.dumps(obj).encode()))
-    return out
+    """Every JSON example of docs/mqtt.md about a strap, with the topic of its section."""
+    return [
+        (f"kmc/site1/ward-a/{obj['strap']}/{leaf}", json.dumps(obj).encode())
+        for leaf, obj in documented_examples()
+        if leaf in STRAP_LEAVES
+    ]
 
 
 def grafana_to_influxql(query: str) -> str:

@@ -19,7 +19,8 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-from kmc_host.gateway.publisher import BrokerConfig, MqttPublisher, TopicTree, payload
+from kmc_host.mqtt import BrokerConfig, MqttPublisher, TopicTree
+from kmc_host.mqtt.messages import payload
 from servers import InfluxDB, Mosquitto
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,8 +15,8 @@ import numpy as np
 from kmc_host import protocol as P
 from kmc_host.detect import DetectorConfig
 from kmc_host.gateway.config import GatewayConfig, StrapEntry
-from kmc_host.gateway.publisher import BrokerConfig, TopicTree
 from kmc_host.gateway.service import Gateway
+from kmc_host.mqtt import BrokerConfig, TopicTree
 from kmc_testbed.servers import local_sink
 from packets import T2000, notifications, records
 from servers import InfluxDB, Mosquitto

@@ -41,8 +41,8 @@ from pathlib import Path
 
 from ..deploy import STRAP_ID
 from ..detect import ConfigError, DetectorConfig, zone
+from ..mqtt import BrokerConfig, TopicError, TopicTree, topic_part
 from ..tomlconf import broker_config, get, read_toml, section, unknown
-from .publisher import BrokerConfig, TopicError, TopicTree, topic_part
 
 BLE_ADDRESS = re.compile(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}")
 

@@ -37,8 +37,8 @@ from bleak.exc import BleakError
 
 from .. import protocol as P
 from ..ble.errors import LinkSecurityError, is_security_failure
+from ..mqtt import OutboxFull
 from .jsonfile import read_map, write_map
-from .outbox import OutboxFull
 
 log = logging.getLogger(__name__)
 

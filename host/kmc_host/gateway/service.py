@@ -29,11 +29,21 @@ import numpy as np
 from .. import protocol as P
 from ..clinical import SIGNAL_LOST
 from ..detect import STATE_NAMES, StrapDetector, zone
+from ..mqtt import (
+    ACTIVE,
+    ENDED,
+    AlertMessage,
+    DailyMessage,
+    Ids,
+    MqttPublisher,
+    OutboxFull,
+    SamplesMessage,
+    SessionMessage,
+    StateMessage,
+)
 from ..samples import Samples
 from .config import GatewayConfig, StrapEntry
 from .link import AddressBook, BleAccess, CursorStore, StrapLink
-from .outbox import OutboxFull
-from .publisher import MqttPublisher, payload
 from .silence import SilenceBook
 
 log = logging.getLogger(__name__)
@@ -51,9 +61,9 @@ def _iso(t: float) -> str:
     return dt.datetime.fromtimestamp(round(t), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _ids(entry: StrapEntry) -> dict[str, str]:
+def _ids(entry: StrapEntry) -> Ids:
     """Who a message is about, in every per-strap message: strap, bed and infant pseudonym."""
-    return {"strap": entry.id, "bed": entry.bed, "infant": entry.infant}
+    return Ids(strap=entry.id, bed=entry.bed, infant=entry.infant)
 
 
 @dataclass
@@ -141,10 +151,8 @@ class Gateway:
         st.arrived_at = self.elapsed()
         if st.arrived_at - st.saved_at >= SAVE_ARRIVALS_S:
             self._save_silences(st)
-        topic = self.cfg.topics.strap
-        self.publisher.publish(
-            topic(strap_id, "samples"),
-            payload(
+        self.publisher.send(
+            SamplesMessage(
                 **_ids(st.entry),
                 seq=batch.seq.tolist(),
                 time=batch.time.tolist(),
@@ -154,18 +162,17 @@ class Gateway:
                 worn=batch.worn.tolist(),
                 battery_v=_num(batch.battery_v, 2),
                 clock_set=batch.clock_set.tolist(),
-            ),
+            )
         )
         if st.lost_since is not None:
-            self.publisher.publish(
-                topic(strap_id, "alert"),
-                payload(
+            self.publisher.send(
+                AlertMessage(
                     **_ids(st.entry),
                     kind=SIGNAL_LOST,
-                    state="ended",
+                    state=ENDED,
                     start=_iso(st.lost_since),
                     end=_iso(st.last_arrival),
-                ),
+                )
             )
             st.lost_since = None
             self._save_silences(st)
@@ -173,8 +180,6 @@ class Gateway:
 
     def _detect(self, st: StrapState, batch: P.Measurement) -> None:
         det = st.detector
-        strap_id = st.entry.id
-        topic = self.cfg.topics.strap
         usable = batch.clock_set.copy()
         st.clock_unset += int((~usable).sum())  # published above, but no wall-clock time to judge
         last = det.last_time if not math.isnan(det.last_time) else -math.inf
@@ -199,47 +204,44 @@ class Gateway:
             for s, e in zip(
                 update.session_start.tolist(), update.session_end.tolist(), strict=True
             ):
-                self.publisher.publish(
-                    topic(strap_id, "session"),
-                    payload(
+                self.publisher.send(
+                    SessionMessage(
                         **_ids(st.entry),
                         start=_iso(s),
                         end=_iso(e),
                         duration_min=round((e - s) / 60, 1),
                         effective=(e - s) >= self.cfg.detector.effective_session_s,
-                    ),
+                    )
                 )
             for ep in update.episodes:
                 for k in range(len(ep)):
-                    self.publisher.publish(
-                        topic(strap_id, "alert"),
-                        payload(
+                    self.publisher.send(
+                        AlertMessage(
                             **_ids(st.entry),
                             kind=ep.kind,
-                            state="ended",
+                            state=ENDED,
                             start=_iso(float(ep.start[k])),
                             end=_iso(float(ep.end[k])),
                             extreme_c=None
                             if math.isnan(ep.extreme[k])
                             else round(float(ep.extreme[k]), 2),
-                        ),
+                        )
                     )
         active = det.active_alerts()
         for kind in sorted(set(active) - st.active):
             start, extreme = active[kind]
-            self.publisher.publish(
-                topic(strap_id, "alert"),
-                payload(
+            self.publisher.send(
+                AlertMessage(
                     **_ids(st.entry),
                     kind=kind,
-                    state="active",
+                    state=ACTIVE,
                     start=_iso(start),
                     extreme_c=None if math.isnan(extreme) else round(extreme, 2),
                     raised=_iso(self.now()),
-                ),
+                )
             )
         st.active = set(active)
-        self.publisher.publish(topic(strap_id, "state"), self._state(st, batch), retain=True)
+        self.publisher.send(self._state(st, batch))
         self._daily(st)
 
     def _daily(self, st: StrapState, every_s: float = 60.0) -> None:
@@ -257,18 +259,16 @@ class Gateway:
         start = dt.datetime.combine(day, dt.time(0), tzinfo=self.tz)
         end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), tzinfo=self.tz)
         kmc_h, monitored_h = st.detector.hours_between(start.timestamp(), end.timestamp())
-        self.publisher.publish(
-            self.cfg.topics.strap(st.entry.id, "daily"),
-            payload(
+        self.publisher.send(
+            DailyMessage(
                 **_ids(st.entry),
                 date=day.isoformat(),
                 kmc_hours=round(kmc_h, 3),
                 monitored_hours=round(monitored_h, 3),
-            ),
-            retain=True,
+            )
         )
 
-    def _state(self, st: StrapState, batch: P.Measurement) -> bytes:
+    def _state(self, st: StrapState, batch: P.Measurement) -> StateMessage:
         det = st.detector
         now = self.now()
         midnight = dt.datetime.combine(
@@ -276,7 +276,7 @@ class Gateway:
         ).timestamp()
         session = det.open_session()
         today_h, _ = det.hours_between(midnight, now + 1.0)
-        return payload(
+        return StateMessage(
             **_ids(st.entry),
             state=STATE_NAMES[det.state()],
             infant_c=_num(batch.infant_c[-1:], 2)[0],
@@ -300,15 +300,14 @@ class Gateway:
                         continue
                     # silent since its last data, or since we started if never heard from
                     st.lost_since = st.last_arrival if st.last_arrival is not None else self.started
-                    self.publisher.publish(
-                        self.cfg.topics.strap(st.entry.id, "alert"),
-                        payload(
+                    self.publisher.send(
+                        AlertMessage(
                             **_ids(st.entry),
                             kind=SIGNAL_LOST,
-                            state="active",
+                            state=ACTIVE,
                             start=_iso(st.lost_since),
                             raised=_iso(now),
-                        ),
+                        )
                     )
                     self._save_silences(st)
             with contextlib.suppress(TimeoutError):

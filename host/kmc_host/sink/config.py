@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..gateway.publisher import BrokerConfig, TopicError, topic_part
+from ..mqtt import BrokerConfig, TopicError, topic_part
 from ..tomlconf import (
     ConfigError,
     broker_config,

@@ -29,8 +29,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from ..gateway.outbox import Message, Outbox
-from ..gateway.publisher import mqtt_client
+from ..mqtt import Outbox, mqtt_client
+from ..mqtt.outbox import Message
 from .config import SinkConfig
 from .influx import InfluxError, InfluxQL, Writer, make_writer, quote_ident
 from .schema import MessageError, to_lines

@@ -21,7 +21,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..gateway.publisher import BrokerConfig, TopicError, topic_part
+from ..mqtt import BrokerConfig, TopicError, topic_part
 from ..tomlconf import ConfigError, broker_config, get, read_toml, secret, section, unknown
 
 STATIC = Path(__file__).with_name("static")

@@ -15,7 +15,6 @@ An alert unacknowledged for `escalate_after_s` escalates: a louder cue and a red
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,7 +30,16 @@ from ..clinical import (
     THERMAL,
     WHO_BANDS,
 )
-from ..errors import BadInput
+from ..mqtt import (
+    ACTIVE,
+    ENDED,
+    AlertMessage,
+    MessageError,
+    SamplesMessage,
+    SessionMessage,
+    StateMessage,
+    read,
+)
 
 ALERT_ORDER = SEVERITY_ORDER
 _WHO = {b.kind: b.threshold_c for b in WHO_BANDS}
@@ -59,7 +67,7 @@ class Alert:
     strap: str
     kind: str
     start: str
-    state: str = "active"  # active, ended
+    state: str = ACTIVE  # or ENDED
     extreme_c: float | None = None
     end: str | None = None
     received: float = 0.0  # when the ward service first heard of it (its clock)
@@ -105,8 +113,9 @@ class Bed:
     sessions: list[tuple[str, str, float]] = field(default_factory=list)  # start, end, minutes
 
 
-class MessageIgnored(BadInput):
-    """A message the ward screen cannot use (named, logged, counted; never a crash)."""
+class MessageIgnored(MessageError):
+    """A message the ward screen cannot use (named, logged, counted; never a crash): one that
+    breaks the MQTT contract, with the contract's reason."""
 
 
 class WardModel:
@@ -123,66 +132,48 @@ class WardModel:
     # -- MQTT in
 
     def on_message(self, topic: str, body: bytes, now: float) -> list[tuple[str, Alert]]:
-        """Fold one message in; returns alert events for the audit log: (what, alert)."""
-        parts = topic.split("/")
-        if len(parts) != 5 or parts[0] != self.prefix:
-            raise MessageIgnored(f"{topic}: not a {self.prefix}/<site>/<ward>/<strap>/<leaf> topic")
-        strap, leaf = parts[3], parts[4]
-        if strap == "gateway":
-            return []
+        """Fold one message in; returns alert events for the audit log: (what, alert).
+        MessageIgnored (with the MQTT contract's reason) for a message it cannot use."""
         try:
-            msg = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise MessageIgnored(f"{topic}: payload is not JSON: {exc}") from None
-        if not isinstance(msg, dict) or msg.get("v") != 1:
-            raise MessageIgnored(f"{topic}: not a schema version 1 object")
-        bed = self.beds.get(strap)
+            received = read(topic, body, self.prefix)
+        except MessageError as exc:
+            raise MessageIgnored(str(exc)) from None
+        if received is None:  # the gateway's own status
+            return []
+        origin, msg = received
+        bed = self.beds.get(origin.strap)
         if bed is None:
-            bed = self.beds[strap] = Bed(strap)
-        bed.bed = str(msg.get("bed", bed.bed) or bed.bed)
-        bed.infant = str(msg.get("infant", bed.infant) or bed.infant)
+            bed = self.beds[origin.strap] = Bed(origin.strap)
+        bed.bed = msg.bed or bed.bed
+        bed.infant = msg.infant or bed.infant
         bed.updated = now
         self.version += 1
-        if leaf == "state":
-            bed.state = str(msg.get("state", bed.state))
-            bed.infant_c = _num(msg.get("infant_c"))
-            bed.battery_v = _num(msg.get("battery_v"))
-            bed.kmc_hours_today = _num(msg.get("kmc_hours_today")) or 0.0
-            bed.session_start = msg.get("session_start")
-            bed.sample_time = _num(msg.get("time"))
-        elif leaf == "samples":
+        if isinstance(msg, StateMessage):
+            bed.state = msg.state
+            bed.infant_c = _num(msg.infant_c)
+            bed.battery_v = _num(msg.battery_v)
+            bed.kmc_hours_today = _num(msg.kmc_hours_today) or 0.0
+            bed.session_start = msg.session_start
+            bed.sample_time = _num(msg.time)
+        elif isinstance(msg, SamplesMessage):
             self._trace(bed, msg)
-        elif leaf == "session":
-            end = str(msg.get("end", ""))
-            bed.last_session_end = end
-            bed.sessions.append(
-                (str(msg.get("start", "")), end, _num(msg.get("duration_min")) or 0.0)
-            )
+        elif isinstance(msg, SessionMessage):
+            bed.last_session_end = msg.end
+            bed.sessions.append((msg.start, msg.end, float(msg.duration_min)))
             del bed.sessions[:-50]
-        elif leaf == "alert":
-            return self._alert(strap, msg, now)
+        elif isinstance(msg, AlertMessage):
+            return self._alert(msg, now)
         return []
 
-    def _trace(self, bed: Bed, msg: dict[str, Any]) -> None:
+    def _trace(self, bed: Bed, msg: SamplesMessage) -> None:
         """Per-minute points for the bed's 24 h trace: the last reading of each minute."""
-        times = msg.get("time")
-        if not isinstance(times, list):
-            raise MessageIgnored(f"samples from {bed.strap}: time should be a list")
-        cols = {}
-        for key in ("infant_c", "contact", "worn", "clock_set"):
-            col = msg.get(key, [True] * len(times) if key == "clock_set" else None)
-            if not isinstance(col, list) or len(col) != len(times):
-                raise MessageIgnored(f"samples from {bed.strap}: {key} should be a list like time")
-            cols[key] = col
-        temps, contact, worn, clock = (
-            cols[k] for k in ("infant_c", "contact", "worn", "clock_set")
-        )
-        for k, t in enumerate(times):
-            if _num(t) is None or not clock[k]:
+        clock = [True] * len(msg.time) if msg.clock_set is None else msg.clock_set
+        for k, t in enumerate(msg.time):
+            if not clock[k]:
                 continue  # no wall-clock time: the strap's clock was not set yet
             minute = math.floor(float(t) / 60.0) * 60.0
-            kmc = int(contact[k] == 1 and worn[k] == 1)
-            point = (minute, _num(temps[k]), kmc)
+            kmc = int(msg.contact[k] == 1 and msg.worn[k] == 1)
+            point = (minute, _num(msg.infant_c[k]), kmc)
             if bed.trace and bed.trace[-1][0] == minute:
                 bed.trace[-1] = point
             elif not bed.trace or minute > bed.trace[-1][0]:
@@ -191,25 +182,18 @@ class WardModel:
         while bed.trace and bed.trace[0][0] < cut:
             bed.trace.pop(0)
 
-    def _alert(self, strap: str, msg: dict[str, Any], now: float) -> list[tuple[str, Alert]]:
-        kind, start, state = msg.get("kind"), msg.get("start"), msg.get("state")
-        if (
-            not isinstance(kind, str)
-            or not isinstance(start, str)
-            or state not in ("active", "ended")
-        ):
-            raise MessageIgnored(f"alert from {strap}: needs kind, start and state active/ended")
-        key = f"{strap}|{kind}|{start}"
+    def _alert(self, msg: AlertMessage, now: float) -> list[tuple[str, Alert]]:
+        key = f"{msg.strap}|{msg.kind}|{msg.start}"
         alert = self.alerts.get(key)
         events = []
         if alert is None:
-            alert = self.alerts[key] = Alert(key, strap, kind, start, received=now)
+            alert = self.alerts[key] = Alert(key, msg.strap, msg.kind, msg.start, received=now)
             events.append(("raised", alert))
-        if msg.get("extreme_c") is not None:
-            alert.extreme_c = _num(msg["extreme_c"])
-        if state == "ended" and alert.state != "ended":
-            alert.state = "ended"
-            alert.end = msg.get("end")
+        if msg.extreme_c is not None:
+            alert.extreme_c = _num(msg.extreme_c)
+        if msg.state == ENDED and alert.state != ENDED:
+            alert.state = ENDED
+            alert.end = msg.end
             events.append(("ended", alert))
         return events
 
@@ -229,7 +213,7 @@ class WardModel:
         out = []
         for a in self.alerts.values():
             if (
-                a.state == "active"
+                a.state == ACTIVE
                 and a.acked_by is None
                 and not a.escalated
                 and now - a.received >= self.escalate_after_s
@@ -248,7 +232,7 @@ class WardModel:
         open_alerts = [
             a.public()
             for a in sorted(self.alerts.values(), key=lambda a: a.received, reverse=True)
-            if a.state == "active" or (a.acked_by is None and now - a.received < 3600)
+            if a.state == ACTIVE or (a.acked_by is None and now - a.received < 3600)
         ]
         return {
             "version": self.version,
@@ -259,7 +243,7 @@ class WardModel:
         }
 
     def _tile(self, b: Bed, now: float) -> dict[str, Any]:
-        active = [a for a in self.alerts.values() if a.strap == b.strap and a.state == "active"]
+        active = [a for a in self.alerts.values() if a.strap == b.strap and a.state == ACTIVE]
         active.sort(
             key=lambda a: (
                 a.acked_by is not None,

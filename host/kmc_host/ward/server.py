@@ -24,7 +24,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from aiohttp import web
 
-from ..gateway.publisher import mqtt_client
+from ..mqtt import mqtt_client
 from .audit import AuditLog
 from .auth import TooManyAttempts, WardAuth
 from .config import STATIC, WardConfig

@@ -1,10 +1,12 @@
-"""The gateway's outbox: every message is on disk before anyone waits for the broker.
+"""An outbox of MQTT messages: every message is on disk before anyone waits for the broker.
 
 A broker outage of hours must lose nothing and replay in order. Messages go into a SQLite table
 (stdlib, crash-safe with WAL) with increasing ids; the publisher sends them oldest first and
 deletes each one only when the broker has acknowledged it (QoS 1 PUBACK). After a crash or a
 restart the remaining rows are simply sent again: delivery is at least once, and every consumer
-of our topics is idempotent (a sample is keyed by strap and sequence number).
+of our topics is idempotent (a sample is keyed by strap and sequence number). The gateway's
+publisher sends from one; the sink keeps what it received in another (its spool) until InfluxDB
+has it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import KmcError
+
+__all__ = ["Message", "Outbox", "OutboxFull"]
 
 
 class OutboxFull(KmcError):

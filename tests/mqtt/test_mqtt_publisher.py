@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from kmc_host.gateway.publisher import BrokerConfig, MqttPublisher, TopicError, TopicTree, payload
+from kmc_host.mqtt import BrokerConfig, MqttPublisher, TopicError, TopicTree
+from kmc_host.mqtt.messages import payload
 from servers import Listener, Mosquitto
 
 TOPICS = TopicTree("kmc", "site1", "ward-a")
@@ -144,7 +145,7 @@ def test_the_last_will_says_offline_when_the_gateway_dies(broker, tmp_path):
     script = (
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from kmc_host.gateway.publisher import BrokerConfig, MqttPublisher, TopicTree\n"
+        "from kmc_host.mqtt import BrokerConfig, MqttPublisher, TopicTree\n"
         f"pub = MqttPublisher(BrokerConfig(port={broker.port}, keepalive_s=1), TopicTree('kmc','site1','ward-a'), Path(sys.argv[1]))\n"
         "pub.start()\n"
         "time.sleep(30)\n"

@@ -6,97 +6,31 @@ outbox on its PUBACK. When the connection drops, whatever was not acknowledged i
 in order, after paho has reconnected (with its own backoff). A broker outage therefore loses
 nothing: the outbox grows on disk and drains when the broker is back.
 
-Topics live under `<prefix>/<site>/<ward>/`; every part is checked (no `/ + #`, not empty), and
-every payload is JSON with a schema version `"v"`.
+`send(message)` publishes a per-strap message (`messages`) on its topic of the `TopicTree`,
+retained where its leaf is; `publish(topic, body)` any body on any topic.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import sqlite3
-import ssl
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from ..errors import BadInput
+from .client import BrokerConfig, mqtt_client
+from .messages import OFFLINE, ONLINE, StatusMessage, StrapMessage
 from .outbox import Outbox
+from .topics import TopicTree
+
+__all__ = ["MqttPublisher"]
 
 log = logging.getLogger(__name__)
-
-SCHEMA_VERSION = 1
-
-
-class TopicError(BadInput):
-    """A topic part from a strap id or the configuration that MQTT cannot carry safely."""
-
-
-def topic_part(what: str, value: str) -> str:
-    if not value or any(ch in value for ch in "/+#\x00") or value != value.strip():
-        raise TopicError(
-            f"{what} {value!r} cannot be an MQTT topic part (empty, spaces at the ends, or / + #)"
-        )
-    return value
-
-
-@dataclass(frozen=True)
-class TopicTree:
-    """`<prefix>/<site>/<ward>/<strap>/<leaf>` and the gateway's own status topic."""
-
-    prefix: str
-    site: str
-    ward: str
-
-    def __post_init__(self) -> None:
-        for what in ("prefix", "site", "ward"):
-            topic_part(what, getattr(self, what))
-
-    def strap(self, strap_id: str, leaf: str) -> str:
-        return f"{self.prefix}/{self.site}/{self.ward}/{topic_part('strap id', strap_id)}/{topic_part('leaf', leaf)}"
-
-    @property
-    def gateway_status(self) -> str:
-        return f"{self.prefix}/{self.site}/{self.ward}/gateway/status"
-
-
-@dataclass(frozen=True)
-class BrokerConfig:
-    host: str = "127.0.0.1"
-    port: int = 1883
-    username: str | None = None
-    password: str | None = None
-    tls: bool = False
-    ca_file: str | None = None
-    client_id: str = "kmc-gateway"
-    keepalive_s: int = 30
-
-
-def mqtt_client(broker: BrokerConfig, *, clean_session: bool) -> mqtt.Client:
-    """A paho client with the broker's login, TLS and reconnect settings: the one way the
-    gateway, the sink and the ward screen open their connections."""
-    client = mqtt.Client(
-        mqtt.CallbackAPIVersion.VERSION2, client_id=broker.client_id, clean_session=clean_session
-    )
-    if broker.username is not None:
-        client.username_pw_set(broker.username, broker.password)
-    if broker.tls:
-        client.tls_set(ca_certs=broker.ca_file, cert_reqs=ssl.CERT_REQUIRED)
-    client.reconnect_delay_set(min_delay=1, max_delay=30)
-    return client
-
-
-def payload(**fields: Any) -> bytes:
-    """A message body: JSON, with the schema version first."""
-    return json.dumps(
-        {"v": SCHEMA_VERSION, **fields}, separators=(",", ":"), allow_nan=False
-    ).encode()
 
 
 class MqttPublisher:
@@ -125,7 +59,12 @@ class MqttPublisher:
 
     def _make_client(self) -> mqtt.Client:
         client = mqtt_client(self.broker, clean_session=True)
-        client.will_set(self.topics.gateway_status, payload(state="offline"), qos=1, retain=True)
+        client.will_set(
+            self.topics.gateway_status,
+            StatusMessage(state=OFFLINE).encode(),
+            qos=1,
+            retain=StatusMessage.RETAIN,
+        )
         client.max_inflight_messages_set(self.window)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -144,7 +83,10 @@ class MqttPublisher:
         """Say offline (retained), disconnect cleanly; unsent messages stay in the outbox."""
         if self.connected.is_set():
             info = self._client.publish(
-                self.topics.gateway_status, payload(state="offline"), qos=1, retain=True
+                self.topics.gateway_status,
+                StatusMessage(state=OFFLINE).encode(),
+                qos=1,
+                retain=StatusMessage.RETAIN,
             )
             info.wait_for_publish(timeout=2)
         self._client.disconnect()  # before loop_stop: the other order stalls (paho 2.x)
@@ -155,6 +97,12 @@ class MqttPublisher:
         """Queue a message (durable at once); it is sent when the broker is reachable."""
         self.outbox.put(topic, body, retain)
         self._wake.set()
+
+    def send(self, message: StrapMessage) -> None:
+        """Queue a strap's message on its topic, retained if its leaf is."""
+        self.publish(
+            self.topics.strap(message.strap, message.LEAF), message.encode(), message.RETAIN
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
         """The pump: keeps up to `window` messages in flight while connected."""
@@ -218,7 +166,12 @@ class MqttPublisher:
             log.warning("broker refused the connection: %s", reason)
             return
         self._reset.set()  # the pump resends everything not acknowledged, oldest first
-        client.publish(self.topics.gateway_status, payload(state="online"), qos=1, retain=True)
+        client.publish(
+            self.topics.gateway_status,
+            StatusMessage(state=ONLINE).encode(),
+            qos=1,
+            retain=StatusMessage.RETAIN,
+        )
         self.connected.set()
         log.info("connected to %s:%d", self.broker.host, self.broker.port)
 
