@@ -33,6 +33,7 @@ from kmc_host.detect import (
     rolling_24h,
     zone,
 )
+from kmc_host.timefmt import iso_utc_array
 
 from .coverage import (
     DEFAULT_MIN_MONITORED_H,
@@ -58,12 +59,6 @@ DAILY_HEADER = [
 ALERTS_HEADER = ["device", "kind", "start", "end", "extreme_c", "alert_time", "duration_min"]
 ROLLING_HEADER = ["device", "time", "kmc_hours_24h", "monitored_hours_24h"]
 DOL_HEADER = ["device", "infant_id", "day_of_life", "kmc_hours", "monitored_hours"]
-
-
-def iso_utc(t: NDArray[np.float64]) -> NDArray[np.str_]:
-    """ISO 8601 UTC strings, to the second, vectorised."""
-    secs = np.round(np.asarray(t, dtype=np.float64)).astype("datetime64[s]")
-    return np.char.add(np.datetime_as_string(secs, unit="s"), "Z")
 
 
 def _fmt(x: NDArray[np.float64], digits: int) -> list[str]:
@@ -199,8 +194,8 @@ def _write_strap(w: _Writers, r: StrapResult, daily: Daily) -> StrapSummary:
     eff = r.session_effective
     for row in zip(
         [r.device] * dur.size,
-        iso_utc(r.session_start),
-        iso_utc(r.session_end),
+        iso_utc_array(r.session_start),
+        iso_utc_array(r.session_end),
         _fmt(dur, 1),
         eff.astype(int).tolist(),
         strict=True,
@@ -232,10 +227,10 @@ def _write_strap(w: _Writers, r: StrapResult, daily: Daily) -> StrapSummary:
         for row in zip(
             [r.device] * order.size,
             kind[order].tolist(),
-            iso_utc(start[order]),
-            iso_utc(end[order]),
+            iso_utc_array(start[order]),
+            iso_utc_array(end[order]),
             _fmt(ext[order], 2),
-            iso_utc(at[order]),
+            iso_utc_array(at[order]),
             _fmt((end - start)[order] / 60.0, 1),
             strict=True,
         ):
@@ -250,7 +245,11 @@ def _write_strap(w: _Writers, r: StrapResult, daily: Daily) -> StrapSummary:
         )
         kmc24, mon24 = rolling_24h(r, hours)
         for hour_row in zip(
-            [r.device] * hours.size, iso_utc(hours), _fmt(kmc24, 3), _fmt(mon24, 3), strict=True
+            [r.device] * hours.size,
+            iso_utc_array(hours),
+            _fmt(kmc24, 3),
+            _fmt(mon24, 3),
+            strict=True,
         ):
             w.rolling.writerow(hour_row)
 

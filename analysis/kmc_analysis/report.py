@@ -44,8 +44,8 @@ from kmc_host.detect import (
 )
 from kmc_host.errors import BadInput
 from kmc_host.samples import Samples
+from kmc_host.timefmt import iso_utc_array
 
-from .analyze import iso_utc
 from .coverage import BANDS_H, DEFAULT_MIN_MONITORED_H, ELIGIBLE_BELOW_G, infant_coverage
 from .detection import detect_period
 from .roster import Infant
@@ -445,15 +445,10 @@ def write_tables(rep: Report, out: Path) -> list[Path]:
     written = []
     for table in rep.tables.values():
         columns = dict(table.columns)
-        csv_cols = {
-            k: (iso_utc(np.asarray(v, float)).tolist() if k in table.times else list(v))
+        csv_cols = {  # NaN times are empty cells
+            k: (iso_utc_array(v).tolist() if k in table.times else list(v))
             for k, v in columns.items()
         }
-        for name in table.times:  # NaN times are empty cells, not "NaTZ"
-            t = np.asarray(columns[name], float)
-            csv_cols[name] = [
-                "" if np.isnan(x) else s for x, s in zip(t, csv_cols[name], strict=True)
-            ]
         path = out / f"{table.name}.csv"
         with path.open("w", newline="") as fh:
             w = csv.writer(fh)

@@ -29,8 +29,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from kmc_host.detect import StrapResult, zone
+from kmc_host.timefmt import iso_utc_array
 
-from .analyze import iso_utc
 from .roster import Infant
 from .samples_io import SamplesFileError, parse_time_value
 
@@ -244,12 +244,14 @@ def compare(
             if ov > 0 and i not in partner and j not in used:
                 partner[i] = j
                 used.add(j)
+        obs_start, obs_end = iso_utc_array(obs.start).tolist(), iso_utc_array(obs.end).tolist()
+        det_start, det_end = iso_utc_array(det_s).tolist(), iso_utc_array(det_e).tolist()
         for i in range(obs.start.size):
             row: dict[str, object] = {
                 "device": device,
                 "observer_line": obs.lines[i],
-                "observed_start": str(iso_utc(obs.start[i : i + 1])[0]),
-                "observed_end": str(iso_utc(obs.end[i : i + 1])[0]),
+                "observed_start": obs_start[i],
+                "observed_end": obs_end[i],
             }
             mate = partner.get(i)
             if mate is None:
@@ -265,8 +267,8 @@ def compare(
                 ag.matched += 1
                 row |= {
                     "match": "matched",
-                    "detected_start": str(iso_utc(det_s[mate : mate + 1])[0]),
-                    "detected_end": str(iso_utc(det_e[mate : mate + 1])[0]),
+                    "detected_start": det_start[mate],
+                    "detected_end": det_end[mate],
                     "start_error_min": round((det_s[mate] - obs.start[i]) / 60.0, 2),
                     "end_error_min": round((det_e[mate] - obs.end[i]) / 60.0, 2),
                 }
@@ -281,8 +283,8 @@ def compare(
                         "observed_start": "",
                         "observed_end": "",
                         "match": "extra",
-                        "detected_start": str(iso_utc(det_s[j : j + 1])[0]),
-                        "detected_end": str(iso_utc(det_e[j : j + 1])[0]),
+                        "detected_start": det_start[j],
+                        "detected_end": det_end[j],
                         "start_error_min": "",
                         "end_error_min": "",
                     }

@@ -30,6 +30,7 @@ from .. import protocol as P
 from ..clinical import SIGNAL_LOST
 from ..detect import STATE_NAMES, StrapDetector, zone
 from ..samples import Samples
+from ..timefmt import iso_utc
 from .config import GatewayConfig, StrapEntry
 from .link import AddressBook, BleAccess, CursorStore, StrapLink
 from .outbox import OutboxFull
@@ -45,10 +46,6 @@ SAVE_ARRIVALS_S = 60.0  # last arrivals go to disk at most this often (and at a 
 
 def _num(values: np.ndarray, digits: int) -> list[float | None]:
     return [None if math.isnan(v) else round(v, digits) for v in values.tolist()]
-
-
-def _iso(t: float) -> str:
-    return dt.datetime.fromtimestamp(round(t), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _ids(entry: StrapEntry) -> dict[str, str]:
@@ -163,8 +160,8 @@ class Gateway:
                     **_ids(st.entry),
                     kind=SIGNAL_LOST,
                     state="ended",
-                    start=_iso(st.lost_since),
-                    end=_iso(st.last_arrival),
+                    start=iso_utc(st.lost_since),
+                    end=iso_utc(st.last_arrival),
                 ),
             )
             st.lost_since = None
@@ -203,8 +200,8 @@ class Gateway:
                     topic(strap_id, "session"),
                     payload(
                         **_ids(st.entry),
-                        start=_iso(s),
-                        end=_iso(e),
+                        start=iso_utc(s),
+                        end=iso_utc(e),
                         duration_min=round((e - s) / 60, 1),
                         effective=(e - s) >= self.cfg.detector.effective_session_s,
                     ),
@@ -217,8 +214,8 @@ class Gateway:
                             **_ids(st.entry),
                             kind=ep.kind,
                             state="ended",
-                            start=_iso(float(ep.start[k])),
-                            end=_iso(float(ep.end[k])),
+                            start=iso_utc(float(ep.start[k])),
+                            end=iso_utc(float(ep.end[k])),
                             extreme_c=None
                             if math.isnan(ep.extreme[k])
                             else round(float(ep.extreme[k]), 2),
@@ -233,9 +230,9 @@ class Gateway:
                     **_ids(st.entry),
                     kind=kind,
                     state="active",
-                    start=_iso(start),
+                    start=iso_utc(start),
                     extreme_c=None if math.isnan(extreme) else round(extreme, 2),
-                    raised=_iso(self.now()),
+                    raised=iso_utc(self.now()),
                 ),
             )
         st.active = set(active)
@@ -284,7 +281,7 @@ class Gateway:
             last_seq=int(batch.seq[-1]),
             time=float(batch.time[-1]),
             kmc_hours_today=round(today_h, 3),
-            session_start=None if session is None else _iso(session[0]),
+            session_start=None if session is None else iso_utc(session[0]),
             alerts=sorted(st.active),
         )
 
@@ -306,8 +303,8 @@ class Gateway:
                             **_ids(st.entry),
                             kind=SIGNAL_LOST,
                             state="active",
-                            start=_iso(st.lost_since),
-                            raised=_iso(now),
+                            start=iso_utc(st.lost_since),
+                            raised=iso_utc(now),
                         ),
                     )
                     self._save_silences(st)
