@@ -24,11 +24,13 @@ import csv
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 from numpy.typing import NDArray
 
-from kmc_host.detect import StrapResult, zone
+from kmc_host.detect import StrapResult, local_day_edges, zone
+from kmc_host.detect.intervals import seconds_in_bins
 from kmc_host.timefmt import iso_utc_array
 
 from .roster import Infant
@@ -190,14 +192,14 @@ def _union_overlap(s0: NDArray, e0: NDArray, s1: NDArray, e1: NDArray) -> float:
 
 
 def _hours_per_day(
-    start: NDArray, end: NDArray, days: list[dt.date], tz: dt.tzinfo
+    start: NDArray, end: NDArray, days: list[dt.date], span: tuple[float, float], tz: ZoneInfo
 ) -> NDArray[np.float64]:
-    out = np.zeros(len(days))
-    for k, day in enumerate(days):
-        a = dt.datetime.combine(day, dt.time(0), tzinfo=tz).timestamp()
-        b = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), tzinfo=tz).timestamp()
-        out[k] = np.clip(np.minimum(end, b) - np.maximum(start, a), 0, None).sum() / 3600.0
-    return out
+    """Hours of the intervals (sorted, disjoint) on each of `days`, local dates in order within
+    `span` (the UTC instants of the first one's midnight and the midnight after the last one);
+    binned by the detector's own calendar, as `kmc analyze` counts its daily hours."""
+    dates, edges = local_day_edges(span[0], span[1], tz)
+    hours = seconds_in_bins(start, end, edges) / 3600.0
+    return hours[[(day - dates[0]).days for day in days]]
 
 
 def compare(
@@ -293,8 +295,9 @@ def compare(
         cs = np.clip(r.session_start, day_start, day_end)
         ce = np.clip(r.session_end, day_start, day_end)
         keep = ce > cs
-        obs_h = _hours_per_day(obs.start, obs.end, days, zi)
-        det_h = _hours_per_day(cs[keep], ce[keep], days, zi)
+        span = (day_start, day_end)
+        obs_h = _hours_per_day(obs.start, obs.end, days, span, zi)
+        det_h = _hours_per_day(cs[keep], ce[keep], days, span, zi)
         ag.observed_h += float(obs_h.sum())
         ag.detected_h += float(det_h.sum())
         ag.both_h += _union_overlap(obs.start, obs.end, cs[keep], ce[keep]) / 3600.0
