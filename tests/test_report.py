@@ -82,6 +82,8 @@ def test_report_tables_agree_with_analyze(ward):
         for key in (f"share_infants_reaching_{band}", f"share_days_ge_{band}"):
             assert float(cohort[key]) == pytest.approx(float(coverage["cohort"][key]), abs=1e-3)
     assert int(cohort["eligible_infants"]) == int(coverage["cohort"]["eligible_infants"]) == 4
+    # the cohort's mean KMC hours: the mean of the infants' unrounded means, as coverage.csv's
+    assert float(cohort["mean_kmc_hours"]) == float(coverage["cohort"]["mean_kmc_hours"])
     infants = read(out / "infants.csv")
     for row in infants:
         assert float(row["mean_kmc_hours"]) == pytest.approx(

@@ -10,8 +10,9 @@ incremental detector as the gateway and `kmc analyze`; the results become tables
   alerts         one row per alert episode
   infants        per infant: hours, sessions, coverage bands, time from admission to first KMC,
                  thermal alerts per baby-day
-  cohort         the ward's indicators over eligible infants (< 2000 g): share reaching 8/18/20 h,
-                 median hours from admission to first KMC, thermal alerts per baby-day
+  cohort         the ward's indicators over eligible infants (< 2000 g): share reaching 8/18/20 h
+                 (coverage.cohort_coverage, as analyze's coverage.csv), median hours from
+                 admission to first KMC, thermal alerts per baby-day
   ward_coverage  per date: eligible infants observed and the share meeting 8/18/20 h
 
 Each table is written as CSV and Parquet (`write_tables`); `report_html.write_html` turns the same
@@ -23,14 +24,13 @@ from __future__ import annotations
 import csv
 import datetime as dt
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from numpy.typing import NDArray
 
 from kmc_host.clinical import STRAP_OFF, THERMAL
 from kmc_host.detect import (
@@ -46,7 +46,14 @@ from kmc_host.errors import BadInput
 from kmc_host.samples import Samples
 from kmc_host.timefmt import iso_utc_array
 
-from .coverage import BANDS_H, DEFAULT_MIN_MONITORED_H, ELIGIBLE_BELOW_G, infant_coverage
+from .coverage import (
+    BANDS_H,
+    DEFAULT_MIN_MONITORED_H,
+    ELIGIBLE_BELOW_G,
+    InfantCoverage,
+    cohort_coverage,
+    infant_coverage,
+)
 from .detection import detect_period
 from .roster import Infant
 
@@ -156,9 +163,9 @@ def build_report(
             _alerts(straps),
         )
     }
-    infants = _infants(straps, min_monitored_hours, bool(roster))
+    infants, coverage = _infants(straps, min_monitored_hours, bool(roster))
     rep.tables["infants"] = infants
-    rep.tables["cohort"] = _cohort(infants)
+    rep.tables["cohort"] = _cohort(infants, coverage)
     rep.tables["ward_coverage"] = _ward_coverage(rep.tables["daily"], infants)
     return rep
 
@@ -288,7 +295,12 @@ def _alerts(straps: list[StrapReport]) -> Table:
     return table
 
 
-def _infants(straps: list[StrapReport], min_h: float, with_roster: bool) -> Table:
+def _infants(
+    straps: list[StrapReport], min_h: float, with_roster: bool
+) -> tuple[Table, list[InfantCoverage]]:
+    """Per infant: the `infants` table and the coverage indicators the cohort is built from
+    (without a roster every strap counts as eligible)."""
+    coverage = []
     cols: dict[str, list[Any]] = {
         k: []
         for k in (
@@ -320,7 +332,9 @@ def _infants(straps: list[StrapReport], min_h: float, with_roster: bool) -> Tabl
         r, d = s.result, s.daily
         weight = s.infant.birth_weight_g if s.infant else np.nan
         cov = infant_coverage(s.infant_id, s.device, weight, d.kmc_hours, d.monitored_hours, min_h)
-        eligible = cov.eligible if s.infant else True
+        if s.infant is None:
+            cov = replace(cov, eligible=True)
+        coverage.append(cov)
         first_data = float(r.monitored_start[0]) if r.monitored_start.size else np.nan
         if s.infant is not None and s.infant.admission_time is not None:
             admitted, source = s.infant.admission_time, "roster"
@@ -332,7 +346,7 @@ def _infants(straps: list[StrapReport], min_h: float, with_roster: bool) -> Tabl
         cols["device"].append(s.device)
         cols["infant_id"].append(s.infant_id)
         cols["birth_weight_g"].append(weight)
-        cols["eligible"].append(bool(eligible))
+        cols["eligible"].append(bool(cov.eligible))
         cols["days"].append(len(d.dates))
         cols["observed_days"].append(cov.observed_days)
         cols["mean_kmc_hours"].append(round(cov.mean_kmc_hours, 3))
@@ -359,10 +373,21 @@ def _infants(straps: list[StrapReport], min_h: float, with_roster: bool) -> Tabl
         k: np.asarray(v, dtype=object if k in ("device", "infant_id", "admission_from") else None)
         for k, v in cols.items()
     }
-    return Table("infants", arrays, ("admission_time", "first_kmc"))
+    return Table("infants", arrays, ("admission_time", "first_kmc")), coverage
 
 
-def _cohort(infants: Table) -> Table:
+def _cohort(infants: Table, coverage: list[InfantCoverage]) -> Table:
+    """The ward's indicators over eligible infants with an observed day: the coverage ones as
+    `kmc analyze` computes them (`cohort_coverage`), then time to first KMC and alert rates."""
+    cov = cohort_coverage(coverage)
+    row: dict[str, Any] = {
+        "eligible_infants": cov.eligible_infants,
+        "infant_days": cov.infant_days,
+        "mean_kmc_hours": round(cov.mean_kmc_hours, 3),
+    }
+    for b in BANDS_H:
+        row[f"share_infants_reaching_{b:g}h"] = round(cov.share_infants_reaching[b], 3)
+        row[f"share_days_ge_{b:g}h"] = round(cov.share_days_meeting[b], 3)
     c = infants.columns
     counted = (
         np.asarray(c["eligible"], bool) & (np.asarray(c["observed_days"], np.int64) > 0)
@@ -370,17 +395,6 @@ def _cohort(infants: Table) -> Table:
         else np.empty(0, bool)
     )
     n = int(counted.sum())
-    days = int(np.asarray(c["observed_days"], np.int64)[counted].sum()) if n else 0
-    row: dict[str, Any] = {
-        "eligible_infants": n,
-        "infant_days": days,
-        "mean_kmc_hours": _mean(np.asarray(c["mean_kmc_hours"], float)[counted]),
-    }
-    for b in BANDS_H:
-        reach = np.asarray(c[f"reaches_{b:g}h"], bool)[counted]
-        met = np.asarray(c[f"days_ge_{b:g}h"], np.int64)[counted]
-        row[f"share_infants_reaching_{b:g}h"] = round(float(reach.mean()), 3) if n else np.nan
-        row[f"share_days_ge_{b:g}h"] = round(float(met.sum()) / days, 3) if days else np.nan
     to_kmc = np.asarray(c["hours_to_first_kmc"], float)[counted]
     to_kmc = to_kmc[np.isfinite(to_kmc)]
     row["median_hours_to_first_kmc"] = round(float(np.median(to_kmc)), 2) if to_kmc.size else np.nan
@@ -421,11 +435,6 @@ def _ward_coverage(daily: Table, infants: Table) -> Table:
         met = np.bincount(inv, (kmc >= b).astype(float), uniq.size)
         cols[f"share_ge_{b:g}h"] = np.round(met / np.maximum(n, 1), 3)
     return Table("ward_coverage", cols)
-
-
-def _mean(x: NDArray[np.float64]) -> float:
-    x = x[np.isfinite(x)]
-    return round(float(x.mean()), 3) if x.size else float("nan")
 
 
 # -- output files
