@@ -1,7 +1,8 @@
 """`kmc report`: the researchers' and programme managers' report for a period, site and ward.
 
 Samples (from a file, or read back from InfluxDB by `sources.influx_chunks`) go through the same
-incremental detector as the gateway and `kmc analyze`; the results become tables:
+incremental detector as the gateway and `kmc analyze`; the results become tables, the first five
+built by tables.py for both commands (here with every column, alerts in time order across straps):
 
   sessions       one row per KMC session
   daily          KMC and monitored hours per infant per local calendar day (+ `observed`)
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -33,19 +33,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from kmc_host.clinical import STRAP_OFF, THERMAL
-from kmc_host.detect import (
-    Daily,
-    DetectorConfig,
-    StrapResult,
-    daily_hours,
-    day_of_life_hours,
-    rolling_24h,
-    zone,
-)
+from kmc_host.detect import DetectorConfig, StrapResult, zone
 from kmc_host.errors import BadInput
 from kmc_host.samples import Samples
 from kmc_host.timefmt import iso_utc_array
 
+from . import tables
 from .coverage import (
     BANDS_H,
     DEFAULT_MIN_MONITORED_H,
@@ -56,36 +49,9 @@ from .coverage import (
 )
 from .detection import detect_period
 from .roster import Infant
+from .tables import Strap, Table
 
 DAY_S = 86400.0
-
-
-@dataclass
-class Table:
-    """Columns by name (numpy arrays or lists, equal length); `times` are Unix-second columns,
-    written as ISO 8601 UTC in CSV and as UTC timestamps in Parquet."""
-
-    name: str
-    columns: dict[str, Any]
-    times: tuple[str, ...] = ()
-
-    def __len__(self) -> int:
-        return len(next(iter(self.columns.values()))) if self.columns else 0
-
-    def rows(self) -> Iterator[dict[str, Any]]:
-        names = list(self.columns)
-        for k in range(len(self)):
-            yield {n: self.columns[n][k] for n in names}
-
-
-@dataclass
-class StrapReport:
-    device: str
-    infant_id: str
-    infant: Infant | None
-    result: StrapResult
-    daily: Daily
-    trace: Samples | None  # the last 24 h of samples
 
 
 @dataclass
@@ -98,7 +64,7 @@ class Report:
     source: str
     config: DetectorConfig
     min_monitored_hours: float
-    straps: list[StrapReport]
+    straps: list[Strap]
     tables: dict[str, Table] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     has_roster: bool = False
@@ -121,17 +87,8 @@ def build_report(
     min_monitored_hours: float = DEFAULT_MIN_MONITORED_H,
 ) -> Report:
     cfg = config or DetectorConfig()
-    zone_info = zone(tz)
     roster = roster or {}
-    tags = infant_tags or {}
-    straps = []
-    for device in sorted(detected):
-        result, trace = detected[device]
-        infant = roster.get(device)
-        infant_id = infant.infant_id if infant else tags.get(device, "")
-        straps.append(
-            StrapReport(device, infant_id, infant, result, daily_hours(result, zone_info), trace)
-        )
+    straps = tables.straps(detected, zone(tz), roster, infant_tags)
     title = "KMC report" + (f": {site}" if site else "") + (f" / {ward}" if ward else "")
     rep = Report(
         title,
@@ -153,14 +110,16 @@ def build_report(
         rep.notes.append(
             "no roster: birth weights unknown, so every strap counts in the cohort indicators"
         )
+    alerts = tables.alerts(straps)  # strap by strap; the report's are in time order instead
+    by_time = np.lexsort((alerts.columns["kind"], alerts.columns["start"]))  # stable
     rep.tables = {
         t.name: t
         for t in (
-            _sessions(straps),
-            _daily(straps, min_monitored_hours),
-            _rolling(straps),
-            _day_of_life(straps),
-            _alerts(straps),
+            tables.sessions(straps),
+            tables.daily(straps, min_monitored_hours),
+            tables.rolling24(straps),
+            tables.day_of_life(straps),
+            alerts.take(by_time),
         )
     }
     infants, coverage = _infants(straps, min_monitored_hours, bool(roster))
@@ -170,133 +129,8 @@ def build_report(
     return rep
 
 
-def _ids(s: StrapReport, n: int) -> dict[str, list[str]]:
-    return {"device": [s.device] * n, "infant_id": [s.infant_id] * n}
-
-
-def _concat(name: str, parts: list[dict[str, Any]], empty: dict[str, Any], times=()) -> Table:
-    if not parts:
-        return Table(name, empty, tuple(times))
-    cols = {k: np.concatenate([np.asarray(p[k]) for p in parts]) for k in parts[0]}
-    return Table(name, cols, tuple(times))
-
-
-def _sessions(straps: list[StrapReport]) -> Table:
-    parts = []
-    for s in straps:
-        r = s.result
-        n = r.session_start.size
-        parts.append(
-            _ids(s, n)
-            | {
-                "start": r.session_start,
-                "end": r.session_end,
-                "duration_min": np.round((r.session_end - r.session_start) / 60.0, 1),
-                "effective": r.session_effective,
-            }
-        )
-    empty = {k: np.empty(0) for k in ("device", "infant_id", "start", "end", "duration_min")}
-    return _concat("sessions", parts, empty | {"effective": np.empty(0, bool)}, ("start", "end"))
-
-
-def _daily(straps: list[StrapReport], min_h: float) -> Table:
-    parts = []
-    for s in straps:
-        d = s.daily
-        n = len(d.dates)
-        parts.append(
-            _ids(s, n)
-            | {
-                "date": np.array([x.isoformat() for x in d.dates], dtype=object),
-                "kmc_hours": np.round(d.kmc_hours, 3),
-                "monitored_hours": np.round(d.monitored_hours, 3),
-                "off_hours": np.round(d.off_hours, 3),
-                "sessions": d.sessions,
-                "effective_sessions": d.effective_sessions,
-                "observed": d.monitored_hours >= min_h,
-            }
-        )
-    keys = ["device", "infant_id", "date", "kmc_hours", "monitored_hours", "off_hours"]
-    empty = {k: np.empty(0) for k in keys} | {
-        "sessions": np.empty(0, np.int64),
-        "effective_sessions": np.empty(0, np.int64),
-        "observed": np.empty(0, bool),
-    }
-    return _concat("daily", parts, empty)
-
-
-def _rolling(straps: list[StrapReport]) -> Table:
-    parts = []
-    for s in straps:
-        r = s.result
-        if r.monitored_start.size == 0:
-            continue
-        hours = 3600.0 * np.arange(
-            np.ceil(r.monitored_start[0] / 3600.0), np.floor(r.monitored_end[-1] / 3600.0) + 1
-        )
-        kmc, mon = rolling_24h(r, hours)
-        parts.append(
-            _ids(s, hours.size)
-            | {
-                "time": hours,
-                "kmc_hours_24h": np.round(kmc, 3),
-                "monitored_hours_24h": np.round(mon, 3),
-            }
-        )
-    keys = ["device", "infant_id", "time", "kmc_hours_24h", "monitored_hours_24h"]
-    return _concat("rolling24", parts, {k: np.empty(0) for k in keys}, ("time",))
-
-
-def _day_of_life(straps: list[StrapReport]) -> Table:
-    parts = []
-    for s in straps:
-        if s.infant is None:
-            continue
-        days, kmc, mon = day_of_life_hours(s.result, s.infant.birth_time)
-        parts.append(
-            _ids(s, days.size)
-            | {
-                "day_of_life": days,
-                "kmc_hours": np.round(kmc, 3),
-                "monitored_hours": np.round(mon, 3),
-            }
-        )
-    keys = ["device", "infant_id", "day_of_life", "kmc_hours", "monitored_hours"]
-    return _concat("day_of_life", parts, {k: np.empty(0) for k in keys})
-
-
-def _alerts(straps: list[StrapReport]) -> Table:
-    parts = []
-    for s in straps:
-        for kind, e in s.result.episodes.items():
-            if len(e) == 0:
-                continue
-            parts.append(
-                _ids(s, len(e))
-                | {
-                    "kind": np.array([kind] * len(e), dtype=object),
-                    "start": e.start,
-                    "end": e.end,
-                    "extreme_c": np.round(e.extreme, 2),
-                    "alert_time": e.alert_time,
-                    "duration_min": np.round((e.end - e.start) / 60.0, 1),
-                }
-            )
-    keys = ["device", "infant_id", "kind", "start", "end", "extreme_c", "alert_time"]
-    table = _concat(
-        "alerts",
-        parts,
-        {k: np.empty(0) for k in [*keys, "duration_min"]},
-        ("start", "end", "alert_time"),
-    )
-    if len(table):  # in time order across straps and kinds
-        order = np.lexsort((table.columns["kind"].astype(str), table.columns["start"]))
-        table.columns = {k: np.asarray(v)[order] for k, v in table.columns.items()}
-    return table
-
-
 def _infants(
-    straps: list[StrapReport], min_h: float, with_roster: bool
+    straps: list[Strap], min_h: float, with_roster: bool
 ) -> tuple[Table, list[InfantCoverage]]:
     """Per infant: the `infants` table and the coverage indicators the cohort is built from
     (without a roster every strap counts as eligible)."""
