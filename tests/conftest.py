@@ -33,6 +33,11 @@ def run_kmc(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*KMC, *args], capture_output=True, text=True, timeout=300)
 
 
+def ward_a(tz: str) -> list[str]:
+    """The options naming the tests' ward (site1/ward-a, as deploy/'s examples) in zone `tz`."""
+    return ["--tz", tz, "--site", "site1", "--ward", "ward-a"]
+
+
 def read_csv(path: Path) -> list[dict[str, str]]:
     with path.open(newline="") as fh:
         return list(csv.DictReader(fh))

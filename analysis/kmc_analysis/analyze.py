@@ -2,7 +2,8 @@
 
 The file is streamed through one incremental detector per strap (the same detector the live
 gateway runs), so memory stays flat for a ward-month; when the whole file has been read and
-checked, the outputs are written:
+checked, the outputs are written, from the tables `kmc report` also gives (tables.py) in these
+columns, numbers with fixed decimals:
   sessions.csv  device,start,end,duration_min[,effective]
   daily.csv     device,date,kmc_hours,monitored_hours[,off_hours,sessions,effective_sessions]
   alerts.csv    device,kind,start,end,extreme_c[,alert_time,duration_min]
@@ -10,30 +11,24 @@ checked, the outputs are written:
 and with a roster also
   day_of_life.csv  device,infant_id,day_of_life,kmc_hours,monitored_hours
   coverage.csv     per infant and per cohort (see coverage.py)
-Times are ISO 8601 UTC; dates are local calendar dates of the facility's time zone.
+Rows go strap by strap. Times are ISO 8601 UTC; dates are local calendar dates of the facility's
+time zone.
 """
 
 from __future__ import annotations
 
 import csv
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
 
 import numpy as np
-from numpy.typing import NDArray
 
-from kmc_host.detect import (
-    Daily,
-    DetectorConfig,
-    StrapResult,
-    daily_hours,
-    day_of_life_hours,
-    rolling_24h,
-    zone,
-)
+from kmc_host.detect import DetectorConfig, zone
+from kmc_host.timefmt import iso_utc_array
 
+from . import tables
 from .coverage import (
     DEFAULT_MIN_MONITORED_H,
     InfantCoverage,
@@ -44,6 +39,7 @@ from .coverage import (
 from .detection import detect_period
 from .roster import Infant, load_roster
 from .samples_io import LoadReport, SampleReader
+from .tables import Strap, Table
 
 SESSIONS_HEADER = ["device", "start", "end", "duration_min", "effective"]
 DAILY_HEADER = [
@@ -58,16 +54,6 @@ DAILY_HEADER = [
 ALERTS_HEADER = ["device", "kind", "start", "end", "extreme_c", "alert_time", "duration_min"]
 ROLLING_HEADER = ["device", "time", "kmc_hours_24h", "monitored_hours_24h"]
 DOL_HEADER = ["device", "infant_id", "day_of_life", "kmc_hours", "monitored_hours"]
-
-
-def iso_utc(t: NDArray[np.float64]) -> NDArray[np.str_]:
-    """ISO 8601 UTC strings, to the second, vectorised."""
-    secs = np.round(np.asarray(t, dtype=np.float64)).astype("datetime64[s]")
-    return np.char.add(np.datetime_as_string(secs, unit="s"), "Z")
-
-
-def _fmt(x: NDArray[np.float64], digits: int) -> list[str]:
-    return ["" if np.isnan(v) else f"{v:.{digits}f}" for v in x.tolist()]
 
 
 @dataclass
@@ -122,32 +108,6 @@ class AnalysisSummary:
         return out
 
 
-class _Writers:
-    """The output CSV files, written strap by strap."""
-
-    def __init__(self, out_dir: Path, with_roster: bool) -> None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        self._files: list[IO[str]] = []
-        self.paths: list[Path] = []
-        self.sessions = self._open(out_dir / "sessions.csv", SESSIONS_HEADER)
-        self.daily = self._open(out_dir / "daily.csv", DAILY_HEADER)
-        self.alerts = self._open(out_dir / "alerts.csv", ALERTS_HEADER)
-        self.rolling = self._open(out_dir / "rolling24.csv", ROLLING_HEADER)
-        self.dol = self._open(out_dir / "day_of_life.csv", DOL_HEADER) if with_roster else None
-
-    def _open(self, path: Path, header: list[str]) -> Any:
-        fh = path.open("w", newline="")
-        self._files.append(fh)
-        self.paths.append(path)
-        w = csv.writer(fh)
-        w.writerow(header)
-        return w
-
-    def close(self) -> None:
-        for fh in self._files:
-            fh.close()
-
-
 def analyze_file(
     samples_path: str | Path,
     out_dir: str | Path,
@@ -165,24 +125,35 @@ def analyze_file(
     out = Path(out_dir)
     reader = SampleReader(samples_path, skip_invalid=skip_invalid)
     detected = reader.consume(lambda chunks: detect_period(chunks, cfg, keep_trace=False))
-    results = {device: result for device, (result, _) in detected.items()}
+    straps = tables.straps(detected, zone_info, roster)
     summary = AnalysisSummary(reader.report, tz)
-    writers = _Writers(out, roster_path is not None)
-    try:
-        for device in sorted(results):
-            result = results[device]
-            daily = daily_hours(result, zone_info)
-            summary.straps.append(_write_strap(writers, result, daily))
-            infant = roster.get(device)
-            if infant is not None:
-                summary.infants.append(
-                    _write_infant(writers, result, daily, infant, min_monitored_hours)
+    for s in straps:
+        summary.straps.append(_strap_summary(s))
+        if s.infant is not None:
+            d = s.daily
+            summary.infants.append(
+                infant_coverage(
+                    s.infant.infant_id,
+                    s.device,
+                    s.infant.birth_weight_g,
+                    d.kmc_hours,
+                    d.monitored_hours,
+                    min_monitored_hours,
                 )
-            elif roster:
-                summary.not_in_roster.append(device)
-    finally:
-        writers.close()
-    summary.files = list(writers.paths)
+            )
+        elif roster:
+            summary.not_in_roster.append(s.device)
+    files = [
+        (tables.sessions(straps), SESSIONS_HEADER),
+        (tables.daily(straps, min_monitored_hours), DAILY_HEADER),
+        (tables.alerts(straps), ALERTS_HEADER),
+        (tables.rolling24(straps), ROLLING_HEADER),
+    ]
+    if roster_path is not None:
+        files.append((tables.day_of_life(straps), DOL_HEADER))
+    out.mkdir(parents=True, exist_ok=True)
+    for table, columns in files:
+        summary.files.append(_write_csv(out / f"{table.name}.csv", table, columns))
     if roster_path is not None:
         header, rows = coverage_rows(summary.infants)
         path = out / "coverage.csv"
@@ -194,91 +165,39 @@ def analyze_file(
     return summary
 
 
-def _write_strap(w: _Writers, r: StrapResult, daily: Daily) -> StrapSummary:
-    dur = (r.session_end - r.session_start) / 60.0
-    eff = r.session_effective
-    for row in zip(
-        [r.device] * dur.size,
-        iso_utc(r.session_start),
-        iso_utc(r.session_end),
-        _fmt(dur, 1),
-        eff.astype(int).tolist(),
-        strict=True,
-    ):
-        w.sessions.writerow(row)
+def _cells(table: Table, name: str) -> list[object]:
+    """One column as analyze writes it: times ISO 8601 UTC, rounded numbers with their fixed
+    decimals, flags 0/1, no value an empty cell."""
+    v = table.columns[name]
+    if name in table.times:
+        return list(iso_utc_array(v).tolist())
+    if name in table.digits:
+        d = table.digits[name]
+        return ["" if math.isnan(x) else f"{x:.{d}f}" for x in v.tolist()]
+    if v.dtype == bool:
+        return list(v.astype(int).tolist())
+    return list(v.tolist())
 
-    for k, date in enumerate(daily.dates):
-        w.daily.writerow(
-            [
-                r.device,
-                date.isoformat(),
-                f"{daily.kmc_hours[k]:.3f}",
-                f"{daily.monitored_hours[k]:.3f}",
-                f"{daily.off_hours[k]:.3f}",
-                int(daily.sessions[k]),
-                int(daily.effective_sessions[k]),
-            ]
-        )
 
-    kinds = [(k, e) for k, e in r.episodes.items() if len(e)]
-    alerts: Counter[str] = Counter({k: len(e) for k, e in kinds})
-    if kinds:
-        kind = np.concatenate([[k] * len(e) for k, e in kinds])
-        start = np.concatenate([e.start for _, e in kinds])
-        end = np.concatenate([e.end for _, e in kinds])
-        ext = np.concatenate([e.extreme for _, e in kinds])
-        at = np.concatenate([e.alert_time for _, e in kinds])
-        order = np.lexsort((kind, start))
-        for row in zip(
-            [r.device] * order.size,
-            kind[order].tolist(),
-            iso_utc(start[order]),
-            iso_utc(end[order]),
-            _fmt(ext[order], 2),
-            iso_utc(at[order]),
-            _fmt((end - start)[order] / 60.0, 1),
-            strict=True,
-        ):
-            w.alerts.writerow(row)
+def _write_csv(path: Path, table: Table, columns: list[str]) -> Path:
+    cells = [_cells(table, c) for c in columns]
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(columns)
+        w.writerows(zip(*cells, strict=True))
+    return path
 
-    if r.monitored_start.size:
-        hours = (
-            np.arange(
-                np.ceil(r.monitored_start[0] / 3600.0), np.floor(r.monitored_end[-1] / 3600.0) + 1
-            )
-            * 3600.0
-        )
-        kmc24, mon24 = rolling_24h(r, hours)
-        for hour_row in zip(
-            [r.device] * hours.size, iso_utc(hours), _fmt(kmc24, 3), _fmt(mon24, 3), strict=True
-        ):
-            w.rolling.writerow(hour_row)
 
-    n_days = len(daily.dates)
+def _strap_summary(s: Strap) -> StrapSummary:
+    r, d = s.result, s.daily
+    n_days = len(d.dates)
     return StrapSummary(
-        r.device,
+        s.device,
         r.samples,
         n_days,
-        float(daily.kmc_hours.mean()) if n_days else 0.0,
-        float(daily.monitored_hours.mean()) if n_days else 0.0,
+        float(d.kmc_hours.mean()) if n_days else 0.0,
+        float(d.monitored_hours.mean()) if n_days else 0.0,
         int(r.session_start.size),
-        int(eff.sum()),
-        alerts,
-    )
-
-
-def _write_infant(
-    w: _Writers, r: StrapResult, daily: Daily, infant: Infant, min_monitored_hours: float
-) -> InfantCoverage:
-    days, kmc, mon = day_of_life_hours(r, infant.birth_time)
-    assert w.dol is not None
-    for k in range(days.size):
-        w.dol.writerow([r.device, infant.infant_id, int(days[k]), f"{kmc[k]:.3f}", f"{mon[k]:.3f}"])
-    return infant_coverage(
-        infant.infant_id,
-        r.device,
-        infant.birth_weight_g,
-        daily.kmc_hours,
-        daily.monitored_hours,
-        min_monitored_hours,
+        int(r.session_effective.sum()),
+        Counter({k: len(e) for k, e in r.episodes.items() if len(e)}),
     )

@@ -61,21 +61,27 @@ class CohortCoverage:
     infant_days: int
     share_infants_reaching: dict[float, float]
     share_days_meeting: dict[float, float]
+    mean_kmc_hours: float  # the mean of the infants' means (unrounded)
+    infants_reaching: dict[float, int]
+    days_meeting: dict[float, int]
 
 
 def cohort_coverage(infants: list[InfantCoverage]) -> CohortCoverage:
-    """The cohort indicators over eligible infants with at least one observed day."""
+    """The cohort indicators over eligible infants with at least one observed day (the one
+    computation behind `kmc analyze`'s coverage.csv and `kmc report`'s cohort table)."""
     counted = [i for i in infants if i.eligible and i.observed_days > 0]
     days = sum(i.observed_days for i in counted)
+    reaching = {b: sum(i.reaches(b) for i in counted) for b in BANDS_H}
+    meeting = {b: sum(i.days_meeting[b] for i in counted) for b in BANDS_H}
     nan = float("nan")
     return CohortCoverage(
         len(counted),
         days,
-        {
-            b: (sum(i.reaches(b) for i in counted) / len(counted)) if counted else nan
-            for b in BANDS_H
-        },
-        {b: (sum(i.days_meeting[b] for i in counted) / days) if days else nan for b in BANDS_H},
+        {b: reaching[b] / len(counted) if counted else nan for b in BANDS_H},
+        {b: meeting[b] / days if days else nan for b in BANDS_H},
+        float(np.mean([i.mean_kmc_hours for i in counted])) if counted else nan,
+        reaching,
+        meeting,
     )
 
 
@@ -116,12 +122,10 @@ def coverage_rows(infants: list[InfantCoverage]) -> tuple[list[str], list[list[o
             + blank
         )
     c = cohort_coverage(infants)
-    counted = [i for i in infants if i.eligible and i.observed_days > 0]
-    mean = float(np.mean([i.mean_kmc_hours for i in counted])) if counted else float("nan")
     rows.append(
-        ["cohort", "", "", "", "", c.infant_days, _num(mean)]
-        + [sum(i.days_meeting[b] for i in counted) for b in BANDS_H]
-        + [sum(i.reaches(b) for i in counted) for b in BANDS_H]
+        ["cohort", "", "", "", "", c.infant_days, _num(c.mean_kmc_hours)]
+        + [c.days_meeting[b] for b in BANDS_H]
+        + [c.infants_reaching[b] for b in BANDS_H]
         + [c.eligible_infants]
         + [_num(c.share_infants_reaching[b]) for b in BANDS_H]
         + [_num(c.share_days_meeting[b]) for b in BANDS_H]

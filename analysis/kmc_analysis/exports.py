@@ -37,6 +37,7 @@ import numpy as np
 from kmc_host.clinical import THERMAL
 from kmc_host.detect import ConfigError, zone
 from kmc_host.samples import Samples
+from kmc_host.timefmt import iso_utc
 from kmc_host.tomlconf import get, read_toml, section, unknown
 
 from .coverage import BANDS_H
@@ -230,8 +231,6 @@ def fhir_bundle(
         times, temps = points[device]
         subject = infants.get(device) or f"strap-{device}"  # the profile requires a subject
         for t, c in zip(times.tolist(), temps.tolist(), strict=True):
-            start = dt.datetime.fromtimestamp(t, dt.UTC)
-            end = dt.datetime.fromtimestamp(t + every_s, dt.UTC)
             oid = f"kmc-{_fhir_id(device)}-{int(t)}"
             obs: dict[str, Any] = {
                 "resourceType": "Observation",
@@ -255,7 +254,10 @@ def fhir_bundle(
                     ],
                     "text": "Infant chest skin temperature (KMC Sense strap)",
                 },
-                "effectivePeriod": {"start": _fhir_time(start), "end": _fhir_time(end)},
+                "effectivePeriod": {
+                    "start": iso_utc(t, truncate=True),
+                    "end": iso_utc(t + every_s, truncate=True),
+                },
                 "valueQuantity": {
                     "value": c,
                     "unit": "Cel",
@@ -279,10 +281,6 @@ def fhir_bundle(
 def _fhir_id(text: str) -> str:
     """FHIR ids: A-Z a-z 0-9 - . only, 1-64 characters."""
     return re.sub(r"[^A-Za-z0-9\-.]", "-", text)[:64] or "unknown"
-
-
-def _fhir_time(t: dt.datetime) -> str:
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def write_json(doc: dict[str, Any], path: Path) -> Path:

@@ -1,7 +1,8 @@
 """`kmc report`: the researchers' and programme managers' report for a period, site and ward.
 
 Samples (from a file, or read back from InfluxDB by `sources.influx_chunks`) go through the same
-incremental detector as the gateway and `kmc analyze`; the results become tables:
+incremental detector as the gateway and `kmc analyze`; the results become tables, the first five
+built by tables.py for both commands (here with every column, alerts in time order across straps):
 
   sessions       one row per KMC session
   daily          KMC and monitored hours per infant per local calendar day (+ `observed`)
@@ -10,8 +11,9 @@ incremental detector as the gateway and `kmc analyze`; the results become tables
   alerts         one row per alert episode
   infants        per infant: hours, sessions, coverage bands, time from admission to first KMC,
                  thermal alerts per baby-day
-  cohort         the ward's indicators over eligible infants (< 2000 g): share reaching 8/18/20 h,
-                 median hours from admission to first KMC, thermal alerts per baby-day
+  cohort         the ward's indicators over eligible infants (< 2000 g): share reaching 8/18/20 h
+                 (coverage.cohort_coverage, as analyze's coverage.csv), median hours from
+                 admission to first KMC, thermal alerts per baby-day
   ward_coverage  per date: eligible infants observed and the share meeting 8/18/20 h
 
 Each table is written as CSV and Parquet (`write_tables`); `report_html.write_html` turns the same
@@ -22,63 +24,34 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from numpy.typing import NDArray
 
 from kmc_host.clinical import STRAP_OFF, THERMAL
-from kmc_host.detect import (
-    Daily,
-    DetectorConfig,
-    StrapResult,
-    daily_hours,
-    day_of_life_hours,
-    rolling_24h,
-    zone,
-)
+from kmc_host.detect import DetectorConfig, StrapResult, zone
 from kmc_host.errors import BadInput
 from kmc_host.samples import Samples
+from kmc_host.timefmt import iso_utc_array
 
-from .analyze import iso_utc
-from .coverage import BANDS_H, DEFAULT_MIN_MONITORED_H, ELIGIBLE_BELOW_G, infant_coverage
+from . import tables
+from .coverage import (
+    BANDS_H,
+    DEFAULT_MIN_MONITORED_H,
+    ELIGIBLE_BELOW_G,
+    InfantCoverage,
+    cohort_coverage,
+    infant_coverage,
+)
 from .detection import detect_period
 from .roster import Infant
+from .tables import Strap, Table
 
 DAY_S = 86400.0
-
-
-@dataclass
-class Table:
-    """Columns by name (numpy arrays or lists, equal length); `times` are Unix-second columns,
-    written as ISO 8601 UTC in CSV and as UTC timestamps in Parquet."""
-
-    name: str
-    columns: dict[str, Any]
-    times: tuple[str, ...] = ()
-
-    def __len__(self) -> int:
-        return len(next(iter(self.columns.values()))) if self.columns else 0
-
-    def rows(self) -> Iterator[dict[str, Any]]:
-        names = list(self.columns)
-        for k in range(len(self)):
-            yield {n: self.columns[n][k] for n in names}
-
-
-@dataclass
-class StrapReport:
-    device: str
-    infant_id: str
-    infant: Infant | None
-    result: StrapResult
-    daily: Daily
-    trace: Samples | None  # the last 24 h of samples
 
 
 @dataclass
@@ -91,7 +64,7 @@ class Report:
     source: str
     config: DetectorConfig
     min_monitored_hours: float
-    straps: list[StrapReport]
+    straps: list[Strap]
     tables: dict[str, Table] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     has_roster: bool = False
@@ -114,17 +87,8 @@ def build_report(
     min_monitored_hours: float = DEFAULT_MIN_MONITORED_H,
 ) -> Report:
     cfg = config or DetectorConfig()
-    zone_info = zone(tz)
     roster = roster or {}
-    tags = infant_tags or {}
-    straps = []
-    for device in sorted(detected):
-        result, trace = detected[device]
-        infant = roster.get(device)
-        infant_id = infant.infant_id if infant else tags.get(device, "")
-        straps.append(
-            StrapReport(device, infant_id, infant, result, daily_hours(result, zone_info), trace)
-        )
+    straps = tables.straps(detected, zone(tz), roster, infant_tags)
     title = "KMC report" + (f": {site}" if site else "") + (f" / {ward}" if ward else "")
     rep = Report(
         title,
@@ -146,149 +110,31 @@ def build_report(
         rep.notes.append(
             "no roster: birth weights unknown, so every strap counts in the cohort indicators"
         )
+    alerts = tables.alerts(straps)  # strap by strap; the report's are in time order instead
+    by_time = np.lexsort((alerts.columns["kind"], alerts.columns["start"]))  # stable
     rep.tables = {
         t.name: t
         for t in (
-            _sessions(straps),
-            _daily(straps, min_monitored_hours),
-            _rolling(straps),
-            _day_of_life(straps),
-            _alerts(straps),
+            tables.sessions(straps),
+            tables.daily(straps, min_monitored_hours),
+            tables.rolling24(straps),
+            tables.day_of_life(straps),
+            alerts.take(by_time),
         )
     }
-    infants = _infants(straps, min_monitored_hours, bool(roster))
+    infants, coverage = _infants(straps, min_monitored_hours, bool(roster))
     rep.tables["infants"] = infants
-    rep.tables["cohort"] = _cohort(infants)
+    rep.tables["cohort"] = _cohort(infants, coverage)
     rep.tables["ward_coverage"] = _ward_coverage(rep.tables["daily"], infants)
     return rep
 
 
-def _ids(s: StrapReport, n: int) -> dict[str, list[str]]:
-    return {"device": [s.device] * n, "infant_id": [s.infant_id] * n}
-
-
-def _concat(name: str, parts: list[dict[str, Any]], empty: dict[str, Any], times=()) -> Table:
-    if not parts:
-        return Table(name, empty, tuple(times))
-    cols = {k: np.concatenate([np.asarray(p[k]) for p in parts]) for k in parts[0]}
-    return Table(name, cols, tuple(times))
-
-
-def _sessions(straps: list[StrapReport]) -> Table:
-    parts = []
-    for s in straps:
-        r = s.result
-        n = r.session_start.size
-        parts.append(
-            _ids(s, n)
-            | {
-                "start": r.session_start,
-                "end": r.session_end,
-                "duration_min": np.round((r.session_end - r.session_start) / 60.0, 1),
-                "effective": r.session_effective,
-            }
-        )
-    empty = {k: np.empty(0) for k in ("device", "infant_id", "start", "end", "duration_min")}
-    return _concat("sessions", parts, empty | {"effective": np.empty(0, bool)}, ("start", "end"))
-
-
-def _daily(straps: list[StrapReport], min_h: float) -> Table:
-    parts = []
-    for s in straps:
-        d = s.daily
-        n = len(d.dates)
-        parts.append(
-            _ids(s, n)
-            | {
-                "date": np.array([x.isoformat() for x in d.dates], dtype=object),
-                "kmc_hours": np.round(d.kmc_hours, 3),
-                "monitored_hours": np.round(d.monitored_hours, 3),
-                "off_hours": np.round(d.off_hours, 3),
-                "sessions": d.sessions,
-                "effective_sessions": d.effective_sessions,
-                "observed": d.monitored_hours >= min_h,
-            }
-        )
-    keys = ["device", "infant_id", "date", "kmc_hours", "monitored_hours", "off_hours"]
-    empty = {k: np.empty(0) for k in keys} | {
-        "sessions": np.empty(0, np.int64),
-        "effective_sessions": np.empty(0, np.int64),
-        "observed": np.empty(0, bool),
-    }
-    return _concat("daily", parts, empty)
-
-
-def _rolling(straps: list[StrapReport]) -> Table:
-    parts = []
-    for s in straps:
-        r = s.result
-        if r.monitored_start.size == 0:
-            continue
-        hours = 3600.0 * np.arange(
-            np.ceil(r.monitored_start[0] / 3600.0), np.floor(r.monitored_end[-1] / 3600.0) + 1
-        )
-        kmc, mon = rolling_24h(r, hours)
-        parts.append(
-            _ids(s, hours.size)
-            | {
-                "time": hours,
-                "kmc_hours_24h": np.round(kmc, 3),
-                "monitored_hours_24h": np.round(mon, 3),
-            }
-        )
-    keys = ["device", "infant_id", "time", "kmc_hours_24h", "monitored_hours_24h"]
-    return _concat("rolling24", parts, {k: np.empty(0) for k in keys}, ("time",))
-
-
-def _day_of_life(straps: list[StrapReport]) -> Table:
-    parts = []
-    for s in straps:
-        if s.infant is None:
-            continue
-        days, kmc, mon = day_of_life_hours(s.result, s.infant.birth_time)
-        parts.append(
-            _ids(s, days.size)
-            | {
-                "day_of_life": days,
-                "kmc_hours": np.round(kmc, 3),
-                "monitored_hours": np.round(mon, 3),
-            }
-        )
-    keys = ["device", "infant_id", "day_of_life", "kmc_hours", "monitored_hours"]
-    return _concat("day_of_life", parts, {k: np.empty(0) for k in keys})
-
-
-def _alerts(straps: list[StrapReport]) -> Table:
-    parts = []
-    for s in straps:
-        for kind, e in s.result.episodes.items():
-            if len(e) == 0:
-                continue
-            parts.append(
-                _ids(s, len(e))
-                | {
-                    "kind": np.array([kind] * len(e), dtype=object),
-                    "start": e.start,
-                    "end": e.end,
-                    "extreme_c": np.round(e.extreme, 2),
-                    "alert_time": e.alert_time,
-                    "duration_min": np.round((e.end - e.start) / 60.0, 1),
-                }
-            )
-    keys = ["device", "infant_id", "kind", "start", "end", "extreme_c", "alert_time"]
-    table = _concat(
-        "alerts",
-        parts,
-        {k: np.empty(0) for k in [*keys, "duration_min"]},
-        ("start", "end", "alert_time"),
-    )
-    if len(table):  # in time order across straps and kinds
-        order = np.lexsort((table.columns["kind"].astype(str), table.columns["start"]))
-        table.columns = {k: np.asarray(v)[order] for k, v in table.columns.items()}
-    return table
-
-
-def _infants(straps: list[StrapReport], min_h: float, with_roster: bool) -> Table:
+def _infants(
+    straps: list[Strap], min_h: float, with_roster: bool
+) -> tuple[Table, list[InfantCoverage]]:
+    """Per infant: the `infants` table and the coverage indicators the cohort is built from
+    (without a roster every strap counts as eligible)."""
+    coverage = []
     cols: dict[str, list[Any]] = {
         k: []
         for k in (
@@ -320,7 +166,9 @@ def _infants(straps: list[StrapReport], min_h: float, with_roster: bool) -> Tabl
         r, d = s.result, s.daily
         weight = s.infant.birth_weight_g if s.infant else np.nan
         cov = infant_coverage(s.infant_id, s.device, weight, d.kmc_hours, d.monitored_hours, min_h)
-        eligible = cov.eligible if s.infant else True
+        if s.infant is None:
+            cov = replace(cov, eligible=True)
+        coverage.append(cov)
         first_data = float(r.monitored_start[0]) if r.monitored_start.size else np.nan
         if s.infant is not None and s.infant.admission_time is not None:
             admitted, source = s.infant.admission_time, "roster"
@@ -332,7 +180,7 @@ def _infants(straps: list[StrapReport], min_h: float, with_roster: bool) -> Tabl
         cols["device"].append(s.device)
         cols["infant_id"].append(s.infant_id)
         cols["birth_weight_g"].append(weight)
-        cols["eligible"].append(bool(eligible))
+        cols["eligible"].append(bool(cov.eligible))
         cols["days"].append(len(d.dates))
         cols["observed_days"].append(cov.observed_days)
         cols["mean_kmc_hours"].append(round(cov.mean_kmc_hours, 3))
@@ -359,10 +207,21 @@ def _infants(straps: list[StrapReport], min_h: float, with_roster: bool) -> Tabl
         k: np.asarray(v, dtype=object if k in ("device", "infant_id", "admission_from") else None)
         for k, v in cols.items()
     }
-    return Table("infants", arrays, ("admission_time", "first_kmc"))
+    return Table("infants", arrays, ("admission_time", "first_kmc")), coverage
 
 
-def _cohort(infants: Table) -> Table:
+def _cohort(infants: Table, coverage: list[InfantCoverage]) -> Table:
+    """The ward's indicators over eligible infants with an observed day: the coverage ones as
+    `kmc analyze` computes them (`cohort_coverage`), then time to first KMC and alert rates."""
+    cov = cohort_coverage(coverage)
+    row: dict[str, Any] = {
+        "eligible_infants": cov.eligible_infants,
+        "infant_days": cov.infant_days,
+        "mean_kmc_hours": round(cov.mean_kmc_hours, 3),
+    }
+    for b in BANDS_H:
+        row[f"share_infants_reaching_{b:g}h"] = round(cov.share_infants_reaching[b], 3)
+        row[f"share_days_ge_{b:g}h"] = round(cov.share_days_meeting[b], 3)
     c = infants.columns
     counted = (
         np.asarray(c["eligible"], bool) & (np.asarray(c["observed_days"], np.int64) > 0)
@@ -370,17 +229,6 @@ def _cohort(infants: Table) -> Table:
         else np.empty(0, bool)
     )
     n = int(counted.sum())
-    days = int(np.asarray(c["observed_days"], np.int64)[counted].sum()) if n else 0
-    row: dict[str, Any] = {
-        "eligible_infants": n,
-        "infant_days": days,
-        "mean_kmc_hours": _mean(np.asarray(c["mean_kmc_hours"], float)[counted]),
-    }
-    for b in BANDS_H:
-        reach = np.asarray(c[f"reaches_{b:g}h"], bool)[counted]
-        met = np.asarray(c[f"days_ge_{b:g}h"], np.int64)[counted]
-        row[f"share_infants_reaching_{b:g}h"] = round(float(reach.mean()), 3) if n else np.nan
-        row[f"share_days_ge_{b:g}h"] = round(float(met.sum()) / days, 3) if days else np.nan
     to_kmc = np.asarray(c["hours_to_first_kmc"], float)[counted]
     to_kmc = to_kmc[np.isfinite(to_kmc)]
     row["median_hours_to_first_kmc"] = round(float(np.median(to_kmc)), 2) if to_kmc.size else np.nan
@@ -423,11 +271,6 @@ def _ward_coverage(daily: Table, infants: Table) -> Table:
     return Table("ward_coverage", cols)
 
 
-def _mean(x: NDArray[np.float64]) -> float:
-    x = x[np.isfinite(x)]
-    return round(float(x.mean()), 3) if x.size else float("nan")
-
-
 # -- output files
 
 
@@ -445,15 +288,10 @@ def write_tables(rep: Report, out: Path) -> list[Path]:
     written = []
     for table in rep.tables.values():
         columns = dict(table.columns)
-        csv_cols = {
-            k: (iso_utc(np.asarray(v, float)).tolist() if k in table.times else list(v))
+        csv_cols = {  # NaN times are empty cells
+            k: (iso_utc_array(v).tolist() if k in table.times else list(v))
             for k, v in columns.items()
         }
-        for name in table.times:  # NaN times are empty cells, not "NaTZ"
-            t = np.asarray(columns[name], float)
-            csv_cols[name] = [
-                "" if np.isnan(x) else s for x, s in zip(t, csv_cols[name], strict=True)
-            ]
         path = out / f"{table.name}.csv"
         with path.open("w", newline="") as fh:
             w = csv.writer(fh)

@@ -38,7 +38,8 @@ from kmc_host.clinical import (  # noqa: E402
 from kmc_host.detect import zone  # noqa: E402
 
 from .coverage import BANDS_H  # noqa: E402
-from .report import Report, StrapReport, Table  # noqa: E402
+from .report import Report  # noqa: E402
+from .tables import Strap, Table  # noqa: E402
 
 BAND_COLOURS = {8.0: "#888888", 18.0: "#1b7837", 20.0: "#2166ac"}
 ALERT_COLOURS = {
@@ -92,7 +93,7 @@ def coverage_plot(table: Table) -> str | None:
     return _png(fig)
 
 
-def daily_plot(s: StrapReport) -> str | None:
+def daily_plot(s: Strap) -> str | None:
     d = s.daily
     if not d.dates:
         return None
@@ -111,7 +112,7 @@ def daily_plot(s: StrapReport) -> str | None:
     return _png(fig)
 
 
-def trace_plot(s: StrapReport, tz: str) -> str | None:
+def trace_plot(s: Strap, tz: str) -> str | None:
     tr = s.trace
     if tr is None or len(tr) < 2:
         return None

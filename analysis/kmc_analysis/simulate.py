@@ -41,6 +41,7 @@ from kmc_host.clinical import STRAP_OFF
 from kmc_host.detect import DetectorConfig, local_day_edges, zone
 from kmc_host.detect.intervals import seconds_in_bins
 from kmc_host.errors import BadInput
+from kmc_host.timefmt import iso_utc
 
 DAY = 86400
 MIN = 60
@@ -312,10 +313,6 @@ def _truth_episodes(strap: Strap, cfg: DetectorConfig) -> list[tuple[str, float,
     return out
 
 
-def _iso(t: float) -> str:
-    return dt.datetime.fromtimestamp(round(t), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 class TruthWriter:
     """The truth folder, in `kmc analyze`'s columns."""
 
@@ -336,15 +333,15 @@ class TruthWriter:
     def add(self, s: Strap) -> None:
         for a, b in s.plan.kmc:
             self._w["sessions"].writerow(
-                [s.device, _iso(s.t0 + a), _iso(s.t0 + b), f"{(b - a) / 60:.1f}"]
+                [s.device, iso_utc(s.t0 + a), iso_utc(s.t0 + b), f"{(b - a) / 60:.1f}"]
             )
         for kind, ea, eb, ext in sorted(_truth_episodes(s, self.cfg), key=lambda r: (r[1], r[0])):
             self._w["alerts"].writerow(
-                [s.device, kind, _iso(ea), _iso(eb), "" if np.isnan(ext) else f"{ext:.2f}"]
+                [s.device, kind, iso_utc(ea), iso_utc(eb), "" if np.isnan(ext) else f"{ext:.2f}"]
             )
         self._daily(s)
         self._w["roster"].writerow(
-            [s.device, s.infant_id, _iso(s.birth_time), f"{s.birth_weight_g:.0f}"]
+            [s.device, s.infant_id, iso_utc(s.birth_time), f"{s.birth_weight_g:.0f}"]
         )
 
     def _daily(self, s: Strap) -> None:

@@ -24,13 +24,15 @@ import csv
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 from numpy.typing import NDArray
 
-from kmc_host.detect import StrapResult, zone
+from kmc_host.detect import StrapResult, local_day_edges, zone
+from kmc_host.detect.intervals import seconds_in_bins
+from kmc_host.timefmt import iso_utc_array
 
-from .analyze import iso_utc
 from .roster import Infant
 from .samples_io import SamplesFileError, parse_time_value
 
@@ -190,14 +192,14 @@ def _union_overlap(s0: NDArray, e0: NDArray, s1: NDArray, e1: NDArray) -> float:
 
 
 def _hours_per_day(
-    start: NDArray, end: NDArray, days: list[dt.date], tz: dt.tzinfo
+    start: NDArray, end: NDArray, days: list[dt.date], span: tuple[float, float], tz: ZoneInfo
 ) -> NDArray[np.float64]:
-    out = np.zeros(len(days))
-    for k, day in enumerate(days):
-        a = dt.datetime.combine(day, dt.time(0), tzinfo=tz).timestamp()
-        b = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), tzinfo=tz).timestamp()
-        out[k] = np.clip(np.minimum(end, b) - np.maximum(start, a), 0, None).sum() / 3600.0
-    return out
+    """Hours of the intervals (sorted, disjoint) on each of `days`, local dates in order within
+    `span` (the UTC instants of the first one's midnight and the midnight after the last one);
+    binned by the detector's own calendar, as `kmc analyze` counts its daily hours."""
+    dates, edges = local_day_edges(span[0], span[1], tz)
+    hours = seconds_in_bins(start, end, edges) / 3600.0
+    return hours[[(day - dates[0]).days for day in days]]
 
 
 def compare(
@@ -244,12 +246,14 @@ def compare(
             if ov > 0 and i not in partner and j not in used:
                 partner[i] = j
                 used.add(j)
+        obs_start, obs_end = iso_utc_array(obs.start).tolist(), iso_utc_array(obs.end).tolist()
+        det_start, det_end = iso_utc_array(det_s).tolist(), iso_utc_array(det_e).tolist()
         for i in range(obs.start.size):
             row: dict[str, object] = {
                 "device": device,
                 "observer_line": obs.lines[i],
-                "observed_start": str(iso_utc(obs.start[i : i + 1])[0]),
-                "observed_end": str(iso_utc(obs.end[i : i + 1])[0]),
+                "observed_start": obs_start[i],
+                "observed_end": obs_end[i],
             }
             mate = partner.get(i)
             if mate is None:
@@ -265,8 +269,8 @@ def compare(
                 ag.matched += 1
                 row |= {
                     "match": "matched",
-                    "detected_start": str(iso_utc(det_s[mate : mate + 1])[0]),
-                    "detected_end": str(iso_utc(det_e[mate : mate + 1])[0]),
+                    "detected_start": det_start[mate],
+                    "detected_end": det_end[mate],
                     "start_error_min": round((det_s[mate] - obs.start[i]) / 60.0, 2),
                     "end_error_min": round((det_e[mate] - obs.end[i]) / 60.0, 2),
                 }
@@ -281,8 +285,8 @@ def compare(
                         "observed_start": "",
                         "observed_end": "",
                         "match": "extra",
-                        "detected_start": str(iso_utc(det_s[j : j + 1])[0]),
-                        "detected_end": str(iso_utc(det_e[j : j + 1])[0]),
+                        "detected_start": det_start[j],
+                        "detected_end": det_end[j],
                         "start_error_min": "",
                         "end_error_min": "",
                     }
@@ -291,8 +295,9 @@ def compare(
         cs = np.clip(r.session_start, day_start, day_end)
         ce = np.clip(r.session_end, day_start, day_end)
         keep = ce > cs
-        obs_h = _hours_per_day(obs.start, obs.end, days, zi)
-        det_h = _hours_per_day(cs[keep], ce[keep], days, zi)
+        span = (day_start, day_end)
+        obs_h = _hours_per_day(obs.start, obs.end, days, span, zi)
+        det_h = _hours_per_day(cs[keep], ce[keep], days, span, zi)
         ag.observed_h += float(obs_h.sum())
         ag.detected_h += float(det_h.sum())
         ag.both_h += _union_overlap(obs.start, obs.end, cs[keep], ce[keep]) / 3600.0

@@ -31,7 +31,7 @@ from kmc_host.detect import DetectorConfig
 from kmc_host.errors import StepFailed, doing
 from kmc_host.gateway.config import GatewayConfig, StrapEntry
 from kmc_host.gateway.service import Gateway
-from kmc_host.mqtt import BrokerConfig, TopicTree
+from kmc_host.mqtt import ACTIVE, ALERT, SAMPLES, SESSION, BrokerConfig, TopicTree
 from kmc_host.shutdown import Interrupted, StopSignals
 from kmc_host.sink.influx import InfluxQL
 from kmc_host.sink.service import Sink
@@ -318,8 +318,8 @@ class DemoWard:
             for _, strap in devices:
                 strap.tick()
             if second % 600 == 0 and second:
-                received = sum(len(b["seq"]) for b in screen.bodies(leaf="samples"))
-                alerts = len(screen.bodies(leaf="alert"))
+                received = sum(len(b["seq"]) for b in screen.bodies(leaf=SAMPLES))
+                alerts = len(screen.bodies(leaf=ALERT))
                 say(
                     f"  t+{second // 60:3d} min: {received} samples at the broker, {alerts} alert messages"
                 )
@@ -365,7 +365,7 @@ def _store_and_analyze(
             ["time", "device", "infant_c", "outer_c", "contact", "worn", "battery_v", "seq"]
         )
         seen: set[tuple[str, int]] = set()  # delivery is at least once
-        for body in screen.bodies(leaf="samples"):
+        for body in screen.bodies(leaf=SAMPLES):
             for k, seq in enumerate(body["seq"]):
                 if (body["strap"], seq) in seen:
                     continue
@@ -406,12 +406,12 @@ def _summary(
         got = _seqs(screen, strap_id)
         missing = n - len(got & set(range(n)))
         lost += missing
-        sessions = [s for s in screen.bodies(leaf="session") if s["strap"] == strap_id]
+        sessions = [s for s in screen.bodies(leaf=SESSION) if s["strap"] == strap_id]
         say(f"  {strap_id}: {len(got)}/{n} samples received, {len(sessions)} sessions ended")
     latencies = []
-    alerts = screen.bodies(leaf="alert")
+    alerts = screen.bodies(leaf=ALERT)
     for a in alerts:
-        if a["state"] != "active":
+        if a["state"] != ACTIVE:
             continue
         start = dt.datetime.fromisoformat(a["start"].replace("Z", "+00:00")).timestamp()
         raised = dt.datetime.fromisoformat(a["raised"].replace("Z", "+00:00")).timestamp()
@@ -424,4 +424,4 @@ def _summary(
 
 
 def _seqs(screen: TopicRecorder, strap_id: str) -> set[int]:
-    return {s for b in screen.bodies(leaf="samples") if b["strap"] == strap_id for s in b["seq"]}
+    return {s for b in screen.bodies(leaf=SAMPLES) if b["strap"] == strap_id for s in b["seq"]}

@@ -59,3 +59,18 @@ def test_infant_and_cohort_indicators():
     assert c.share_days_meeting == {8.0: 0.75, 18.0: 0.5, 20.0: 0.25}
     header, rows = coverage_rows([a, b, heavy])
     assert rows[-1][0] == "cohort" and len(rows) == 4 and len(header) == len(rows[0])
+
+
+def test_the_cohort_mean_is_over_the_infants_unrounded_means():
+    # 1.000278, 1.000556, 1.000556 h: mean 1.000463 -> 1.000 (the mean of the rounded means,
+    # 1.000, 1.001, 1.001, would be 1.001: what kmc report's cohort gave before it used this)
+    day = np.array([24.0])
+    infants = [
+        infant_coverage(f"I{k}", f"S{k}", 1500, np.array([s / 3600]), day)
+        for k, s in enumerate((3601, 3602, 3602))
+    ]
+    c = cohort_coverage(infants)
+    assert c.mean_kmc_hours == pytest.approx(3601.6667 / 3600, abs=1e-7)
+    assert (c.infants_reaching, c.days_meeting) == ({8.0: 0, 18.0: 0, 20.0: 0},) * 2
+    header, rows = coverage_rows(infants)
+    assert rows[-1][header.index("mean_kmc_hours")] == "1.000"

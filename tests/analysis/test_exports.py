@@ -15,6 +15,7 @@ from fhir.resources.R4B.observation import Observation
 
 from conftest import read_csv as read
 from conftest import run_kmc as run
+from conftest import ward_a
 from kmc_analysis.exports import temperature_points
 from kmc_analysis.samples_io import load_straps
 from kmc_analysis.simulate import simulate_ward
@@ -44,12 +45,7 @@ def test_dhis2_export_is_a_valid_data_value_set_with_the_report_counts(ward, tmp
         str(MAPPING),
         "--roster",
         str(roster),
-        "--tz",
-        TZ,
-        "--site",
-        "site1",
-        "--ward",
-        "ward-a",
+        *ward_a(TZ),
         "--out",
         str(out),
     )

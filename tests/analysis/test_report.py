@@ -12,6 +12,7 @@ import pytest
 
 from conftest import read_csv as read
 from conftest import run_kmc as run
+from conftest import ward_a
 from kmc_analysis.samples_io import load_straps
 from kmc_analysis.simulate import simulate_ward
 from kmc_host.sink.influx import InfluxConfig, InfluxQL, V1Writer
@@ -44,12 +45,7 @@ def test_report_tables_agree_with_analyze(ward):
         str(samples),
         "--roster",
         str(base / "roster.csv"),
-        "--tz",
-        TZ,
-        "--site",
-        "site1",
-        "--ward",
-        "ward-a",
+        *ward_a(TZ),
         "--out",
         str(out),
     )
@@ -82,6 +78,8 @@ def test_report_tables_agree_with_analyze(ward):
         for key in (f"share_infants_reaching_{band}", f"share_days_ge_{band}"):
             assert float(cohort[key]) == pytest.approx(float(coverage["cohort"][key]), abs=1e-3)
     assert int(cohort["eligible_infants"]) == int(coverage["cohort"]["eligible_infants"]) == 4
+    # the cohort's mean KMC hours: the mean of the infants' unrounded means, as coverage.csv's
+    assert float(cohort["mean_kmc_hours"]) == float(coverage["cohort"]["mean_kmc_hours"])
     infants = read(out / "infants.csv")
     for row in infants:
         assert float(row["mean_kmc_hours"]) == pytest.approx(
@@ -115,6 +113,18 @@ def test_report_tables_agree_with_analyze(ward):
         assert float(row["share_ge_8h"]) == pytest.approx(
             sum(float(d["kmc_hours"]) >= 8 for d in day) / len(day), abs=1e-3
         )
+    # every table both commands write: the same rows and, in every column analyze writes,
+    # the same values (analyze writes fixed decimals, report shortest floats: same numbers)
+    for name, key in SHARED_TABLES.items():
+        ana_rows, rep_rows = read(base / "ana" / f"{name}.csv"), read(out / f"{name}.csv")
+        assert ana_rows, name
+        _same_values(name, ana_rows, rep_rows, key)
+    # each command's row order: analyze strap by strap, report's alerts by time across straps
+    ana_alerts = read(base / "ana" / "alerts.csv")
+    assert [(a["device"], a["start"]) for a in ana_alerts] == sorted(
+        (a["device"], a["start"]) for a in ana_alerts
+    )
+    assert [a["start"] for a in alerts] == sorted(a["start"] for a in alerts)
     # Parquet holds the same rows, times as UTC timestamps
     table = pq.read_table(out / "sessions.parquet")
     assert table.num_rows == len(sessions)
@@ -122,6 +132,38 @@ def test_report_tables_agree_with_analyze(ward):
     assert pq.read_table(out / "daily.parquet").column("kmc_hours").to_pylist() == [
         float(d["kmc_hours"]) for d in daily
     ]
+
+
+SHARED_TABLES = {  # the tables both `kmc analyze` and `kmc report` write, and a row's key
+    "sessions": ("device", "start"),
+    "daily": ("device", "date"),
+    "rolling24": ("device", "time"),
+    "day_of_life": ("device", "day_of_life"),
+    "alerts": ("device", "kind", "start"),
+}
+
+
+def _value(text: str) -> float | str:
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def _same_values(name, ana_rows, rep_rows, key):
+    """Same rows (by key) and, in each of analyze's columns (all of them in report's table too),
+    the same value."""
+    ana = {tuple(r[k] for k in key): r for r in ana_rows}
+    rep = {tuple(r[k] for k in key): r for r in rep_rows}
+    assert len(ana) == len(ana_rows) and ana.keys() == rep.keys(), name
+    assert set(ana_rows[0]) <= set(rep_rows[0]), name
+    differ = [
+        (k, column, row[column], rep[k][column])
+        for k, row in ana.items()
+        for column in row
+        if _value(row[column]) != _value(rep[k][column])
+    ]
+    assert differ == [], name
 
 
 def test_report_html_is_self_contained_with_plots(ward):

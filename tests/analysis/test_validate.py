@@ -108,3 +108,39 @@ def test_bad_observer_logs_are_named(ward, tmp_path, text, words):
     r = run("validate", str(samples), str(tmp_path / "log.csv"))
     assert r.returncode == 2 and words in r.stderr and "Traceback" not in r.stderr
     assert "log.csv" in r.stderr
+
+
+def test_hours_per_day_are_the_calendars_bins_on_the_observed_days():
+    """validate bins by kmc_host.detect.calendar (as analyze does): per local day, across a
+    DST change (a 23 h day), on days with a gap between them, the time each day holds."""
+    from zoneinfo import ZoneInfo
+
+    from kmc_analysis.validate import _hours_per_day
+
+    tz = ZoneInfo("Europe/London")  # clocks go forward on 2026-03-29
+    rng = np.random.default_rng(5)
+    t0 = dt.datetime(2026, 3, 27, tzinfo=tz).timestamp()
+    for whole_seconds in (True, False):
+        bounds = t0 + np.cumsum(rng.uniform(60, 20000, 40))
+        if whole_seconds:
+            bounds = np.round(bounds)
+        start, end = bounds[0::2], bounds[1::2]
+        touched = np.concatenate((start, end - 1e-3)).tolist()
+        days = sorted({dt.datetime.fromtimestamp(t, tz).date() for t in touched})
+        days.pop(1)  # the observer skipped a day
+        span = (
+            dt.datetime.combine(days[0], dt.time(0), tzinfo=tz).timestamp(),
+            dt.datetime.combine(days[-1] + dt.timedelta(days=1), dt.time(0), tzinfo=tz).timestamp(),
+        )
+        expected = []
+        for day in days:
+            a = dt.datetime.combine(day, dt.time(0), tzinfo=tz).timestamp()
+            b = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), tzinfo=tz).timestamp()
+            expected.append(
+                np.clip(np.minimum(end, b) - np.maximum(start, a), 0, None).sum() / 3600
+            )
+        got = _hours_per_day(start, end, days, span, tz)
+        assert got.tolist() == pytest.approx(expected, abs=1e-12)
+        if whole_seconds:
+            assert got.tolist() == expected
+    assert dt.date(2026, 3, 29) in days

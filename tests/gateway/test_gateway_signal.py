@@ -14,8 +14,8 @@ from kmc_host import protocol as P
 from kmc_host.detect import DetectorConfig
 from kmc_host.gateway.config import GatewayConfig, StrapEntry
 from kmc_host.gateway.service import Gateway
-from kmc_host.gateway.service import _iso as alerts_iso
 from kmc_host.mqtt import BrokerConfig, TopicTree
+from kmc_host.timefmt import iso_utc
 from packets import T2000, notifications, records
 
 # every payload the gateway publishes in these tests keeps to the MQTT contract (conftest)
@@ -100,7 +100,7 @@ def test_a_strap_never_heard_from_since_the_start_is_reported(tmp_path: Path):
         await watch_once(gw)
         (active,) = alerts(gw)
         assert active["kind"] == "signal_lost" and active["state"] == "active"
-        assert active["start"] == alerts_iso(started)  # silent since the gateway started
+        assert active["start"] == iso_utc(started)  # silent since the gateway started
 
     asyncio.run(main())
     gw.publisher.outbox.close()
@@ -166,7 +166,7 @@ def test_a_strap_that_does_not_come_back_after_a_restart_is_reported_from_its_la
         mono["t"] += 61
         await watch_once(gw2)
         (active,) = alerts(gw2)  # (the first run's outbox held samples only)
-        assert active["state"] == "active" and active["start"] == alerts_iso(last)
+        assert active["state"] == "active" and active["start"] == iso_utc(last)
 
     asyncio.run(second_run())
     gw2.publisher.outbox.close()

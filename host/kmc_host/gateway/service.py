@@ -42,6 +42,7 @@ from ..mqtt import (
     StateMessage,
 )
 from ..samples import Samples
+from ..timefmt import iso_utc
 from .config import GatewayConfig, StrapEntry
 from .link import AddressBook, BleAccess, CursorStore, StrapLink
 from .silence import SilenceBook
@@ -55,10 +56,6 @@ SAVE_ARRIVALS_S = 60.0  # last arrivals go to disk at most this often (and at a 
 
 def _num(values: np.ndarray, digits: int) -> list[float | None]:
     return [None if math.isnan(v) else round(v, digits) for v in values.tolist()]
-
-
-def _iso(t: float) -> str:
-    return dt.datetime.fromtimestamp(round(t), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _ids(entry: StrapEntry) -> Ids:
@@ -170,8 +167,8 @@ class Gateway:
                     **_ids(st.entry),
                     kind=SIGNAL_LOST,
                     state=ENDED,
-                    start=_iso(st.lost_since),
-                    end=_iso(st.last_arrival),
+                    start=iso_utc(st.lost_since),
+                    end=iso_utc(st.last_arrival),
                 )
             )
             st.lost_since = None
@@ -207,8 +204,8 @@ class Gateway:
                 self.publisher.send(
                     SessionMessage(
                         **_ids(st.entry),
-                        start=_iso(s),
-                        end=_iso(e),
+                        start=iso_utc(s),
+                        end=iso_utc(e),
                         duration_min=round((e - s) / 60, 1),
                         effective=(e - s) >= self.cfg.detector.effective_session_s,
                     )
@@ -220,8 +217,8 @@ class Gateway:
                             **_ids(st.entry),
                             kind=ep.kind,
                             state=ENDED,
-                            start=_iso(float(ep.start[k])),
-                            end=_iso(float(ep.end[k])),
+                            start=iso_utc(float(ep.start[k])),
+                            end=iso_utc(float(ep.end[k])),
                             extreme_c=None
                             if math.isnan(ep.extreme[k])
                             else round(float(ep.extreme[k]), 2),
@@ -235,9 +232,9 @@ class Gateway:
                     **_ids(st.entry),
                     kind=kind,
                     state=ACTIVE,
-                    start=_iso(start),
+                    start=iso_utc(start),
                     extreme_c=None if math.isnan(extreme) else round(extreme, 2),
-                    raised=_iso(self.now()),
+                    raised=iso_utc(self.now()),
                 )
             )
         st.active = set(active)
@@ -284,7 +281,7 @@ class Gateway:
             last_seq=int(batch.seq[-1]),
             time=float(batch.time[-1]),
             kmc_hours_today=round(today_h, 3),
-            session_start=None if session is None else _iso(session[0]),
+            session_start=None if session is None else iso_utc(session[0]),
             alerts=sorted(st.active),
         )
 
@@ -305,8 +302,8 @@ class Gateway:
                             **_ids(st.entry),
                             kind=SIGNAL_LOST,
                             state=ACTIVE,
-                            start=_iso(st.lost_since),
-                            raised=_iso(now),
+                            start=iso_utc(st.lost_since),
+                            raised=iso_utc(now),
                         )
                     )
                     self._save_silences(st)

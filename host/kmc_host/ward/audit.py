@@ -13,10 +13,10 @@ import io
 import json
 import sqlite3
 import threading
-import time
 from dataclasses import asdict
 from pathlib import Path
 
+from ..timefmt import iso_utc
 from .model import Alert
 
 COLUMNS = ("at", "event", "strap", "kind", "start", "initials", "alert_id")
@@ -68,7 +68,7 @@ class AuditLog:
         w = csv.writer(out)
         w.writerow(["time_utc", *COLUMNS[1:]])
         for e in self.events():
-            at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(float(e["at"])))  # type: ignore[arg-type]
+            at = iso_utc(float(e["at"]), truncate=True)  # type: ignore[arg-type]
             w.writerow([at, *(e[c] if e[c] is not None else "" for c in COLUMNS[1:])])
         return out.getvalue()
 
