@@ -86,8 +86,55 @@ def test_the_gateway_runs_without_the_analysis_package_or_the_testbed(tmp_path):
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert "ok: 1 straps" in run.stdout
-    assert "the analysis commands are not available" in run.stderr
-    assert "the testbed commands are not available" in run.stderr
+    assert "the commands of kmc_analysis.cli:add_commands are not available" in run.stderr
+    assert "the commands of kmc_testbed.cli:add_commands are not available" in run.stderr
+
+
+def test_a_gateway_loads_of_the_other_layers_only_their_command_lists(tmp_path):
+    """In a full install `kmc gateway` imports the layers' `cli` modules (to list their
+    commands) and nothing else of theirs: no emulated strap, radio, servers or demo, no pyarrow,
+    matplotlib or bumble."""
+    config = tmp_path / "gateway.toml"
+    config.write_text(GATEWAY_TOML.format(data=tmp_path / "data"))
+    script = (
+        "import sys\n"
+        "from kmc_host.cli import main\n"
+        f"assert main(['gateway', '--config', {str(config)!r}, '--check']) == 0\n"
+        "heavy = ('kmc_testbed', 'kmc_analysis', 'bumble', 'pyarrow', 'matplotlib')\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in heavy)))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    loaded = run.stdout.strip().splitlines()[-1].split()
+    assert sorted(loaded) == ["kmc_analysis", "kmc_analysis.cli", "kmc_testbed", "kmc_testbed.cli"]
+
+
+def _extra(sub):
+    sub.add_parser("extra").set_defaults(run=lambda args: 7)
+
+
+def _broken(sub):
+    sub.add_parser("half")  # added, then the layer fails: nothing of it may stay
+    raise RuntimeError("this layer is broken")
+
+
+def _taken(sub):
+    sub.add_parser("gateway")
+
+
+def test_a_broken_layer_or_a_taken_command_leaves_the_rest_working(tmp_path, capsys):
+    from kmc_host.cli import build_parser, main
+
+    config = tmp_path / "gateway.toml"
+    config.write_text(GATEWAY_TOML.format(data=tmp_path / "data"))
+    layers = [_broken, _taken, _extra]
+    assert main(["gateway", "--config", str(config), "--check"], layers=layers) == 0
+    err = capsys.readouterr().err
+    assert "test_layers._broken are not available: this layer is broken" in err
+    assert "test_layers._taken are not available: it names commands that are taken: gateway" in err
+    assert main(["extra"], layers=layers) == 7
+    with pytest.raises(SystemExit):
+        build_parser(layers).parse_args(["half"])
 
 
 def test_kmc_has_every_layers_commands():

@@ -15,11 +15,12 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kmc_host.errors import BadInput
 
-from .sources import SampleSource, open_source
+if TYPE_CHECKING:  # the commands load what they use when they run, not when kmc starts
+    from .sources import SampleSource
 
 __all__ = ["add_commands", "make_report"]
 
@@ -60,6 +61,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
 def _source(args: argparse.Namespace) -> SampleSource:
     from .report import period_from_dates
+    from .sources import open_source
 
     return open_source(
         args.samples,

@@ -10,7 +10,7 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from .samples_io import SamplesFileError, parse_time_value
+from .samples_io import NOT_TEXT, SamplesFileError, parse_time_value
 
 ROSTER_COLUMNS = ("device", "infant_id", "birth_time", "birth_weight_g")
 
@@ -30,49 +30,56 @@ def load_roster(path: str | Path) -> dict[str, Infant]:
     if not path.exists():
         raise SamplesFileError(path, None, "roster file not found")
     infants: dict[str, Infant] = {}
-    with path.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        names = [n.strip() for n in (reader.fieldnames or [])]
-        missing = [c for c in ROSTER_COLUMNS if c not in names]
-        if missing:
-            raise SamplesFileError(path, 1, f"roster is missing column(s): {', '.join(missing)}")
-        reader.fieldnames = names
-        for row in reader:
-            line = reader.line_num
-            if None in row:
-                raise SamplesFileError(path, line, "more fields than the header has")
-            device = (row["device"] or "").strip()
-            infant_id = (row["infant_id"] or "").strip()
-            if not device or not infant_id:
-                raise SamplesFileError(path, line, "device and infant_id must not be empty")
-            if device in infants:
-                raise SamplesFileError(path, line, f"strap {device} is listed twice")
-            try:
-                birth = parse_time_value((row["birth_time"] or "").strip())
-            except ValueError:
+    try:
+        with path.open(newline="") as fh:
+            reader = csv.DictReader(fh)
+            names = [n.strip() for n in (reader.fieldnames or [])]
+            missing = [c for c in ROSTER_COLUMNS if c not in names]
+            if missing:
                 raise SamplesFileError(
-                    path,
-                    line,
-                    f"unparsable birth_time {row['birth_time']!r} (Unix seconds or ISO 8601 with offset)",
-                ) from None
-            try:
-                weight = float(row["birth_weight_g"])
-            except (TypeError, ValueError):
-                raise SamplesFileError(
-                    path, line, f"unparsable birth_weight_g {row['birth_weight_g']!r}"
-                ) from None
-            if not 300 <= weight <= 6000:
-                raise SamplesFileError(path, line, f"birth_weight_g {weight:g} outside 300-6000 g")
-            admitted = (row.get("admission_time") or "").strip()
-            admission = None
-            if admitted:
+                    path, 1, f"roster is missing column(s): {', '.join(missing)}"
+                )
+            reader.fieldnames = names
+            for row in reader:
+                line = reader.line_num
+                if None in row:
+                    raise SamplesFileError(path, line, "more fields than the header has")
+                device = (row["device"] or "").strip()
+                infant_id = (row["infant_id"] or "").strip()
+                if not device or not infant_id:
+                    raise SamplesFileError(path, line, "device and infant_id must not be empty")
+                if device in infants:
+                    raise SamplesFileError(path, line, f"strap {device} is listed twice")
                 try:
-                    admission = parse_time_value(admitted)
+                    birth = parse_time_value((row["birth_time"] or "").strip())
                 except ValueError:
                     raise SamplesFileError(
-                        path, line, f"unparsable admission_time {admitted!r}"
+                        path,
+                        line,
+                        f"unparsable birth_time {row['birth_time']!r} (Unix seconds or ISO 8601 with offset)",
                     ) from None
-                if admission < birth:
-                    raise SamplesFileError(path, line, "admission_time is before birth_time")
-            infants[device] = Infant(device, infant_id, birth, weight, admission)
+                try:
+                    weight = float(row["birth_weight_g"])
+                except (TypeError, ValueError):
+                    raise SamplesFileError(
+                        path, line, f"unparsable birth_weight_g {row['birth_weight_g']!r}"
+                    ) from None
+                if not 300 <= weight <= 6000:
+                    raise SamplesFileError(
+                        path, line, f"birth_weight_g {weight:g} outside 300-6000 g"
+                    )
+                admitted = (row.get("admission_time") or "").strip()
+                admission = None
+                if admitted:
+                    try:
+                        admission = parse_time_value(admitted)
+                    except ValueError:
+                        raise SamplesFileError(
+                            path, line, f"unparsable admission_time {admitted!r}"
+                        ) from None
+                    if admission < birth:
+                        raise SamplesFileError(path, line, "admission_time is before birth_time")
+                infants[device] = Infant(device, infant_id, birth, weight, admission)
+    except UnicodeDecodeError:
+        raise SamplesFileError(path, None, NOT_TEXT) from None
     return infants

@@ -72,6 +72,7 @@ BAD_NUMBER = "unparsable number"
 OUT_OF_RANGE = "temperature outside 10-45 C"
 BAD_FLAG = "flag not 0/1"
 DUPLICATE = "duplicate (device, time)"
+NOT_TEXT = "not UTF-8 text: a CSV file saved as UTF-8 is expected"
 
 
 class RowsOutOfOrder(KmcError):

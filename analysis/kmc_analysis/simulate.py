@@ -382,7 +382,10 @@ def strap_table(s: Strap) -> pa.Table:
 
 def start_time(date: str, tz: str) -> float:
     """Local midnight of `date` in `tz`, as Unix seconds."""
-    d = dt.date.fromisoformat(date)
+    try:
+        d = dt.date.fromisoformat(date)
+    except ValueError:
+        raise BadInput(f"start date {date!r} is not a date (YYYY-MM-DD)") from None
     return dt.datetime.combine(d, dt.time(0), tzinfo=zone(tz)).timestamp()
 
 

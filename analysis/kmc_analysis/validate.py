@@ -34,7 +34,7 @@ from kmc_host.detect.intervals import seconds_in_bins
 from kmc_host.timefmt import iso_utc_array
 
 from .roster import Infant
-from .samples_io import SamplesFileError, parse_time_value
+from .samples_io import NOT_TEXT, SamplesFileError, parse_time_value
 
 
 @dataclass
@@ -54,40 +54,45 @@ def load_observer_log(
         raise SamplesFileError(path, None, "observer log not found")
     by_infant = {i.infant_id: d for d, i in (roster or {}).items()}
     rows: dict[str, list[tuple[float, float, int]]] = {}
-    with path.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        names = [n.strip() for n in (reader.fieldnames or [])]
-        reader.fieldnames = names
-        key = "device" if "device" in names else "infant_id" if "infant_id" in names else None
-        if key is None or "start" not in names or "end" not in names:
-            raise SamplesFileError(
-                path, 1, "observer log needs columns device (or infant_id), start, end"
-            )
-        if key == "infant_id" and not by_infant:
-            raise SamplesFileError(path, 1, "an infant_id log needs --roster to find the straps")
-        for row in reader:
-            line = reader.line_num
-            if None in row:
-                raise SamplesFileError(path, line, "more fields than the header has")
-            who = (row[key] or "").strip()
-            if not who:
-                raise SamplesFileError(path, line, f"{key} is empty")
-            device = who if key == "device" else by_infant.get(who)
-            if device is None:
-                raise SamplesFileError(path, line, f"infant {who!r} is not in the roster")
-            try:
-                start = parse_time_value((row["start"] or "").strip())
-                end = parse_time_value((row["end"] or "").strip())
-            except ValueError:
+    try:
+        with path.open(newline="") as fh:
+            reader = csv.DictReader(fh)
+            names = [n.strip() for n in (reader.fieldnames or [])]
+            reader.fieldnames = names
+            key = "device" if "device" in names else "infant_id" if "infant_id" in names else None
+            if key is None or "start" not in names or "end" not in names:
                 raise SamplesFileError(
-                    path,
-                    line,
-                    f"unparsable time in start {row['start']!r} or end {row['end']!r} "
-                    "(Unix seconds or ISO 8601 with offset)",
-                ) from None
-            if end <= start:
-                raise SamplesFileError(path, line, "end is not after start")
-            rows.setdefault(device, []).append((start, end, line))
+                    path, 1, "observer log needs columns device (or infant_id), start, end"
+                )
+            if key == "infant_id" and not by_infant:
+                raise SamplesFileError(
+                    path, 1, "an infant_id log needs --roster to find the straps"
+                )
+            for row in reader:
+                line = reader.line_num
+                if None in row:
+                    raise SamplesFileError(path, line, "more fields than the header has")
+                who = (row[key] or "").strip()
+                if not who:
+                    raise SamplesFileError(path, line, f"{key} is empty")
+                device = who if key == "device" else by_infant.get(who)
+                if device is None:
+                    raise SamplesFileError(path, line, f"infant {who!r} is not in the roster")
+                try:
+                    start = parse_time_value((row["start"] or "").strip())
+                    end = parse_time_value((row["end"] or "").strip())
+                except ValueError:
+                    raise SamplesFileError(
+                        path,
+                        line,
+                        f"unparsable time in start {row['start']!r} or end {row['end']!r} "
+                        "(Unix seconds or ISO 8601 with offset)",
+                    ) from None
+                if end <= start:
+                    raise SamplesFileError(path, line, "end is not after start")
+                rows.setdefault(device, []).append((start, end, line))
+    except UnicodeDecodeError:
+        raise SamplesFileError(path, None, NOT_TEXT) from None
     out = {}
     for device, items in rows.items():
         items.sort()

@@ -241,22 +241,39 @@ def installed_layers() -> list[AddCommands]:
         try:
             layers.append(entry.load())
         except Exception as exc:  # a broken layer must not take the gateway down with it
-            print(
-                f"kmc: the {entry.name} commands are not available: {describe(exc)}",
-                file=sys.stderr,
-            )
+            _unavailable(entry.value, exc)
     return layers
 
 
+def _unavailable(layer: str, exc: BaseException) -> None:
+    print(f"kmc: the commands of {layer} are not available: {describe(exc)}", file=sys.stderr)
+
+
 def build_parser(layers: Sequence[AddCommands] | None = None) -> argparse.ArgumentParser:
-    """`kmc` with the host's commands and each layer's (default: the installed layers)."""
+    """`kmc` with the host's commands and each layer's (default: the installed layers).
+
+    A layer that fails to add its commands, or names one that another already has, is left
+    out with a line on stderr saying why; the host's commands always stay."""
+    layers = installed_layers() if layers is None else layers
     p = argparse.ArgumentParser(
-        prog="kmc", description="KMC Sense: objective Kangaroo Mother Care measurement."
+        prog="kmc",
+        description="KMC Sense: objective Kangaroo Mother Care measurement.",
+        epilog=None
+        if layers
+        else "Only the host's commands are installed here: `pip install -e .` in a checkout "
+        "adds the researchers' tools and the demo.",
     )
     sub = p.add_subparsers(dest="command", required=True)
     add_commands(sub)
-    for add in installed_layers() if layers is None else layers:
-        add(sub)
+    for add in layers:
+        trial = argparse.ArgumentParser(prog="kmc").add_subparsers()
+        try:
+            add(trial)  # first on its own: a layer that fails leaves nothing half added
+            if taken := sorted(set(trial.choices) & set(sub.choices)):
+                raise BadInput(f"it names commands that are taken: {', '.join(taken)}")
+            add(sub)
+        except Exception as exc:
+            _unavailable(f"{add.__module__}.{add.__qualname__}", exc)
     return p
 
 

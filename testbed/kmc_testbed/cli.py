@@ -19,8 +19,6 @@ from kmc_host.detect import zone
 from kmc_host.errors import BadInput
 from kmc_host.shutdown import StopSignals
 
-from .demo import MINUTES, SPEED, STRAPS, run_demo
-
 __all__ = ["add_commands"]
 
 EXIT_FAILED = 1
@@ -28,6 +26,10 @@ EXIT_FAILED = 1
 
 LIVE_ONLY = ("minutes", "speed", "broker_port", "ward_port", "hold")
 OFFLINE_ONLY = ("days",)
+# what the options accept; `kmc demo` refuses anything else with exit status 2
+STRAPS = (1, 40)  # live: a newborn unit's beds
+MINUTES = (5, 1440)  # live: from a quick look to a whole day
+SPEED = (1, 1000)  # live: simulated seconds per second
 OFFLINE_STRAPS = (1, 200)
 OFFLINE_DAYS = (0.01, 31.0)
 
@@ -61,6 +63,8 @@ def _demo(args: argparse.Namespace) -> int:
             f"--out {args.out} is not empty: an earlier run's strap flash, "
             "gateway cursors and database would mix with this one; give a new folder"
         )
+    from .demo import run_demo  # the emulated ward, loaded only for the demo
+
     signals = StopSignals()
     signals.install_raising()  # Ctrl-C or SIGTERM: stop the ward in order, exit 130 / 143
     result = run_demo(

@@ -44,10 +44,6 @@ from .scenarios import T2000, scenario
 from .servers import LocalInfluxDB, free_port, local_sink, ward_broker
 from .strap import EmulatedStrap
 
-# what the options accept; `kmc demo` refuses anything else with exit status 2
-STRAPS = (1, 40)  # a newborn unit's beds
-MINUTES = (5, 1440)  # from a quick look to a whole day
-SPEED = (1, 1000)  # simulated seconds per second
 RADIO_BATCHES_PER_S = 40.0  # what the gateway digests in the demo (~10 ms of CPU a batch)
 # wall time for the straps to be found, bonded and connected, one after the other on the one
 # adapter (about 2 s each on the emulated radio: a scan, then the connection set-up)

@@ -130,3 +130,33 @@ def test_live_demo_refuses_a_folder_holding_an_earlier_run(tmp_path):
     (tmp_path / "gateway").mkdir()
     r = run("demo", "--out", str(tmp_path))
     assert r.returncode == 2 and "is not empty" in r.stderr and "--out" in r.stderr
+
+
+LATIN1 = "device,infant_id,birth_time,birth_weight_g\nKMC-0001,Zo\xeb,2026-03-01T00:00:00Z,1500\n"
+
+
+@pytest.mark.parametrize(
+    "command, named",
+    [
+        (("report", "{samples}", "--roster", "{bad}", "--out", "{out}"), "{bad}"),
+        (("export", "fhir", "{samples}", "--roster", "{bad}", "--out", "{out}/x.json"), "{bad}"),
+        (("validate", "{samples}", "{bad}"), "{bad}"),
+        (("validate", "{samples}", "{log}", "--roster", "{bad}"), "{bad}"),
+        (("simulate", "--start", "2026-02-30", "--out", "{out}/s.csv"), "'2026-02-30'"),
+        (("simulate", "--start", "notadate", "--out", "{out}/s.csv"), "'notadate'"),
+    ],
+)
+def test_files_that_are_not_text_and_dates_that_are_not_dates_exit_2(
+    ward, tmp_path, command, named
+):
+    """A roster or observer log saved as Latin-1, a start date that does not exist: one line
+    naming the file or the value, exit 2, never a traceback."""
+    bad = tmp_path / "latin1.csv"
+    bad.write_bytes(LATIN1.encode("latin-1"))
+    log = tmp_path / "log.csv"
+    log.write_text("device,start,end\nKMC-0001,1772398800,1772402400\n")
+    fill = {"samples": str(ward / "s.csv"), "bad": str(bad), "log": str(log), "out": tmp_path}
+    r = run(*(part.format(**fill) for part in command))
+    assert r.returncode == 2, r.stderr
+    assert named.format(**fill) in r.stderr and "Traceback" not in r.stderr
+    assert "not UTF-8 text" in r.stderr or "is not a date" in r.stderr

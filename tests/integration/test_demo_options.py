@@ -14,7 +14,7 @@ import pytest
 from conftest import run_kmc
 from kmc_host.cli import main
 from kmc_host.errors import StepFailed, describe, doing
-from kmc_testbed.demo import MINUTES, STRAPS
+from kmc_testbed.cli import MINUTES, STRAPS
 from kmc_testbed.scenarios import scenario
 
 FEEDS = ("infant_c", "outer_c", "contact", "worn")

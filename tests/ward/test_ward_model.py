@@ -114,6 +114,12 @@ def test_trace_keeps_a_point_per_minute_for_24_hours():
     trace = m.detail("A")["trace"]
     assert len(trace) == 24 * 60 + 1 and trace[-1]["kmc"] == 1
     assert trace[-1]["t"] - trace[0]["t"] == 86400
+    # the lines it is drawn against are the WHO bands of kmc_host.clinical, not the page's own
+    assert m.detail("A")["bands"] == [
+        {"kind": "cold_stress", "threshold_c": 36.5},
+        {"kind": "moderate_hypothermia", "threshold_c": 36.0},
+        {"kind": "hyperthermia", "threshold_c": 37.5},
+    ]
 
 
 @pytest.mark.parametrize(

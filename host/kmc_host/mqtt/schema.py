@@ -4,7 +4,7 @@ docs/mqtt.md, which are generated from them.
 `schema(leaf)` loads one (JSON Schema 2020-12). A schema says what the gateway writes, exactly:
 no field it does not know (`additionalProperties: false`), times in the gateway's one format.
 Reading (`messages`) accepts every message valid under it, and is more lenient only where the
-sink always was (unknown fields, other ISO 8601 forms). tests/test_mqtt_contract.py holds the
+sink always was (unknown fields, other ISO 8601 forms). tests/mqtt/test_mqtt_contract.py holds the
 schemas, the message types, the gateway's payloads and the documented examples to each other.
 
 `python -m kmc_host.mqtt.schema docs/mqtt.md` rewrites the field tables between their markers

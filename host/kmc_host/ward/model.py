@@ -43,6 +43,7 @@ from ..mqtt import (
 
 ALERT_ORDER = SEVERITY_ORDER
 _WHO = {b.kind: b.threshold_c for b in WHO_BANDS}
+TRACE_BANDS = tuple(b for b in WHO_BANDS if b.kind != SEVERE_HYPOTHERMIA)  # 32 C: off the axis
 NO_SIGNAL_S = 120.0  # no message from a strap for this long: "no signal" even before the alert
 
 
@@ -289,6 +290,8 @@ class WardModel:
             "bed": b.bed,
             "infant": b.infant,
             "trace": [{"t": t, "c": c, "kmc": k} for t, c, k in b.trace],
+            # the WHO bands' thresholds the trace is drawn against (kmc_host.clinical)
+            "bands": [{"kind": w.kind, "threshold_c": w.threshold_c} for w in TRACE_BANDS],
             "sessions": [{"start": s, "end": e, "minutes": m} for s, e, m in b.sessions],
             "in_kmc_since": b.session_start if b.state == "kmc" else None,
             "alerts": history,

@@ -227,7 +227,7 @@ async function loadDetail(strap, open) {
   }
   panel.querySelector("h2").textContent = `${t("bed")} ${d.bed} · ${d.infant || d.strap}`;
   panel.querySelector(".contents").replaceChildren(
-    el("h3", null, t("trace_24h")), trace(d.trace),
+    el("h3", null, t("trace_24h")), trace(d.trace, d.bands),
     el("h3", null, t("sessions_today")), table(d.sessions.slice(-12).reverse().map((s) => [clock(s.start), clock(s.end), `${s.minutes.toFixed(0)} ${t("min")}`])),
     el("h3", null, t("alert_history")), table(d.alerts.slice(0, 20).map((a) => [t("alert_" + a.kind), clock(a.start), a.end ? clock(a.end) : "…", a.extreme_c ? a.extreme_c.toFixed(1) + " °C" : "", a.acked_by ? `${t("acknowledged_by")} ${a.acked_by}` : ""])));
   if (open) $("detail").hidden = false;
@@ -240,7 +240,7 @@ function table(rows) {
   return tb;
 }
 
-function trace(points) {
+function trace(points, bands) {
   const NS = "http://www.w3.org/2000/svg", W = 1000, H = 240;
   const svg = document.createElementNS(NS, "svg");
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
@@ -255,7 +255,9 @@ function trace(points) {
     r.setAttribute("x", x(p.t)); r.setAttribute("y", 0); r.setAttribute("width", Math.max(1, (60 / span) * W)); r.setAttribute("height", H);
     r.setAttribute("fill", "#c7e9c0"); svg.append(r);
   }
-  for (const [c, colour] of [[36.5, "#e08214"], [36.0, "#b2182b"], [37.5, "#c51b7d"]]) {
+  const colours = {cold_stress: "#e08214", moderate_hypothermia: "#b2182b", hyperthermia: "#c51b7d"};
+  for (const {kind, threshold_c: c} of bands) {
+    const colour = colours[kind] || "#555555";
     const l = document.createElementNS(NS, "line");
     l.setAttribute("x1", 0); l.setAttribute("x2", W); l.setAttribute("y1", y(c)); l.setAttribute("y2", y(c));
     l.setAttribute("stroke", colour); l.setAttribute("stroke-dasharray", "6 4"); svg.append(l);
