@@ -130,8 +130,8 @@ def test_a_broken_layer_or_a_taken_command_leaves_the_rest_working(tmp_path, cap
     layers = [_broken, _taken, _extra]
     assert main(["gateway", "--config", str(config), "--check"], layers=layers) == 0
     err = capsys.readouterr().err
-    assert "test_layers._broken are not available: this layer is broken" in err
-    assert "test_layers._taken are not available: it names commands that are taken: gateway" in err
+    assert "test_layers:_broken are not available: this layer is broken" in err
+    assert "test_layers:_taken are not available: it names commands that are taken: gateway" in err
     assert main(["extra"], layers=layers) == 7
     with pytest.raises(SystemExit):
         build_parser(layers).parse_args(["half"])

@@ -273,7 +273,7 @@ def build_parser(layers: Sequence[AddCommands] | None = None) -> argparse.Argume
                 raise BadInput(f"it names commands that are taken: {', '.join(taken)}")
             add(sub)
         except Exception as exc:
-            _unavailable(f"{add.__module__}.{add.__qualname__}", exc)
+            _unavailable(f"{add.__module__}:{add.__qualname__}", exc)
     return p
 
 
