@@ -44,6 +44,7 @@ class Firmware:
                 f"no strap firmware in {source}: the emulated strap needs a checkout"
             )
         self.source = source
+        self.names = {path.stem for path in source.glob("*.py")} | set(stand_ins)
         self.modules: dict[str, types.ModuleType] = dict(stand_ins)
         self._builtins = dict(vars(builtins))
         self._builtins["__import__"] = self._import
@@ -74,7 +75,7 @@ class Firmware:
         fromlist: tuple[str, ...] = (),
         level: int = 0,
     ) -> types.ModuleType:
-        if level == 0 and (name in self.modules or (self.source / f"{name}.py").is_file()):
+        if level == 0 and name in self.names:
             return self.module(name)
         return builtins.__import__(name, globals, locals, fromlist, level)
 
