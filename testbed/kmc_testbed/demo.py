@@ -31,7 +31,7 @@ from kmc_host.detect import DetectorConfig
 from kmc_host.errors import StepFailed, doing
 from kmc_host.gateway.config import GatewayConfig, StrapEntry
 from kmc_host.gateway.service import Gateway
-from kmc_host.mqtt import ACTIVE, ALERT, SAMPLES, SESSION, BrokerConfig, TopicTree
+from kmc_host.mqtt import ACTIVE, ALERT, SAMPLES, SESSION, BrokerConfig, TopicTree, iso_seconds
 from kmc_host.shutdown import Interrupted, StopSignals
 from kmc_host.sink.influx import InfluxQL
 from kmc_host.sink.service import Sink
@@ -409,8 +409,7 @@ def _summary(
     for a in alerts:
         if a["state"] != ACTIVE:
             continue
-        start = dt.datetime.fromisoformat(a["start"].replace("Z", "+00:00")).timestamp()
-        raised = dt.datetime.fromisoformat(a["raised"].replace("Z", "+00:00")).timestamp()
+        start, raised = iso_seconds(a["start"]), iso_seconds(a["raised"])
         latencies.append(raised - start)
         say(
             f"  alert {a['kind']} on {a['strap']} (bed {a.get('bed', '')}): episode start {a['start']}, raised {raised - start:.0f} s later (simulated)"

@@ -298,10 +298,10 @@ class WardModel:
         }
 
 
-def _num(v: Any) -> float | None:
-    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-        return None
-    return float(v)
+def _num(v: float | None) -> float | None:
+    """A reading as a float (JSON may carry it as an int); `read` has already refused anything
+    that is not a finite number or null."""
+    return None if v is None else float(v)
 
 
 def _bed_key(bed: str) -> tuple[int, str]:
