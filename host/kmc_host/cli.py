@@ -99,6 +99,7 @@ def _service_logging() -> None:
 def _gateway(args: argparse.Namespace) -> int:
     """The ward gateway on this machine's Bluetooth adapter (BlueZ) until SIGINT/SIGTERM."""
     import asyncio
+    import contextlib
 
     from .gateway.config import load_config
     from .gateway.service import Gateway
@@ -115,12 +116,23 @@ def _gateway(args: argparse.Namespace) -> int:
     async def main() -> None:
         stop = asyncio.Event()
         signals.install_asyncio(asyncio.get_running_loop(), stop)
-        if cfg.hci is None:
+        radios = cfg.radios()
+        if not any(r.hci for r in radios):
             await Gateway(cfg).run(stop)  # bleak on the platform's stack (BlueZ)
             return
         from .ble.bumble_backend import open_hci_central
+        from .gateway.link import BleAccess
 
-        async with open_hci_central(cfg.hci, str(cfg.data_dir / "ble_bonds.json")) as access:
+        async with contextlib.AsyncExitStack() as opened:
+            access: dict[str, BleAccess] = {}
+            for k, radio in enumerate(radios):
+                if radio.hci is None:  # a BlueZ adapter beside bumble ones
+                    access[radio.label] = BleAccess(kwargs={"bluez": {"adapter": radio.name}})
+                    continue
+                bonds = "ble_bonds.json" if k == 0 else f"ble_bonds-{k}.json"
+                access[radio.label] = await opened.enter_async_context(
+                    open_hci_central(radio.hci, str(cfg.data_dir / bonds), k)
+                )
             await Gateway(cfg, access).run(stop)
 
     asyncio.run(main())

@@ -197,3 +197,11 @@ def decode_status(data: bytes) -> Status:
         fill,
         interval,
     )
+
+
+VISIT_NOW = 1  # TEMPORARY until the adv-flag branch lands
+
+
+def advert_status(service_data: dict[str, bytes]) -> int | None:  # TEMPORARY
+    value = service_data.get(KMC_SERVICE_UUID)
+    return value[0] if value is not None and len(value) == 1 else None

@@ -44,6 +44,10 @@ from .scenarios import T2000, scenario
 from .servers import LocalInfluxDB, free_port, local_sink, ward_broker
 from .strap import EmulatedStrap
 
+SLOTS = 7  # connections the emulated adapter holds at once, as a real controller
+# each strap's turn comes this often in wall time (at 120x: every 20 simulated minutes), so a
+# backlog drains in a second or two
+MAX_AGE_S = 10.0
 RADIO_BATCHES_PER_S = 40.0  # what the gateway digests in the demo (~10 ms of CPU a batch)
 # wall time for the straps to be found, bonded and connected, one after the other on the one
 # adapter (about 2 s each on the emulated radio: a scan, then the connection set-up)
@@ -212,9 +216,10 @@ class DemoWard:
     ) -> None:
         self.n, self.seconds, self.speed = straps, seconds, speed
         self.work, self.port, self.seed, self.tz = work, port, seed, tz
-        # the radio carries about RADIO_BATCHES_PER_S notifications a second in all: each
-        # strap sends its backlog that often, and more samples per notification when faster
-        self.ble_period_s = max(0.02, straps / RADIO_BATCHES_PER_S)
+        # the radio carries about RADIO_BATCHES_PER_S notifications a second in all, shared
+        # by the straps connected at once (SLOTS): each sends its backlog that often, and more
+        # samples per notification when faster
+        self.ble_period_s = max(0.02, min(straps, SLOTS) / RADIO_BATCHES_PER_S)
 
     async def run(
         self, screen: TopicRecorder, say: Callable[[str], None], signals: StopSignals
@@ -259,9 +264,9 @@ class DemoWard:
                 for k in range(self.n)
             ),
             DetectorConfig(),
-            # the emulated adapter keeps every strap connected at once (a real controller
-            # holds 5-20 links: docs/operations.md)
-            max_connections=max(7, self.n),
+            # as a real controller: 7 links at once; the scheduler gives every strap its turns
+            max_connections=SLOTS,
+            max_age_s=MAX_AGE_S,
         )
         gateway = Gateway(
             cfg,
@@ -280,6 +285,7 @@ class DemoWard:
                 strap.close()
         if stop.is_set():
             return result
+        _turns(gateway, say)
         return result | _summary(screen, result["produced"], devices, result["wall_s"], say)
 
     async def _simulate(
@@ -295,16 +301,16 @@ class DemoWard:
         limit = CONNECT_TIMEOUT_S + CONNECT_PER_STRAP_S * self.n
         deadline = time.monotonic() + limit
         for k, st in enumerate(gateway.straps.values(), start=1):
-            if not await _first(st.link.connected, stop, deadline - time.monotonic()):
+            if not await _first(st.link.reached, stop, deadline - time.monotonic()):
                 if stop.is_set():
                     return {"produced": {}, "wall_s": 0.0}
                 raise StepFailed(
-                    f"connecting the straps: {st.entry.id} did not connect within "
+                    f"connecting the straps: {st.entry.id} was not reached within "
                     f"{limit:g} s (the machine may be too busy for {self.n} straps)"
                 )
             if k % 10 == 0 and k < self.n:
-                say(f"  {k} of {self.n} straps connected")
-        say("all straps connected; simulating")
+                say(f"  {k} of {self.n} straps reached")
+        say("all straps reached; simulating")
         started = time.monotonic()
         ticks = 0
         for second in range(self.seconds):
@@ -387,6 +393,20 @@ def _store_and_analyze(
     summary = analyze_file(path, work / "analysis", tz=tz)
     for line in summary.lines()[1:]:
         say(line)
+
+
+def _turns(gateway: Gateway, say: Callable[[str], None]) -> None:
+    """How the straps shared the adapter's slots: visits, their set-up and length."""
+    links = [st.link for st in gateway.straps.values()]
+    setups = sorted(t for link in links for t in link.stats.setup_s)
+    visits = sorted(t for link in links for t in link.stats.visit_s)
+    if not visits:
+        return
+    say(
+        f"  turns: {sum(link.stats.visits for link in links)} visits on {SLOTS} slots; "
+        f"set-up median {1000 * setups[len(setups) // 2]:.0f} ms, "
+        f"visit median {visits[len(visits) // 2]:.1f} s (wall time)"
+    )
 
 
 def _summary(

@@ -231,7 +231,6 @@ def test_straps_share_one_adapter_and_its_connection_slots(tmp_path):
     path = write_config(tmp_path, 1883, straps=("KMC-0001", "KMC-0002", "KMC-0003"))
     path.write_text(path.read_text().replace("data_dir", "max_connections = 2\ndata_dir"))
     gw = Gateway(load_config(path))
-    links = [s.link for s in gw.straps.values()]
-    assert links[0].adapter is links[1].adapter is links[2].adapter
-    assert links[0].slots is links[2].slots and links[0].slots._value == 2
+    assert [(a.name, a.slots) for a in gw.adapters] == [("default", 2)]
+    assert gw.scheduler.adapters == gw.adapters and set(gw.scheduler.links) == set(gw.straps)
     gw.publisher.outbox.close()

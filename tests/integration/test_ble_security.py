@@ -79,6 +79,7 @@ async def commissioned(tmp: Path, samples: int):
     sink = Sink()
     link = link_for(central, tmp, sink, clock=strap.clock)
     await run_link(link, lambda: until(lambda: len(sink.seqs) == samples))
+    await until(lambda: strap.ble.device.is_advertising)  # let go: the strap advertises again
     return radio, central, strap, sink, link
 
 

@@ -82,8 +82,8 @@ def stop_and_time(proc: subprocess.Popen[bytes], sig: signal.Signals, group: boo
 @pytest.mark.parametrize(
     ("sig", "group", "when"),
     [
-        (signal.SIGINT, True, "all straps connected"),  # Ctrl-C while the ward is simulated
-        (signal.SIGTERM, False, "all straps connected"),
+        (signal.SIGINT, True, "all straps reached"),  # Ctrl-C while the ward is simulated
+        (signal.SIGTERM, False, "all straps reached"),
         (signal.SIGINT, True, "broker: "),  # while the straps are being found and bonded
         (signal.SIGTERM, False, "broker: "),
     ],

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -35,6 +36,7 @@ from bleak.exc import BleakError
 from bumble.att import ATT_Error
 from bumble.core import AdvertisingData, BaseBumbleError
 from bumble.device import Connection, Device, Peer
+from bumble.gatt_client import CharacteristicProxy, DescriptorProxy, ServiceProxy
 from bumble.hci import Address
 from bumble.keys import JsonKeyStore
 from bumble.pairing import PairingConfig, PairingDelegate
@@ -66,15 +68,21 @@ def central_access(central: Device) -> BleAccess:
 
 
 @contextlib.asynccontextmanager
-async def open_hci_central(spec: str, bonds: str | None = None) -> AsyncIterator[Any]:
+async def open_hci_central(
+    spec: str, bonds: str | None = None, index: int = 0
+) -> AsyncIterator[Any]:
     """The gateway's central on bumble's own stack over an HCI transport (`usb:0`,
     `serial:/dev/ttyUSB0`, `tcp-client:127.0.0.1:9000`): yields the `BleAccess` for it.
-    `bonds`: the JSON file that keeps the straps' bonds across restarts."""
+    `bonds`: the JSON file that keeps the straps' bonds across restarts; `index`: the
+    gateway's adapter number, which makes each adapter's (static random) address its own."""
     from bumble.transport import open_transport
 
     async with await open_transport(spec) as transport:
         device = Device.with_hci(
-            "kmc-gateway", Address("F0:F0:F0:F0:F0:F0"), transport.source, transport.sink
+            "kmc-gateway",
+            Address(f"F0:F0:F0:F0:F0:{0xF0 + index:02X}"),
+            transport.source,
+            transport.sink,
         )
         if bonds is not None:
             device.keystore = JsonKeyStore("kmc-gateway", bonds)
@@ -201,15 +209,29 @@ class BumbleBleakClient(BaseBleakClient):
             raise BleakError(f"{self.address}: service discovery timed out") from None
 
     async def _discover(self, peer: Peer) -> BleakGATTServiceCollection:
+        """The peer's GATT table: discovered once per bonded peer, then taken from the
+        central's cache (handles do not change while a bond lasts: the strap's table is
+        fixed in its firmware), which saves a dozen round trips on every visit."""
         await peer.request_mtu(self._mtu)
-        await peer.discover_services()
+        key = str(peer.connection.peer_address)
+        cache = _gatt_cache(self._central)
+        layout = cache.get(key)
+        if layout is not None:
+            _restore(peer, layout)
+        else:
+            await peer.discover_services()
+            for service in peer.services:
+                await service.discover_characteristics()
+                for char in service.characteristics:
+                    await char.discover_descriptors()
+            keystore = self._central.keystore
+            if keystore is not None and await keystore.get(key):
+                cache[key] = _layout(peer)
         collection = BleakGATTServiceCollection()
         for service in peer.services:
-            await service.discover_characteristics()
             bleak_service = BleakGATTService(service, service.handle, _uuid(service.uuid))
             collection.add_service(bleak_service)
             for char in service.characteristics:
-                await char.discover_descriptors()
                 props = [name for bit, name in _PROPERTIES if char.properties & bit]
                 bleak_char = BleakGATTCharacteristic(
                     char,
@@ -292,6 +314,7 @@ class BumbleBleakClient(BaseBleakClient):
         if self._central.keystore is not None:
             peer = self._connection.peer_address if self._connection else self._target
             await self._central.keystore.delete(str(peer))
+            _gatt_cache(self._central).pop(str(peer), None)
         await self.disconnect()
 
     @contextlib.contextmanager
@@ -349,6 +372,54 @@ class BumbleBleakClient(BaseBleakClient):
     async def stop_notify(self, characteristic: BleakGATTCharacteristic) -> None:
         with self._gatt(characteristic):
             await self._require_peer().unsubscribe(characteristic.obj)
+
+
+# A GATT table as handles and UUIDs: [(service handle, end, uuid, [(char handle, end, uuid,
+# properties, [(descriptor handle, type)])])]
+_Layout = list[tuple[int, int, Any, list[tuple[int, int, Any, int, list[tuple[int, Any]]]]]]
+_GATT_CACHES: weakref.WeakKeyDictionary[Device, dict[str, _Layout]] = weakref.WeakKeyDictionary()
+
+
+def _gatt_cache(central: Device) -> dict[str, _Layout]:
+    """The GATT tables of bonded peers this central has discovered (forgotten with it)."""
+    return _GATT_CACHES.setdefault(central, {})
+
+
+def _layout(peer: Peer) -> _Layout:
+    return [
+        (
+            s.handle,
+            s.end_group_handle,
+            s.uuid,
+            [
+                (
+                    c.handle,
+                    c.end_group_handle,
+                    c.uuid,
+                    int(c.properties),
+                    [(d.handle, d.type) for d in c.descriptors],
+                )
+                for c in s.characteristics
+            ],
+        )
+        for s in peer.services
+    ]
+
+
+def _restore(peer: Peer, layout: _Layout) -> None:
+    """Give a new connection's GATT client the proxies of a cached table."""
+    client = peer.gatt_client
+    client.services = []
+    for handle, end, uuid, chars in layout:
+        service = ServiceProxy(client, handle, end, uuid)
+        for c_handle, c_end, c_uuid, props, descs in chars:
+            char: CharacteristicProxy[bytes] = CharacteristicProxy(
+                client, c_handle, c_end, c_uuid, props
+            )
+            char.descriptors = [DescriptorProxy(client, h, t) for h, t in descs]
+            char.descriptors_discovered = True
+            service.characteristics.append(char)
+        client.services.append(service)
 
 
 class _PasskeyEntry(PairingDelegate):

@@ -5,7 +5,8 @@ site = "site1"                      # topic parts: no / + #, not empty
 ward = "ward-a"
 timezone = "Africa/Addis_Ababa"     # IANA name, for KMC hours "today"
 data_dir = "/var/lib/kmc-gateway"   # cursors and the MQTT outbox
-max_connections = 7                 # straps connected at once per adapter
+max_connections = 7                 # straps connected at once per adapter (1..32)
+max_age_s = 30                      # the longest a strap's newest data waits on it (5..600)
 outbox_reserve_mb = 64              # disk kept free: below it, samples stay on the straps
 
 [mqtt]
@@ -28,6 +29,12 @@ address = "24:0A:C4:12:34:56"       # optional: only this address; else the firs
 hci = "usb:0"                       # bumble's own stack on an HCI transport instead of BlueZ:
                                     # a USB dongle ("usb:0"), a serial HCI ("serial:/dev/ttyUSB0"),
                                     # or a controller on TCP ("tcp-client:127.0.0.1:9000")
+
+[[ble.adapters]]                    # or several adapters (instead of [ble] hci), each with
+name = "hci1"                       # a BlueZ adapter by name
+max_connections = 7                 # its own slots (default: [gateway] max_connections)
+[[ble.adapters]]
+hci = "usb:1"                       # or a bumble HCI transport
 
 [detector]                          # optional overrides of DetectorConfig
 bridge_s = 300
@@ -57,6 +64,21 @@ class StrapEntry:
 
 
 @dataclass(frozen=True)
+class AdapterEntry:
+    """One radio of the gateway: a BlueZ adapter (`name`, e.g. hci1) or a bumble HCI
+    transport (`hci`, e.g. usb:0); exactly one of the two. None of both: BlueZ's default."""
+
+    name: str | None = None
+    hci: str | None = None
+    max_connections: int = 7
+
+    @property
+    def label(self) -> str:
+        """How logs, status messages and strap_adapters.json name it."""
+        return self.name or self.hci or "default"
+
+
+@dataclass(frozen=True)
 class GatewayConfig:
     topics: TopicTree
     timezone: str
@@ -67,6 +89,12 @@ class GatewayConfig:
     max_connections: int = 7
     hci: str | None = None  # a bumble HCI transport; None: bleak's platform backend (BlueZ)
     outbox_reserve_mb: float = 64.0
+    max_age_s: float = 30.0
+    adapters: tuple[AdapterEntry, ...] = ()  # [[ble.adapters]]; empty: one, from hci above
+
+    def radios(self) -> tuple[AdapterEntry, ...]:
+        """The adapters to drive: [[ble.adapters]], or the one [ble] hci / BlueZ names."""
+        return self.adapters or (AdapterEntry(None, self.hci, self.max_connections),)
 
 
 def load_config(path: str | Path) -> GatewayConfig:
@@ -78,7 +106,9 @@ def load_config(path: str | Path) -> GatewayConfig:
     where = f"{path} [gateway]"
     g = section(raw, "gateway", str(path))
     unknown(
-        g, {"site", "ward", "timezone", "data_dir", "max_connections", "outbox_reserve_mb"}, where
+        g,
+        {"site", "ward", "timezone", "data_dir", "max_connections", "max_age_s", "outbox_reserve_mb"},
+        where,
     )
     try:
         topics_site = topic_part("site", get(g, "site", str, where))
@@ -94,6 +124,11 @@ def load_config(path: str | Path) -> GatewayConfig:
     max_conn = get(g, "max_connections", int, where, 7)
     if not 1 <= max_conn <= 32:
         raise ConfigError(f"{where}: max_connections must be 1..32")
+    max_age = float(get(g, "max_age_s", (int, float), where, 30.0))
+    if not 5 <= max_age <= 600:
+        raise ConfigError(
+            f"{where}: max_age_s must be 5..600 (seconds a strap's newest data may wait on it)"
+        )
 
     where = f"{path} [mqtt]"
     m = section(raw, "mqtt", str(path), required=False)
@@ -143,12 +178,60 @@ def load_config(path: str | Path) -> GatewayConfig:
         raise ConfigError(f"{path} [gateway]: outbox_reserve_mb must be 0..100000")
     where = f"{path} [ble]"
     b = section(raw, "ble", str(path), required=False)
-    unknown(b, {"hci"}, where)
-    hci = get(b, "hci", str, where, None)
+    unknown(b, {"hci", "adapters"}, where)
+    hci = _transport(get(b, "hci", str, where, None), where)
+    adapters = _adapters(b.get("adapters", []), max_conn, f"{path} [[ble.adapters]]")
+    if adapters and hci is not None:
+        raise ConfigError(f"{where}: give either hci or [[ble.adapters]] entries, not both")
+    return GatewayConfig(
+        topics,
+        tz,
+        data_dir,
+        broker,
+        tuple(straps),
+        detector,
+        max_conn,
+        hci,
+        reserve,
+        max_age,
+        adapters,
+    )
+
+
+def _transport(hci: str | None, where: str) -> str | None:
     if hci is not None and ":" not in hci:
         raise ConfigError(
             f"{where}: hci {hci!r} should be a transport like usb:0 or tcp-client:HOST:PORT"
         )
-    return GatewayConfig(
-        topics, tz, data_dir, broker, tuple(straps), detector, max_conn, hci, reserve
-    )
+    return hci
+
+
+def _adapters(raw: object, max_conn: int, where: str) -> tuple[AdapterEntry, ...]:
+    """[[ble.adapters]]: each a BlueZ adapter name or an HCI transport, named once."""
+    if not isinstance(raw, list):
+        raise ConfigError(f"{where}: must be an array of tables ([[ble.adapters]])")
+    out: list[AdapterEntry] = []
+    for k, a in enumerate(raw, start=1):
+        here = f"{where} #{k}"
+        if not isinstance(a, dict):
+            raise ConfigError(f"{here}: must be a table")
+        unknown(a, {"name", "hci", "max_connections"}, here)
+        name = get(a, "name", str, here, None)
+        hci = _transport(get(a, "hci", str, here, None), here)
+        if (name is None) == (hci is None):
+            raise ConfigError(
+                f"{here}: give exactly one of name (a BlueZ adapter, e.g. hci1) "
+                "or hci (a transport, e.g. usb:0)"
+            )
+        if name is not None and not re.fullmatch(r"hci[0-9]{1,3}", name):
+            raise ConfigError(f"{here}: name {name!r} should be a BlueZ adapter like hci1")
+        slots = get(a, "max_connections", int, here, max_conn)
+        if not 1 <= slots <= 32:
+            raise ConfigError(f"{here}: max_connections must be 1..32")
+        out.append(AdapterEntry(name, hci, slots))
+    if len(out) > 8:
+        raise ConfigError(f"{where}: at most 8 adapters per gateway")
+    labels = [e.label for e in out]
+    if len(set(labels)) != len(labels):
+        raise ConfigError(f"{where}: an adapter is listed twice")
+    return tuple(out)

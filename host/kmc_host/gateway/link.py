@@ -95,6 +95,11 @@ class LinkStats:
     clock_resets: int = 0
     store_full: int = 0  # times the outbox's disk was too full to take a batch
     isolations: int = 0
+    stalls: int = 0  # visits ended because a draining strap went quiet
+    visits: int = 0  # connections that ended (each drained, released or lost)
+    connected_s: float = 0.0  # time connected in all (the strap's radio-on time, roughly)
+    setup_s: list[float] = field(default_factory=list)  # connect to resumed, last 500 visits
+    visit_s: list[float] = field(default_factory=list)  # connect to disconnect, last 500
     last_error: str = ""
     errors: list[str] = field(default_factory=list)
 
@@ -102,6 +107,16 @@ class LinkStats:
         self.last_error = text
         self.errors.append(text)
         del self.errors[:-20]
+
+    def setup_done(self, seconds: float) -> None:
+        self.setup_s.append(seconds)
+        del self.setup_s[:-500]
+
+    def visit_done(self, seconds: float) -> None:
+        self.visits += 1
+        self.connected_s += seconds
+        self.visit_s.append(seconds)
+        del self.visit_s[:-500]
 
 
 @dataclass(frozen=True)
@@ -129,9 +144,18 @@ class BleAccess:
 
 OnBatch = Callable[[str, P.Measurement], Awaitable[None]]
 
+DONE, ISOLATED, FAILED = "done", "isolated", "failed"  # how a visit ended (`StrapLink.attempt`)
+
+
+class StallError(BleakError):
+    """A strap that stopped sending before it had handed over its backlog: it must not hold a
+    connection slot that other straps are waiting for."""
+
 
 class StrapLink:
-    """Keeps one strap connected and its samples flowing (see module docstring)."""
+    """One strap's visits: connect, secure, resume from the cursor, drain, let go or stay
+    (see module docstring). `run` keeps the strap connected on an adapter of its own; a
+    gateway with more straps than connection slots has its `Scheduler` call `attempt`."""
 
     def __init__(
         self,
@@ -141,18 +165,22 @@ class StrapLink:
         access: BleAccess | None = None,
         *,
         now: Callable[[], float] = time.time,
+        elapsed: Callable[[], float] = time.monotonic,
         scan_timeout: float = 10.0,
+        connect_timeout: float = 10.0,
+        stall_s: float = 5.0,
         backoff_s: tuple[float, float] = (1.0, 60.0),
         malformed_limit: int = 20,
         isolate_s: float = 300.0,
         adapter: asyncio.Lock | None = None,
-        slots: asyncio.Semaphore | None = None,
         passkey: int | None = None,
         address: str | None = None,
         addresses: AddressBook | None = None,
     ) -> None:
         """`passkey`: the strap's label passkey, to pair the first time; `address`: where the
-        strap must be (else pinned in `addresses` at its first bonded connection)."""
+        strap must be (else pinned in `addresses` at its first bonded connection);
+        `connect_timeout`: for the connection and its security; `stall_s`: a draining strap
+        silent this long ends its visit."""
         self.strap_id = strap_id
         self.passkey = passkey
         self.address = address.upper() if address else None
@@ -161,58 +189,78 @@ class StrapLink:
         self.on_batch = on_batch
         self.access = access or BleAccess()
         self.now = now
+        self.elapsed = elapsed
         self.scan_timeout = scan_timeout
+        self.connect_timeout = connect_timeout
+        self.stall_s = stall_s
         self.backoff_s = backoff_s
         self.malformed_limit = malformed_limit
         self.isolate_s = isolate_s
-        # One adapter scans and sets up one connection at a time; `slots` caps the straps
-        # connected at once (an adapter holds a handful of connections).
+        # one adapter scans and sets up one connection at a time (`run`; the scheduler passes
+        # each adapter's own lock to `attempt`)
         self.adapter = adapter or asyncio.Lock()
-        self.slots = slots or asyncio.Semaphore(32)
         self.stats = LinkStats()
-        self.connected = asyncio.Event()
+        self.connected = asyncio.Event()  # set while connected and resumed
+        self.reached = asyncio.Event()  # set at the first resume since start, never cleared
+        self.drained = False  # connected, and the strap's backlog handed over
+        self.caught_up_at: float | None = None  # `elapsed` when we last held all it had
         self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._malformed_run = 0
 
-    # -- the loop
+    # -- the loop of a strap alone on its adapter
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Connect, stream, reconnect, until `stop` is set. Never raises for BLE trouble."""
+        """Find, connect, stream, reconnect, until `stop` is set. Never raises for BLE
+        trouble; retries with exponential backoff and jitter."""
         delay = self.backoff_s[0]
         while not stop.is_set():
-            try:
-                async with self.slots:
-                    isolated = await self._session_until_stop(stop)
-                delay = self.isolate_s if isolated else self.backoff_s[0]
-            except OutboxFull as exc:  # the strap keeps its samples; try again later
-                self.stats.store_full += 1
-                self.stats.note(f"outbox full: {exc}")
-                log.warning(
-                    "strap %s: %s; the strap keeps its samples, retrying in %.0f s",
-                    self.strap_id,
-                    exc,
-                    delay,
-                )
-            except LinkSecurityError as exc:
-                self.stats.auth_failures += 1
-                self.stats.note(f"not trusted: {exc}")
-                log.error("strap %s: %s; retrying in %.0f s", self.strap_id, exc, delay)
-            except (TimeoutError, BleakError, OSError, EOFError) as exc:
-                self.stats.connect_failures += 1
-                self.stats.note(f"{type(exc).__name__}: {exc}")
-                log.warning("strap %s: %s; retrying in %.0f s", self.strap_id, exc, delay)
-            self.connected.clear()
+            outcome = await self.attempt(None, stop)
             if stop.is_set():
                 break
+            if outcome != FAILED:
+                delay = self.isolate_s if outcome == ISOLATED else self.backoff_s[0]
             with contextlib.suppress(TimeoutError):  # backoff with jitter, cut short by stop
                 await asyncio.wait_for(stop.wait(), timeout=delay * random.uniform(0.8, 1.2))
-            delay = min(self.backoff_s[1], delay * 2)
+            if outcome == FAILED:
+                delay = min(self.backoff_s[1], delay * 2)
 
-    async def _session_until_stop(self, stop: asyncio.Event) -> bool:
-        """A session that a stop cuts short while it is still scanning, connecting or pairing
-        (those can take seconds); once streaming, the session itself sees the stop within
-        0.5 s and first takes what the strap already sent."""
-        session = asyncio.ensure_future(self._session(stop))
+    # -- one visit
+
+    async def attempt(
+        self,
+        device: BLEDevice | None,
+        stop: asyncio.Event,
+        release: asyncio.Event | None = None,
+        lock: asyncio.Lock | None = None,
+        access: BleAccess | None = None,
+    ) -> str:
+        """One visit (`visit`), its failures counted and logged: DONE, ISOLATED or FAILED."""
+        try:
+            visit = self.visit(device, stop, release, lock, access)
+            isolated = await self._until_stop(visit, stop)
+            return ISOLATED if isolated else DONE
+        except OutboxFull as exc:  # the strap keeps its samples; try again later
+            self.stats.store_full += 1
+            self.stats.note(f"outbox full: {exc}")
+            log.warning("strap %s: %s; the strap keeps its samples", self.strap_id, exc)
+        except LinkSecurityError as exc:
+            self.stats.auth_failures += 1
+            self.stats.note(f"not trusted: {exc}")
+            log.error("strap %s: %s", self.strap_id, exc)
+        except (TimeoutError, BleakError, OSError, EOFError, P.ProtocolError) as exc:
+            self.stats.connect_failures += 1
+            self.stats.note(f"{type(exc).__name__}: {exc}")
+            log.warning("strap %s: %s", self.strap_id, exc or type(exc).__name__)
+        finally:
+            self.connected.clear()
+            self.drained = False
+        return FAILED
+
+    async def _until_stop(self, visit: Awaitable[bool], stop: asyncio.Event) -> bool:
+        """A visit that a stop cuts short while it is still scanning, connecting or pairing
+        (those can take seconds); once streaming, the visit itself sees the stop within
+        0.2 s and first takes what the strap already sent."""
+        session = asyncio.ensure_future(visit)
         stopped = asyncio.ensure_future(stop.wait())
         try:
             await asyncio.wait((session, stopped), return_when=asyncio.FIRST_COMPLETED)
@@ -236,79 +284,132 @@ class StrapLink:
             return self.address
         return self.addresses.get(self.strap_id) if self.addresses else None
 
-    async def _find(self) -> BLEDevice | None:
+    def is_ours(self, device: BLEDevice, adv: AdvertisementData) -> bool:
+        """Is this advertisement this strap's: its name, the KMC service, its pinned address?"""
         expected = self.expected_address()
-
-        def match(device: BLEDevice, adv: AdvertisementData) -> bool:
-            return (
-                P.KMC_SERVICE_UUID in adv.service_uuids
-                and adv.local_name == self.strap_id
-                and (expected is None or device.address.upper() == expected)
-            )
-
-        return await BleakScanner.find_device_by_filter(
-            match, timeout=self.scan_timeout, **self.access.scanner_args()
+        return (
+            P.KMC_SERVICE_UUID in adv.service_uuids
+            and adv.local_name == self.strap_id
+            and (expected is None or device.address.upper() == expected)
         )
 
-    async def _session(self, stop: asyncio.Event) -> bool:
-        """One connection; returns True when the strap was isolated for misbehaving."""
+    async def _find(self, access: BleAccess) -> BLEDevice | None:
+        return await BleakScanner.find_device_by_filter(
+            self.is_ours, timeout=self.scan_timeout, **access.scanner_args()
+        )
+
+    async def visit(
+        self,
+        device: BLEDevice | None,
+        stop: asyncio.Event,
+        release: asyncio.Event | None = None,
+        lock: asyncio.Lock | None = None,
+        access: BleAccess | None = None,
+    ) -> bool:
+        """One connection: connect (finding the strap first when `device` is None), secure,
+        resume from the cursor, drain up to the newest sample the strap's Status names, then
+        stream until `release` or `stop` is set or the link is lost. Returns True when the
+        strap was isolated for misbehaving."""
+        access = access or self.access
         lost = asyncio.Event()
-        async with self.adapter:  # scan and connect: one strap at a time on this adapter
-            device = await self._find()
+        async with lock or self.adapter:  # scan and connect: one strap at a time per adapter
+            began = self.elapsed()  # the visit's set-up: from here (not the wait for the lock)
             if device is None:
-                raise BleakError(f"strap {self.strap_id} not found within {self.scan_timeout:g} s")
+                device = await self._find(access)
+                if device is None:
+                    raise BleakError(
+                        f"strap {self.strap_id} not found within {self.scan_timeout:g} s"
+                    )
             client = BleakClient(
                 device,
                 disconnected_callback=lambda c: lost.set(),
                 pair=True,  # a bond is used as it is; pairing only when there is none yet
                 passkey=self.passkey,
-                **self.access.client_args(),
+                timeout=self.connect_timeout,
+                **access.client_args(),
             )
             try:
-                await client.connect()
+                async with asyncio.timeout(self.connect_timeout):
+                    await client.connect()
             except BleakError as exc:
                 if is_security_failure(exc) and not isinstance(exc, LinkSecurityError):
                     raise LinkSecurityError(str(exc)) from exc
                 raise
+            except TimeoutError:
+                raise TimeoutError(
+                    f"no connection to {device.address} within {self.connect_timeout:g} s"
+                ) from None
         if self.addresses is not None and self.addresses.get(self.strap_id) is None:
             self.addresses.set(self.strap_id, device.address)  # bonded: pinned from now on
             log.info("strap %s: bonded at %s", self.strap_id, device.address)
         try:
-            self.stats.connections += 1
-            self._malformed_run = 0
-            while not self._queue.empty():  # a previous session's leftovers: resent after resume
-                self._queue.get_nowait()
-            await client.start_notify(
-                P.MEASUREMENT_UUID, lambda c, d: self._queue.put_nowait(bytes(d))
-            )
-            await client.write_gatt_char(P.CONTROL_UUID, P.set_clock(self.now()), response=True)
-            await client.write_gatt_char(
-                P.CONTROL_UUID, P.resume_from(self.cursors.get(self.strap_id)), response=True
-            )
-            self.connected.set()
-            log.info(
-                "strap %s: connected, resuming from %d",
-                self.strap_id,
-                self.cursors.get(self.strap_id),
-            )
-            while not (stop.is_set() or lost.is_set()):
-                try:
-                    data = await asyncio.wait_for(self._queue.get(), timeout=0.5)
-                except TimeoutError:
-                    continue
-                if data is None:
-                    continue
-                if await self._take(data, client) == "isolate":
-                    self.stats.isolations += 1
-                    log.error(
-                        "strap %s: isolated after %d malformed packets",
-                        self.strap_id,
-                        self._malformed_run,
-                    )
-                    return True
-            await self._flush_queue(client)
+            return await self._drain(client, lost, stop, release, began)
         finally:
             await client.disconnect()
+            self.stats.visit_done(self.elapsed() - began)
+
+    async def _drain(
+        self,
+        client: BleakClient,
+        lost: asyncio.Event,
+        stop: asyncio.Event,
+        release: asyncio.Event | None,
+        began: float,
+    ) -> bool:
+        self.stats.connections += 1
+        self._malformed_run = 0
+        while not self._queue.empty():  # a previous session's leftovers: resent after resume
+            self._queue.get_nowait()
+        await client.start_notify(P.MEASUREMENT_UUID, lambda c, d: self._queue.put_nowait(bytes(d)))
+        status = P.decode_status(bytes(await client.read_gatt_char(P.STATUS_UUID)))
+        off = status.device_time - self.now()
+        if not status.health & P.HEALTH_CLOCK or abs(off) > CLOCK_TOLERANCE_S:
+            # set only when unset or far off: a clock set at every visit would step back
+            # and forth by a second, and two samples would share a time
+            if status.health & P.HEALTH_CLOCK:
+                self.stats.clock_resets += 1
+                self.stats.note(f"strap clock off by {off:.0f} s, set again")
+            await client.write_gatt_char(P.CONTROL_UUID, P.set_clock(self.now()), response=True)
+        cursor = self.cursors.get(self.strap_id)
+        await client.write_gatt_char(P.CONTROL_UUID, P.resume_from(cursor), response=True)
+        # the newest sample the strap holds now; 0xFFFFFFFF: none yet
+        target = status.oldest_seq if status.newest_seq == 0xFFFFFFFF else status.newest_seq + 1
+        self.stats.setup_done(self.elapsed() - began)
+        self.connected.set()
+        self.reached.set()
+        log.info("strap %s: connected, resuming from %d", self.strap_id, cursor)
+        heard = self.elapsed()
+        while not (stop.is_set() or lost.is_set()):
+            if not self.drained and self.cursors.get(self.strap_id) >= target:
+                self.drained = True
+            if self.drained:
+                self.caught_up_at = self.elapsed()
+                if release is not None and release.is_set():
+                    break
+            try:
+                data = await asyncio.wait_for(self._queue.get(), timeout=0.2)
+            except TimeoutError:
+                if not self.drained and self.elapsed() - heard > self.stall_s:
+                    self.stats.stalls += 1
+                    raise StallError(
+                        f"strap {self.strap_id} sent nothing for {self.stall_s:g} s with "
+                        f"samples {self.cursors.get(self.strap_id)}..{target - 1} still to come"
+                    ) from None
+                continue
+            heard = self.elapsed()
+            if data is None:
+                continue
+            if await self._take(data, client) == "isolate":
+                self.stats.isolations += 1
+                log.error(
+                    "strap %s: isolated after %d malformed packets",
+                    self.strap_id,
+                    self._malformed_run,
+                )
+                return True
+        await self._flush_queue(client)
+        if self.drained:
+            self.caught_up_at = self.elapsed()
         return False
 
     async def _flush_queue(self, client: BleakClient) -> None:
@@ -342,7 +443,12 @@ class StrapLink:
             self.stats.note(f"sequence jump {cursor} -> {first}: samples lost on the strap")
             log.warning("strap %s: sequence jump %d -> %d", self.strap_id, cursor, first)
         set_times = batch.time[batch.clock_set]
-        if set_times.size and abs(float(set_times[-1]) - self.now()) > CLOCK_TOLERANCE_S:
+        # live (drained), the newest sample is "now" on the strap's clock; a backlog's is older
+        if (
+            self.drained
+            and set_times.size
+            and abs(float(set_times[-1]) - self.now()) > CLOCK_TOLERANCE_S
+        ):
             self.stats.clock_resets += 1
             self.stats.note(
                 f"strap clock off by {float(set_times[-1]) - self.now():.0f} s, set again"

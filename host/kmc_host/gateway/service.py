@@ -1,12 +1,13 @@
 """The gateway service: strap links in, live detection, MQTT out.
 
-Per strap: a `StrapLink` (BLE, resume, cursor) hands each batch to `_on_batch`, which publishes
+The `Scheduler` gives every strap its turns on the adapters' connection slots; in a turn the
+strap's `StrapLink` (BLE, resume, cursor) hands each batch to `_on_batch`, which publishes
 the samples, feeds the strap's incremental `StrapDetector` and publishes what changed: sessions
 that ended, alerts that started or ended, the strap's state (retained). Everything goes through
 the publisher's on-disk outbox before the link moves its cursor, so a sample is never lost
 between the strap and the broker. A watchdog raises `signal_lost` for a strap silent for 2 min,
 counted from its last data or, after a (re)start, from the start: a strap that never comes back
-is reported too; an episode open at a restart is kept and ended with its start (silence.py).
+is reported too, a strap heard advertising while it waits for its turn is not; an episode open at a restart is kept and ended with its start (silence.py).
 
 Topics under `<prefix>/<site>/<ward>/<strap>/`: `samples`, `state` (retained), `session`,
 `alert`; the gateway's own `.../gateway/status` (retained, with a last will). docs/mqtt.md.
@@ -20,14 +21,14 @@ import datetime as dt
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from .. import protocol as P
-from ..clinical import SIGNAL_LOST
+from ..clinical import SIGNAL_LOST, THERMAL
 from ..detect import STATE_NAMES, StrapDetector, zone
 from ..mqtt import (
     ACTIVE,
@@ -43,8 +44,9 @@ from ..mqtt import (
 )
 from ..samples import Samples
 from ..timefmt import iso_utc
-from .config import GatewayConfig, StrapEntry
+from .config import AdapterEntry, GatewayConfig, StrapEntry
 from .link import AddressBook, BleAccess, CursorStore, StrapLink
+from .scheduler import Adapter, AdapterBook, Scheduler
 from .silence import SilenceBook
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,18 @@ SAVE_ARRIVALS_S = 60.0  # last arrivals go to disk at most this often (and at a 
 
 def _num(values: np.ndarray, digits: int) -> list[float | None]:
     return [None if math.isnan(v) else round(v, digits) for v in values.tolist()]
+
+
+def _access_for(
+    radio: AdapterEntry, access: BleAccess | Mapping[str, BleAccess] | None
+) -> BleAccess:
+    """The bleak access for one adapter: the caller's (one for all, or by label), or bleak on
+    BlueZ with that adapter's name."""
+    if isinstance(access, BleAccess):
+        return access
+    if access is not None:
+        return access[radio.label]
+    return BleAccess(kwargs={"bluez": {"adapter": radio.name}} if radio.name else {})
 
 
 def _ids(entry: StrapEntry) -> Ids:
@@ -83,13 +97,16 @@ class Gateway:
     def __init__(
         self,
         cfg: GatewayConfig,
-        access: BleAccess | None = None,
+        access: BleAccess | Mapping[str, BleAccess] | None = None,
         now: Callable[[], float] = time.time,
         scan_timeout: float = 10.0,
         elapsed: Callable[[], float] = time.monotonic,
+        connect_timeout: float = 10.0,
     ) -> None:
-        """`now`: wall-clock time (strap clocks, message times); `elapsed`: a monotonic clock
-        for silences, so a host clock stepped by NTP neither raises nor hides `signal_lost`."""
+        """`access`: how to reach the radio (one for every adapter, or one per adapter label;
+        None: bleak on BlueZ); `now`: wall-clock time (strap clocks, message times);
+        `elapsed`: a monotonic clock for silences and turns, so a host clock stepped by NTP
+        neither raises nor hides `signal_lost`."""
         self.cfg = cfg
         self.now = now
         self.elapsed = elapsed
@@ -103,18 +120,19 @@ class Gateway:
             cfg.broker, cfg.topics, cfg.data_dir / "outbox.db", reserve_mb=cfg.outbox_reserve_mb
         )
         self.straps: dict[str, StrapState] = {}
-        # one adapter: scan and connect one strap at a time, at most max_connections at once
-        adapter, slots = asyncio.Lock(), asyncio.Semaphore(cfg.max_connections)
+        self.adapters = [
+            Adapter(radio.label, _access_for(radio, access), radio.max_connections)
+            for radio in cfg.radios()
+        ]
         for entry in cfg.straps:
             link = StrapLink(
                 entry.id,
                 self.cursors,
                 self._on_batch,
-                access,
                 now=now,
+                elapsed=elapsed,
                 scan_timeout=scan_timeout,
-                adapter=adapter,
-                slots=slots,
+                connect_timeout=connect_timeout,
                 passkey=entry.passkey,
                 address=entry.address,
                 addresses=self.addresses,
@@ -123,6 +141,14 @@ class Gateway:
             st.last_arrival, st.lost_since = self.silences.get(entry.id)  # as last run left them
             st.arrived_at = st.saved_at = elapsed()  # silence is timed from this start
             self.straps[entry.id] = st
+        self.scheduler = Scheduler(
+            {sid: st.link for sid, st in self.straps.items()},
+            self.adapters,
+            AdapterBook(cfg.data_dir / "strap_adapters.json"),
+            max_age_s=cfg.max_age_s,
+            thermal=lambda sid: bool(self.straps[sid].active & set(THERMAL)),
+            elapsed=elapsed,
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set; then say offline and keep the outbox for next time."""
@@ -131,7 +157,7 @@ class Gateway:
             await asyncio.gather(
                 self.publisher.run(stop),
                 self._watchdog(stop),
-                *(s.link.run(stop) for s in self.straps.values()),
+                self.scheduler.run(stop),
             )
             # what the straps sent before the stop goes to the broker now, not at next start
             await self.publisher.flush(FLUSH_S)
@@ -289,7 +315,11 @@ class Gateway:
         while not stop.is_set():
             now, elapsed = self.now(), self.elapsed()
             for st in self.straps.values():
-                if st.lost_since is None and elapsed - st.arrived_at > SIGNAL_LOST_S:
+                if (
+                    st.lost_since is None
+                    and elapsed - st.arrived_at > SIGNAL_LOST_S
+                    and not self.scheduler.waiting_turn(st.entry.id)
+                ):
                     try:
                         self.publisher.outbox.ensure_room()
                     except OutboxFull as exc:

@@ -1,0 +1,217 @@
+"""Benchmark: a whole ward through a few connection slots (the gateway's connection scheduler).
+
+    python benchmarks/bench_scheduler.py                          # 40 straps, 1 adapter, 30 min
+    python benchmarks/bench_scheduler.py --straps 80 --adapters 2
+    python benchmarks/bench_scheduler.py --straps 10 --minutes 3  # quick
+
+Emulated straps (the firmware's own code, on bumble) sample at 1 Hz on a virtual radio whose
+controllers hold 7 connections each; the production gateway (bleak on the bumble backend, the
+scheduler, the detector, MQTT to a real Mosquitto) serves them. Time is simulated `--speed`
+times faster than real time, for the straps, the gateway's clocks and the radio's delays alike;
+only CPU time is not scaled, so the figures are if anything pessimistic.
+
+The straps are commissioned first (one pairing each, a one-time event at a ward); the clock
+starts when every strap has been reached. Every 10th baby cools to 35.4 C after 10 minutes.
+
+Figures (JSON in benchmarks/results/scheduler-<straps>x<adapters>.json):
+- every sample at the broker exactly once (per strap: all sequence numbers, no duplicates);
+- the age of each strap's newest data at the gateway, sampled every simulated second for every
+  strap: p50, p99, max (goal: p99 <= max_age_s + 5 s);
+- visits per second and visit time (connect to disconnect), set-up time (connect to resumed);
+- cold-alert latency: from the first cold sample to the alert's `raised` time (goal: p99 <=
+  60 s persistence + 30 s);
+- radio-on time per strap-hour (time connected), against 3600 s for a strap always connected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from kmc_host import protocol as P  # noqa: E402
+from kmc_host.ble.bumble_backend import central_access  # noqa: E402
+from kmc_host.detect import DetectorConfig  # noqa: E402
+from kmc_host.gateway.config import AdapterEntry, GatewayConfig, StrapEntry  # noqa: E402
+from kmc_host.gateway.service import Gateway  # noqa: E402
+from kmc_host.mqtt import ALERT, SAMPLES, BrokerConfig, TopicTree, iso_seconds  # noqa: E402
+from kmc_testbed.radio import VirtualRadio  # noqa: E402
+from kmc_testbed.recorder import TopicRecorder  # noqa: E402
+from kmc_testbed.servers import Mosquitto  # noqa: E402
+from kmc_testbed.strap import EmulatedStrap, SensorFeed  # noqa: E402
+
+T2000 = 825_638_400  # 2026-03-01T00:00:00Z in the straps' 2000 epoch
+COOL_AFTER = 600  # samples: every 10th baby cools from here on
+SLOTS = 7
+MAX_AGE_S = 30.0
+
+
+def feed(k: int) -> SensorFeed:
+    cold = k % 10 == 0
+    return SensorFeed(infant_c=lambda i: 35.4 if cold and i >= COOL_AFTER else 36.8)
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+async def bench(n: int, adapters: int, seconds: int, speed: float, work: Path, port: int) -> dict:
+    radio = VirtualRadio()
+    centrals = [await radio.device(f"gateway{a}") for a in range(adapters)]
+    straps = []
+    for k in range(n):
+        device = await radio.device(f"strap{k}")
+        straps.append(
+            EmulatedStrap(
+                device, f"S{k:04d}", feed(k), work / f"strap{k}", T2000, passkey=100000 + k
+            )
+        )
+    clock = straps[0].clock
+
+    def sim() -> float:  # the straps' clock: wall-clock time for the gateway
+        return clock.t + P.EPOCH_2000_UNIX
+
+    def elapsed() -> float:  # the gateway's monotonic clock, as fast as the simulation
+        return time.monotonic() * speed
+
+    cfg = GatewayConfig(
+        TopicTree("kmc", "bench", "ward"),
+        "UTC",
+        work / "gateway",
+        BrokerConfig(port=port, client_id="bench-gateway"),
+        tuple(StrapEntry(f"S{k:04d}", str(k + 1), f"I{k:04d}", 100000 + k) for k in range(n)),
+        DetectorConfig(),
+        max_connections=SLOTS,
+        max_age_s=MAX_AGE_S,
+        adapters=tuple(AdapterEntry(f"hci{a}", None, SLOTS) for a in range(adapters)),
+    )
+    access = {f"hci{a}": central_access(c) for a, c in enumerate(centrals)}
+    gw = Gateway(cfg, access, now=sim, elapsed=elapsed)
+    recorder = TopicRecorder(port, client_id="bench-screen")
+    stop = asyncio.Event()
+    task = asyncio.create_task(gw.run(stop))
+    began = time.monotonic()
+    for st in gw.straps.values():  # commissioning: each strap paired once
+        await asyncio.wait_for(st.link.reached.wait(), 60 + 5 * n)
+    commissioned_s = time.monotonic() - began
+    for st in gw.straps.values():  # from here on, the figures
+        st.link.stats.visit_s.clear()
+        st.link.stats.setup_s.clear()
+        st.link.stats.connected_s = 0.0
+        st.link.stats.visits = 0
+    ages: list[float] = []
+    start = sim()
+    t0 = time.monotonic()
+    for _ in range(seconds):
+        for strap in straps:
+            strap.tick()
+        now = sim()
+        for st in gw.straps.values():  # NaN (nothing yet): as old as the run
+            ages.append(now - max(st.detector.last_time, start, key=lambda t: t == t and t))
+        await asyncio.sleep(max(0.0, t0 + (_ + 1) / speed - time.monotonic()))
+    lag_s = time.monotonic() - t0 - seconds / speed
+    produced = {s.strap.cfg["strap_id"]: s.strap.store.next_seq for s in straps}
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        got = _seqs(recorder)
+        if all(len(got.get(s, ())) >= m for s, m in produced.items()):
+            break
+        await asyncio.sleep(0.2)
+    stop.set()
+    await task
+    for strap in straps:
+        strap.close()
+    recorder_bodies = recorder.bodies(leaf=SAMPLES)
+    alerts = recorder.bodies(leaf=ALERT)
+    recorder.close()
+    seen: dict[str, list[int]] = {}
+    for b in recorder_bodies:
+        seen.setdefault(b["strap"], []).extend(b["seq"])
+    missing = sum(m - len(set(seen.get(s, [])) & set(range(m))) for s, m in produced.items())
+    duplicates = sum(len(v) - len(set(v)) for v in seen.values())
+    links = [st.link for st in gw.straps.values()]
+    visits = [t for link in links for t in link.stats.visit_s]
+    setups = [t for link in links for t in link.stats.setup_s]
+    latencies = []
+    for a in alerts:
+        if a["state"] == "active" and a["kind"] == "cold_stress":
+            cold_from = T2000 + P.EPOCH_2000_UNIX + COOL_AFTER
+            latencies.append(iso_seconds(a["raised"]) - cold_from)
+    hours = seconds / 3600
+    return {
+        "straps": n,
+        "adapters": adapters,
+        "slots_per_adapter": SLOTS,
+        "max_age_s": MAX_AGE_S,
+        "simulated_s": seconds,
+        "speed": speed,
+        "commissioning_wall_s": round(commissioned_s, 1),
+        "fell_behind_wall_s": round(lag_s, 1),
+        "samples": sum(produced.values()),
+        "missing": missing,
+        "duplicates_at_broker": duplicates,
+        "duplicates_at_gateway": sum(link.stats.duplicates for link in links),
+        "age_p50_s": round(pct(ages, 50), 1),
+        "age_p99_s": round(pct(ages, 99), 1),
+        "age_max_s": round(max(ages), 1),
+        "visits_per_s": round(len(visits) / seconds, 2),
+        "visit_p50_s": round(pct(visits, 50), 2),
+        "visit_p99_s": round(pct(visits, 99), 2),
+        "setup_p50_s": round(pct(setups, 50), 3),
+        "setup_p99_s": round(pct(setups, 99), 3),
+        "cold_alerts": len(latencies),
+        "cold_alert_latency_p99_s": round(pct(latencies, 99), 1),
+        "cold_alert_latency_max_s": round(max(latencies), 1) if latencies else None,
+        "radio_on_s_per_strap_hour": round(
+            sum(link.stats.connected_s for link in links) / n / hours, 1
+        ),
+        "connect_failures": sum(link.stats.connect_failures for link in links),
+        "stalls": sum(link.stats.stalls for link in links),
+        "signal_lost_raised": sum(1 for a in alerts if a["kind"] == "signal_lost"),
+    }
+
+
+def _seqs(recorder: TopicRecorder) -> dict[str, set[int]]:
+    out: dict[str, set[int]] = {}
+    for b in recorder.bodies(leaf=SAMPLES):
+        out.setdefault(b["strap"], set()).update(b["seq"])
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--straps", type=int, default=40)
+    ap.add_argument("--adapters", type=int, default=1)
+    ap.add_argument("--minutes", type=float, default=30.0)
+    ap.add_argument("--speed", type=float, default=4.0, help="simulated seconds per second")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="kmc-bench-sched-"))
+    broker = Mosquitto(work).start()
+    try:
+        result = asyncio.run(
+            bench(args.straps, args.adapters, int(args.minutes * 60), args.speed, work, broker.port)
+        )
+    finally:
+        broker.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    out = ROOT / "benchmarks" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"scheduler-{args.straps}x{args.adapters}.json"
+    path.write_text(json.dumps(result, indent=1))
+    for key, value in result.items():
+        print(f"{key:28s} {value}")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,314 @@
+"""The connection scheduler: every strap of a ward through a few connection slots.
+
+A BLE controller holds a handful of connections (5-20; 7 is the gateway's default per adapter),
+while a ward has up to 40 straps. A strap keeps 36 h of numbered samples, so it does not need a
+permanent connection: the scheduler gives each strap turns. A turn (a visit, `StrapLink.attempt`)
+connects, secures the link with the strap's bond, resumes from the cursor, drains the backlog,
+and then stays connected, streaming live, until another strap needs the slot.
+
+Between visits each adapter scans. A strap advertises a "visit me" flag in its scan response
+(docs/protocol.md: its local alarm is on, or it was put on or taken off); such a strap is
+visited first. Then straps whose data at the gateway is oldest, an open thermal episode counting
+its age twice. A strap is due once its data is `max_age_s / 2` old (in the ward: 15 s), so that
+its turn comes before `max_age_s`. A due strap that finds every slot taken has the longest-held
+drained connection released for it (a strap with its alarm on is released last), so no strap
+starves and none holds a slot past its turn. Straps that cannot be reached do not hold slots:
+they are visited only when heard advertising, a connection attempt times out, a draining strap
+that goes quiet ends its visit (`StallError`), and a failed strap backs off exponentially.
+
+Several adapters: each has its own scanner, connect lock and slot count. A strap goes to the
+adapter that hears it loudest, except that a strap is bonded to the adapter it paired through
+(each adapter is its own BLE identity, and a strap keeps one gateway bond), so from its first
+bonded visit it stays there (`strap_adapters.json`; delete its line to move it).
+
+Timing uses the gateway's monotonic `elapsed` clock, so a host clock stepped by NTP changes no
+turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bleak import BleakScanner
+from bleak.backends.device import BLEDevice
+from bleak.backends.scanner import AdvertisementData
+from bleak.exc import BleakError
+
+from .. import protocol as P
+from .jsonfile import read_map, write_map
+from .link import DONE, FAILED, ISOLATED, BleAccess, StrapLink
+
+log = logging.getLogger(__name__)
+
+HEARD_WITHIN_S = 10.0  # an advert older than this does not say the strap is in reach
+SCAN_RETRY_S = 5.0  # an adapter whose scanner failed (unplugged) is tried again this often
+
+
+@dataclass(frozen=True)
+class Heard:
+    """The last advert of a strap that one adapter heard."""
+
+    device: BLEDevice
+    rssi: int
+    at: float  # elapsed clock
+    visit_now: bool  # the strap's scan response asks for a visit (P.VISIT_NOW)
+
+
+@dataclass
+class Visit:
+    strap: str
+    started: float
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[str] | None = None
+
+
+class Adapter:
+    """One radio of the gateway: its bleak access, its scanner, a connect lock, its slots."""
+
+    def __init__(self, name: str, access: BleAccess, slots: int) -> None:
+        self.name = name
+        self.access = access
+        self.slots = slots
+        self.lock = asyncio.Lock()  # one connection set up at a time on a controller
+        self.visits: dict[str, Visit] = {}
+        self.up = False  # scanning
+        self.scan_failures = 0
+
+    def free(self) -> int:
+        return self.slots - len(self.visits)
+
+    async def scan(
+        self,
+        stop: asyncio.Event,
+        on_advert: Callable[[Adapter, BLEDevice, AdvertisementData], None],
+    ) -> None:
+        """Scan until `stop`; a scanner that fails (adapter unplugged, BlueZ restarted) is
+        started again every SCAN_RETRY_S, and the adapter takes no new visit meanwhile."""
+        while not stop.is_set():
+            try:
+                scanner = BleakScanner(
+                    lambda d, a: on_advert(self, d, a), **self.access.scanner_args()
+                )
+                await scanner.start()
+            except (BleakError, OSError) as exc:
+                self.up = False
+                self.scan_failures += 1
+                log.error("adapter %s: cannot scan (%s); retrying", self.name, exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), SCAN_RETRY_S)
+                continue
+            self.up = True
+            try:
+                await stop.wait()
+            finally:
+                self.up = False
+                with contextlib.suppress(BleakError, OSError):
+                    await scanner.stop()
+
+
+class AdapterBook:
+    """The adapter each strap bonded through (strap id -> adapter name), one JSON file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._names: dict[str, str] = read_map(
+            path, str, "strap adapter", "fix it or move it away (straps are pinned again)"
+        )
+
+    def get(self, strap: str) -> str | None:
+        return self._names.get(strap)
+
+    def set(self, strap: str, adapter: str) -> None:
+        self._names[strap] = adapter
+        write_map(self.path, self._names)
+
+
+class Scheduler:
+    """Gives every strap of `links` its turns on `adapters` (see module docstring)."""
+
+    def __init__(
+        self,
+        links: Mapping[str, StrapLink],
+        adapters: list[Adapter],
+        pins: AdapterBook,
+        *,
+        max_age_s: float = 30.0,
+        thermal: Callable[[str], bool] = lambda strap: False,
+        elapsed: Callable[[], float],
+        backoff_s: tuple[float, float] = (1.0, 60.0),
+        isolate_s: float = 300.0,
+    ) -> None:
+        """`thermal(strap)`: is a thermal episode open for it (visited sooner)."""
+        self.links = links
+        self.adapters = adapters
+        self.pins = pins
+        self.max_age_s = max_age_s
+        self.thermal = thermal
+        self.elapsed = elapsed
+        self.backoff_s = backoff_s
+        self.isolate_s = isolate_s
+        self.started = elapsed()
+        self.heard: dict[str, dict[str, Heard]] = {sid: {} for sid in links}
+        self.next_try: dict[str, float] = {}  # backing off until (elapsed clock)
+        self.delay: dict[str, float] = {}
+        self.failing: set[str] = set()  # last visit failed: not merely waiting its turn
+        self.urgent_visits = 0  # visits started for a VISIT_NOW flag
+        self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
+
+    # -- what a strap's data is worth now
+
+    def age(self, strap: str) -> float:
+        """How old the gateway's newest data of this strap is (0 while it streams live)."""
+        link = self.links[strap]
+        if link.drained:
+            return 0.0
+        since = link.caught_up_at if link.caught_up_at is not None else self.started
+        return self.elapsed() - since
+
+    def waiting_turn(self, strap: str) -> bool:
+        """Heard advertising, not failing: silent only because others have the slots."""
+        now = self.elapsed()
+        return strap not in self.failing and any(
+            now - h.at <= HEARD_WITHIN_S for h in self.heard[strap].values()
+        )
+
+    def _weight(self, strap: str) -> float:
+        return self.age(strap) * (2.0 if self.thermal(strap) else 1.0)
+
+    def _due(self, strap: str, heard: Heard) -> bool:
+        return heard.visit_now or self._weight(strap) >= self.max_age_s / 2
+
+    # -- the loop
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Scan on every adapter and start visits until `stop`; then end every visit."""
+        self._stop = stop
+        scanners = [asyncio.create_task(a.scan(stop, self._on_advert)) for a in self.adapters]
+        try:
+            while not stop.is_set():
+                self._schedule()
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=0.25)
+        finally:
+            visits = [v.task for a in self.adapters for v in a.visits.values() if v.task]
+            await asyncio.gather(*visits, return_exceptions=True)
+            for task in scanners:
+                task.cancel()
+            await asyncio.gather(*scanners, return_exceptions=True)
+
+    def _on_advert(self, adapter: Adapter, device: BLEDevice, adv: AdvertisementData) -> None:
+        """A scan report: remember which adapter heard which strap, how loud, and its flag."""
+        strap = adv.local_name
+        link = self.links.get(strap) if strap else None
+        if link is None or not link.is_ours(device, adv):
+            return
+        status = P.advert_status(adv.service_data)
+        visit_now = status is not None and bool(status & P.VISIT_NOW)
+        rssi = adv.rssi if adv.rssi is not None else -127
+        self.heard[link.strap_id][adapter.name] = Heard(device, rssi, self.elapsed(), visit_now)
+        if visit_now and not self._visiting(link.strap_id):
+            self._wake.set()
+
+    def _visiting(self, strap: str) -> bool:
+        return any(strap in a.visits for a in self.adapters)
+
+    def _home(self, strap: str) -> tuple[Adapter, Heard] | None:
+        """The adapter to visit this strap on now, with what it heard: its bonded adapter, or
+        the one that hears it loudest; None when no adapter heard it lately."""
+        now = self.elapsed()
+        fresh = [
+            (a, self.heard[strap][a.name])
+            for a in self.adapters
+            if a.up and a.name in self.heard[strap]
+            and now - self.heard[strap][a.name].at <= HEARD_WITHIN_S
+        ]
+        pinned = self.pins.get(strap)
+        if pinned is not None and any(a.name == pinned for a in self.adapters):
+            fresh = [(a, h) for a, h in fresh if a.name == pinned]
+        return max(fresh, key=lambda ah: ah[1].rssi) if fresh else None
+
+    def _schedule(self) -> None:
+        now = self.elapsed()
+        waiting: dict[str, list[tuple[str, Heard]]] = {a.name: [] for a in self.adapters}
+        for strap in self.links:
+            if self._visiting(strap) or self.next_try.get(strap, 0.0) > now:
+                continue
+            home = self._home(strap)
+            if home is not None:
+                waiting[home[0].name].append((strap, home[1]))
+        for adapter in self.adapters:
+            queue = sorted(
+                waiting[adapter.name],
+                key=lambda sh: (not sh[1].visit_now, -self._weight(sh[0]), sh[0]),
+            )
+            free = adapter.free()
+            for strap, heard in queue[:free]:
+                self._start(adapter, strap, heard)
+            due = [s for s, h in queue[free:] if self._due(s, h)]
+            releasing = sum(v.release.is_set() for v in adapter.visits.values())
+            for visit in self._to_release(adapter, len(due) - releasing):
+                visit.release.set()
+
+    def _to_release(self, adapter: Adapter, n: int) -> list[Visit]:
+        """The `n` drained connections to let go: held longest first, alarms last."""
+        if n <= 0:
+            return []
+        held = [
+            v
+            for v in adapter.visits.values()
+            if not v.release.is_set() and self.links[v.strap].drained
+        ]
+
+        def alarmed(v: Visit) -> bool:
+            return any(h.visit_now for h in self.heard[v.strap].values()) or self.thermal(
+                v.strap
+            )
+
+        held.sort(key=lambda v: (alarmed(v), v.started))
+        return held[:n]
+
+    def _start(self, adapter: Adapter, strap: str, heard: Heard) -> None:
+        visit = Visit(strap, self.elapsed())
+        adapter.visits[strap] = visit
+        self.heard[strap].pop(adapter.name, None)  # the next visit needs a fresh advert
+        if heard.visit_now:
+            self.urgent_visits += 1
+        visit.task = asyncio.create_task(self._visit(adapter, visit, heard.device))
+
+    async def _visit(self, adapter: Adapter, visit: Visit, device: BLEDevice) -> str:
+        link = self.links[visit.strap]
+        outcome = FAILED
+        try:
+            outcome = await link.attempt(
+                device, self._stop, visit.release, adapter.lock, adapter.access
+            )
+        finally:
+            adapter.visits.pop(visit.strap, None)
+            self._after(adapter, visit.strap, outcome)
+            self._wake.set()
+        return outcome
+
+    def _after(self, adapter: Adapter, strap: str, outcome: str) -> None:
+        now = self.elapsed()
+        if outcome == DONE:
+            self.failing.discard(strap)
+            self.delay.pop(strap, None)
+            self.next_try.pop(strap, None)
+            if self.pins.get(strap) is None:
+                self.pins.set(strap, adapter.name)  # bonded through this adapter
+        elif outcome == ISOLATED:
+            self.failing.add(strap)
+            self.next_try[strap] = now + self.isolate_s
+        else:
+            self.failing.add(strap)
+            delay = self.delay.get(strap, self.backoff_s[0])
+            self.next_try[strap] = now + delay * random.uniform(0.8, 1.2)
+            self.delay[strap] = min(self.backoff_s[1], delay * 2)
