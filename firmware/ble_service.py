@@ -11,6 +11,12 @@
 # commissioned) before it obeys a command or sends a sample or a temperature: data flows only
 # after RESUME_FROM, so a foreign central gets nothing (bonds.py has the pairing policy).
 #
+# Advertising (docs/protocol.md): the name and the KMC service, and in the scan response one
+# status byte, VISIT_NOW, so that a gateway that visits its straps in turns comes at once to a
+# strap with news: its alarm is on, or the alarm or the worn state has changed since a bonded
+# gateway last resumed from it. Nothing else about the baby is sent in clear. The BLE task
+# re-advertises when that byte changes while no central is connected.
+#
 # The IRQ handler only records events; `pump()` (the BLE task) does the work, so nothing heavy
 # runs in interrupt context.
 import bluetooth
@@ -96,6 +102,8 @@ class StrapBLE:
         self.refused = 0  # centrals disconnected for not being the bonded gateway
         self._packet = bytearray(MAX_MTU)
         self._status = bytearray(P.STATUS_SIZE)
+        self.advertised_status = None  # the status byte of the scan response on the air
+        self._changes_at_resume = sampler.changes  # sampler.changes the gateway has seen
         ble.active(True)
         ble.config(gap_name=strap_id, mtu=MAX_MTU)
         ble.config(bond=True, le_secure=True, mitm=True, io=_IO_CAPABILITY_DISPLAY_ONLY)
@@ -157,8 +165,18 @@ class StrapBLE:
     # -- task context
 
     def advertise(self):
+        status = self.advert_status()
         payload = P.advertising_payload(self.strap_id, P.uuid_le(P.KMC_SERVICE_UUID))
-        self.ble.gap_advertise(250000, adv_data=payload)
+        self.ble.gap_advertise(250000, adv_data=payload, resp_data=P.scan_response(status))
+        self.advertised_status = status
+
+    def advert_status(self):
+        """The scan response's status byte: VISIT_NOW while the cold alarm is on, or while the
+        alarm or the worn state has changed since a bonded gateway last resumed (a change during
+        a visit is flagged too: the strap cannot know the gateway took it in). No allocation."""
+        if self.alarm.active or self.sampler.changes != self._changes_at_resume:
+            return P.VISIT_NOW
+        return 0
 
     def pump(self, max_packets=8):
         """Handle queued commands, then send up to max_packets of samples; return packets sent."""
@@ -170,6 +188,8 @@ class StrapBLE:
                 self._security(cmd[0], cmd[1])
             else:
                 self._command(cmd)
+        if self.conn is None and self.advert_status() != self.advertised_status:
+            self.advertise()  # news (or none any more): a gateway between visits must hear it
         if (
             self.conn is not None
             and not self.secure
@@ -246,6 +266,7 @@ class StrapBLE:
                 self.clock.set(value)
             elif op == P.OP_RESUME_FROM:
                 self.cursor = max(value, self.store.oldest())
+                self._changes_at_resume = self.sampler.changes  # the gateway has the news now
             elif op == P.OP_SET_INTERVAL:
                 self.cfg["interval_ms"] = value
                 self.alarm.period_s = value / 1000

@@ -49,6 +49,10 @@ HEALTH_ACCEL = const(4)
 HEALTH_CLOCK = const(8)
 HEALTH_FLASH = const(16)
 
+# The scan response's status byte (docs/protocol.md, Advertising): the only thing the strap says
+# in clear about itself. Bits 1-7 are reserved: sent 0, ignored by the gateway.
+VISIT_NOW = const(1)  # news the gateway must see now: alarm on, or alarm/worn changed
+
 
 def centi(value):
     """A temperature in 0.01 C steps, or NO_TEMP for a missing reading."""
@@ -194,6 +198,12 @@ def advertising_payload(name, service_uuid_le):
     payload += bytes((len(service_uuid_le) + 1, 0x07)) + service_uuid_le
     payload += bytes((len(name) + 1, 0x08)) + name
     return bytes(payload)
+
+
+def scan_response(status):
+    """The scan response: one Service Data - 128-bit UUID structure (AD type 0x21) holding the
+    KMC service UUID and the status byte (VISIT_NOW): 19 bytes. It says "visit me", never why."""
+    return bytes((18, 0x21)) + uuid_le(KMC_SERVICE_UUID) + bytes((status,))
 
 
 KMC_SERVICE_UUID = "7a6b0001-5c1e-4b4d-a0c3-6b6d63736e73"

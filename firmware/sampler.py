@@ -37,6 +37,12 @@ class Sampler:
         self.record = bytearray(RECORD_SIZE)
         self.last_infant_c = None
         self.last_battery_v = None
+        self.last_worn = None  # None until the first sample
+        self.last_alarm = False
+        # how often worn or the alarm has changed since boot: news for the gateway, which the
+        # GATT server flags in its advertising (VISIT_NOW) until the gateway resumes; a count,
+        # not a flag, so that a change the BLE task did not see in between is not lost
+        self.changes = 0
         self.samples = 0
 
     def sample(self):
@@ -58,6 +64,11 @@ class Sampler:
         pack_record(self.record, 0, t, infant_c, outer_c, flags, battery_v, tilt)
         self.last_infant_c = infant_c
         self.last_battery_v = battery_v
+        if worn != self.last_worn or alarm != self.last_alarm:
+            if self.last_worn is not None:  # the first sample is where it starts, not a change
+                self.changes += 1
+            self.last_worn = worn
+            self.last_alarm = alarm
         self.samples += 1
         return self.store.append(self.record)
 

@@ -7,11 +7,15 @@ bits, opcodes, results, layouts) must equal the firmware's (tests/firmware/test_
 
 A measurement notification is an 8-byte header and `count` 12-byte records, all little-endian;
 decoding is one `np.frombuffer` over a structured dtype, no per-sample Python.
+
+Between visits the gateway only hears advertising: the scan response's one status byte
+(`advert_status`) says whether a strap wants a visit now (VISIT_NOW), and nothing more.
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,6 +56,8 @@ RESULTS = {
 STATUS = struct.Struct("<BBBBIIIHBBHH")
 # Status.health bits: sensors that answer, clock set by a gateway, flash writable
 HEALTH_INFANT, HEALTH_OUTER, HEALTH_ACCEL, HEALTH_CLOCK, HEALTH_FLASH = 1, 2, 4, 8, 16
+# the scan response's status byte: bit 0 "visit me now"; bits 1-7 reserved (sent 0, ignored)
+VISIT_NOW = 1
 
 KMC_SERVICE_UUID = "7a6b0001-5c1e-4b4d-a0c3-6b6d63736e73"
 MEASUREMENT_UUID = "7a6b0002-5c1e-4b4d-a0c3-6b6d63736e73"
@@ -199,9 +205,13 @@ def decode_status(data: bytes) -> Status:
     )
 
 
-VISIT_NOW = 1  # TEMPORARY until the adv-flag branch lands
-
-
-def advert_status(service_data: dict[str, bytes]) -> int | None:  # TEMPORARY
-    value = service_data.get(KMC_SERVICE_UUID)
-    return value[0] if value is not None and len(value) == 1 else None
+def advert_status(service_data: Mapping[str, bytes]) -> int | None:
+    """The status byte a strap puts in its scan response, from bleak's
+    `AdvertisementData.service_data` (keyed by lower-case 128-bit UUID string); None when there
+    is no KMC service data or it is not exactly one byte (an older strap, another device, a
+    truncated report): that is "no news known", never an error. Test it with `& VISIT_NOW`:
+    the reserved bits may mean something to a later strap."""
+    data = service_data.get(KMC_SERVICE_UUID) if isinstance(service_data, Mapping) else None
+    if not isinstance(data, bytes | bytearray) or len(data) != 1:
+        return None
+    return int(data[0])

@@ -15,7 +15,7 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-from bumble.device import Connection, Device
+from bumble.device import AdvertisingType, Connection, Device
 from bumble.gatt import Characteristic, CharacteristicValue, Service
 from bumble.hci import Address
 from bumble.keys import KeyStore, PairingKeys
@@ -82,6 +82,7 @@ class BumbleBLE:
             "io": 3,
         }
         self._passkeys: dict[int, asyncio.Future[int]] = {}
+        self._advertising = asyncio.Lock()  # one start/stop at a time, in the firmware's order
         device.on("connection", self._on_connection)
         device.keystore = _FirmwareKeyStore(self)
         device.pairing_config_factory = self._pairing_config
@@ -143,13 +144,39 @@ class BumbleBLE:
         self._send(conn, handle, data, indicate=True)
 
     def gap_advertise(
-        self, interval_us: int | None, adv_data: bytes | None = None, **kwargs: Any
+        self,
+        interval_us: int | None,
+        adv_data: bytes | None = None,
+        *,
+        resp_data: bytes | None = None,
+        connectable: bool = True,
     ) -> None:
-        if interval_us is None:
-            self._spawn(self.device.stop_advertising())
-        else:
-            self._spawn(
-                self.device.start_advertising(advertising_data=adv_data, auto_restart=False)
+        """MicroPython's signature. Scannable, so an active scan gets `resp_data` (the
+        strap's status byte); None keeps the previous payload, as on the board."""
+        self._spawn(self._advertise(interval_us, adv_data, resp_data, connectable))
+
+    async def _advertise(
+        self,
+        interval_us: int | None,
+        adv_data: bytes | None,
+        resp_data: bytes | None,
+        connectable: bool,
+    ) -> None:
+        # the strap re-advertises whenever its status byte changes: calls must not overlap
+        # (bumble's start_advertising stops the running advertiser first, with awaits between)
+        async with self._advertising:
+            if interval_us is None:
+                await self.device.stop_advertising()
+                return
+            await self.device.start_advertising(
+                advertising_type=(
+                    AdvertisingType.UNDIRECTED_CONNECTABLE_SCANNABLE
+                    if connectable
+                    else AdvertisingType.UNDIRECTED_SCANNABLE
+                ),
+                advertising_data=None if adv_data is None else bytes(adv_data),
+                scan_response_data=None if resp_data is None else bytes(resp_data),
+                auto_restart=False,
             )
 
     def gap_passkey(self, conn: int, action: int, passkey: int) -> None:

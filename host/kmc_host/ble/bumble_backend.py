@@ -116,31 +116,49 @@ class BumbleBleakScanner(BaseBleakScanner):
         self._central.remove_listener("advertisement", self._on_advertisement)
 
     def _on_advertisement(self, advertisement: Any) -> None:
+        """One advertisement as bleak's BlueZ backend presents it: BlueZ keeps one record per
+        device and updates it from each advertising report and scan response, so a report
+        shows the name, the service UUIDs and the service data last heard from that address,
+        whichever packet carried them. bumble's Device already joins a scan response to the
+        advertisement before it (AdvertisementDataAccumulator); the rest of the record, for
+        a report that comes alone, is the one bleak keeps in `seen_devices`."""
         data: AdvertisingData = advertisement.data
-        uuids = []
+        address = str(advertisement.address).split("/")[0]
+        seen = self.seen_devices.get(address)
+        before = seen[1] if seen is not None else None
+        uuids = list(before.service_uuids) if before is not None else []
         for kind in (
             AdvertisingData.COMPLETE_LIST_OF_128_BIT_SERVICE_CLASS_UUIDS,
             AdvertisingData.INCOMPLETE_LIST_OF_128_BIT_SERVICE_CLASS_UUIDS,
         ):
             for entry in data.get_all(kind):  # each AD structure is a list of UUIDs
-                uuids += [_uuid(u) for u in (entry if isinstance(entry, list) else [entry])]
+                for u in entry if isinstance(entry, list) else [entry]:
+                    if _uuid(u) not in uuids:
+                        uuids.append(_uuid(u))
+        service_data = dict(before.service_data) if before is not None else {}
+        for service, value in (  # one (UUID, data) per AD structure
+            *data.get_all(AdvertisingData.SERVICE_DATA_16_BIT_UUID),
+            *data.get_all(AdvertisingData.SERVICE_DATA_128_BIT_UUID),
+        ):
+            service_data[_uuid(service)] = bytes(value)  # the newest wins, as on BlueZ
         name = data.get(AdvertisingData.SHORTENED_LOCAL_NAME) or data.get(
             AdvertisingData.COMPLETE_LOCAL_NAME
         )
         if isinstance(name, bytes):
             name = name.decode(errors="replace")
+        if name is None and before is not None:
+            name = before.local_name
         if not self.is_allowed_uuid(uuids):
             return
         adv = AdvertisementData(
             local_name=name,
             manufacturer_data={},
-            service_data={},
+            service_data=service_data,
             service_uuids=uuids,
             tx_power=None,
             rssi=advertisement.rssi,
             platform_data=(advertisement,),
         )
-        address = str(advertisement.address).split("/")[0]
         device = self.create_or_update_device(address, address, name, advertisement.address, adv)
         self.call_detection_callbacks(device, adv)
 

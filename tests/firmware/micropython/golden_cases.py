@@ -1,6 +1,6 @@
 # The golden protocol vectors: inputs, encoded by the firmware's own code (protocol.py): sample
 # packets, the control point's answers (protocol.parse_command, then protocol.response, as the
-# GATT server does) and Status (protocol.pack_status). Commands are built here, as the gateway
+# GATT server does), Status (protocol.pack_status) and the scan response (protocol.scan_response). Commands are built here, as the gateway
 # builds them. `micropython make_golden.py` writes tests/golden/protocol_v1.json from these;
 # the firmware test checks the encoder still gives those bytes, the host test decodes them.
 import struct
@@ -80,5 +80,7 @@ def cases():
             ("status", status((0, 1, 0), 1000, 1003, T + 3, 3.91, HEALTHY, 7, 1000)),
             # just booted: nothing stored (newest = oldest - 1), no battery reading, no sensor ok
             ("status_empty_no_battery", status((0, 1, 0), 0, -1, 12, None, 0, 0, 250)),
+            ("scan_response_calm", P.scan_response(0)),
+            ("scan_response_visit_now", P.scan_response(P.VISIT_NOW)),
         ]
     )

@@ -1,5 +1,6 @@
 # The GATT server: services, advertising, commands, and resume with zero loss, no duplicates.
 # Notifications are also written to $KMC_FW_TMP/ble/notifications.hex for the host decoder.
+import gc
 import json
 import struct
 
@@ -60,6 +61,7 @@ def test_services_and_advertising():
     assert ble.values[ble.handle_of(0x2A1D)] == b"\x02"  # body
     adv = ble.advertised[-1][1]
     assert P.uuid_le(P.KMC_SERVICE_UUID) in adv and b"KMC-0042" in adv and len(adv) <= 31
+    assert ble.advertised[-1][2] == P.scan_response(0)  # nothing to tell yet
 
 
 def test_nothing_is_sent_until_the_central_asks():
@@ -185,6 +187,121 @@ def test_status_battery_and_health_thermometer():
     assert ble.values[strap.ble.h_batt] == bytes((71,))
     _, h, data = ble.indicated[-1]
     assert h == strap.ble.h_temp and data == P.temperature_measurement(36.8)
+
+
+# -- advertising: VISIT_NOW in the scan response, for a gateway that visits straps in turns
+
+
+def advertised_status(ble):
+    """The status byte of the scan response on the air (the last gap_advertise)."""
+    resp = ble.advertised[-1][2]
+    assert resp[:18] == P.scan_response(0)[:18] and len(resp) == 19, resp
+    return resp[-1]
+
+
+def visit(ble, strap):
+    """A gateway visit: secured link, RESUME_FROM the next sample, disconnect."""
+    assert gateway_connects(ble, strap)
+    seq = strap.store.newest() + 1
+    assert control(ble, strap, b"\x02" + struct.pack("<I", seq)) == P.response(2, P.RESULT_OK)
+    ble.central_disconnect()
+    strap.ble.pump()
+
+
+def worn_strap(name, **cfg):
+    """A strap put on the baby (worn 0 -> 1: news), then visited: nothing to tell."""
+    strap, parts, clock, ble = strap_with_ble(name, **cfg)
+    run_seconds(strap, clock, 5)
+    parts.put_on()
+    run_seconds(strap, clock, 5)
+    strap.ble.pump()
+    assert advertised_status(ble) == P.VISIT_NOW  # put on: the gateway should know
+    visit(ble, strap)
+    assert advertised_status(ble) == 0
+    return strap, parts, clock, ble
+
+
+def test_a_cold_alarm_re_advertises_visit_now_until_it_is_over_and_a_gateway_has_been():
+    strap, parts, clock, ble = worn_strap("v1", settle_s=0)
+    n = len(ble.advertised)
+    run_seconds(strap, clock, 30)
+    strap.ble.pump()
+    assert len(ble.advertised) == n  # nothing new: the advert stays as it is
+    parts.infant.temp_c = 35.6
+    run_seconds(strap, clock, 61)
+    assert strap.alarm.active and len(ble.advertised) == n
+    strap.ble.pump()  # the BLE task sees it within 100 ms
+    assert len(ble.advertised) == n + 1 and advertised_status(ble) == P.VISIT_NOW
+    assert ble.advertised[-1][1] == ble.advertised[0][1]  # the name and UUID, unchanged
+    visit(ble, strap)
+    assert advertised_status(ble) == P.VISIT_NOW  # the alarm is still on
+    parts.infant.temp_c = 36.8
+    run_seconds(strap, clock, 61)
+    assert not strap.alarm.active
+    strap.ble.pump()
+    assert advertised_status(ble) == P.VISIT_NOW  # it is over: that too is news
+    visit(ble, strap)
+    assert advertised_status(ble) == 0
+
+
+def test_taken_off_keeps_visit_now_until_a_secured_resume():
+    strap, parts, clock, ble = worn_strap("v2")
+    parts.worn.value = 600  # taken off the baby (worn 1 -> 0)
+    run_seconds(strap, clock, 1)
+    strap.ble.pump()
+    assert advertised_status(ble) == P.VISIT_NOW
+    n = len(ble.advertised)
+    parts.put_on()  # put back on before any gateway came: still news, not re-advertised
+    run_seconds(strap, clock, 120)
+    strap.ble.pump()
+    assert advertised_status(ble) == P.VISIT_NOW and len(ble.advertised) == n
+    # a stranger (no bond) connecting and being dropped clears nothing
+    ble.central_connect(1, STRANGER)
+    ble.central_starts_pairing(1)
+    strap.ble.pump(max_packets=0)
+    ble.central_enters_passkey(PASSKEY, 1, STRANGER)
+    strap.ble.pump(max_packets=0)
+    assert ble.disconnected == [1]
+    ble.central_disconnect(1)
+    strap.ble.pump()
+    assert advertised_status(ble) == P.VISIT_NOW
+    # the gateway connects but has not resumed yet: the news is not taken in
+    assert gateway_connects(ble, strap)
+    control(ble, strap, b"\x01" + struct.pack("<I", T0 + 86400))
+    ble.central_disconnect()
+    strap.ble.pump()
+    assert advertised_status(ble) == P.VISIT_NOW
+    visit(ble, strap)
+    assert advertised_status(ble) == 0
+
+
+def test_no_re_advertising_while_connected():
+    strap, parts, clock, ble = worn_strap("v3")
+    assert gateway_connects(ble, strap)
+    control(ble, strap, b"\x02" + struct.pack("<I", strap.store.newest() + 1))
+    n = len(ble.advertised)
+    parts.worn.value = 600  # taken off during the visit
+    run_seconds(strap, clock, 3)
+    for _ in range(5):
+        strap.ble.pump()
+    assert len(ble.advertised) == n and strap.ble.advert_status() == P.VISIT_NOW
+    ble.central_disconnect()
+    strap.ble.pump()  # a change during a visit is flagged: the strap cannot know it was seen
+    assert len(ble.advertised) == n + 1 and advertised_status(ble) == P.VISIT_NOW
+
+
+def test_the_ble_task_allocates_nothing_when_the_status_has_not_changed():
+    strap, parts, clock, ble = worn_strap("v4")
+    pump = strap.ble.pump
+    n = len(ble.advertised)
+    gc.collect()
+    gc.disable()
+    before = gc.mem_alloc()
+    for _ in range(100):
+        pump()
+    used = gc.mem_alloc() - before
+    gc.enable()
+    assert used == 0 and len(ble.advertised) == n, used
 
 
 # -- security: LE Secure Connections with the label passkey, one bonded gateway

@@ -49,6 +49,15 @@ def test_advertising_fits_31_bytes_and_names_the_service():
     assert P.uuid_le(P.KMC_SERVICE_UUID)[-1] == 0x7A  # little-endian: first byte last
 
 
+def test_scan_response_is_the_service_data_with_one_status_byte():
+    """docs/protocol.md, Advertising: length 18, AD type 0x21, the KMC UUID, the status byte."""
+    uuid = bytes.fromhex("736e73636d6bc3a04d4b1e5c01006b7a")  # 7a6b0001-..., least first
+    assert P.uuid_le(P.KMC_SERVICE_UUID) == uuid
+    assert P.scan_response(0) == b"\x12\x21" + uuid + b"\x00"
+    assert P.scan_response(P.VISIT_NOW) == b"\x12\x21" + uuid + b"\x01"
+    assert P.VISIT_NOW == 1 and len(P.scan_response(0)) == 19 <= 31
+
+
 def test_epochs():
     # this port counts from 1970, the ESP32 from 2000: the protocol always uses 2000
     assert PORT_EPOCH_OFFSET == P.EPOCH_2000_UNIX == 946684800

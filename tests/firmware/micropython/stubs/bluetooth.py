@@ -26,7 +26,7 @@ class BLE:
         self.uuids = {}  # handle -> characteristic UUID
         self.notified = []  # (conn, handle, bytes)
         self.indicated = []
-        self.advertised = []
+        self.advertised = []  # (interval_us, adv_data, resp_data) of each gap_advertise
         self.queue_full = 0  # the next n notifications fail as with a full controller queue
         self.flags = {}  # handle -> characteristic flags
         self.authenticated = set()  # connections encrypted with an authenticated key
@@ -81,8 +81,8 @@ class BLE:
     def gatts_indicate(self, conn, handle, data=None):
         self.indicated.append((conn, handle, bytes(self.values[handle] if data is None else data)))
 
-    def gap_advertise(self, interval_us, adv_data=None, resp_data=None, connectable=True):
-        self.advertised.append((interval_us, adv_data))
+    def gap_advertise(self, interval_us, adv_data=None, *, resp_data=None, connectable=True):
+        self.advertised.append((interval_us, adv_data, resp_data))
 
     def gap_passkey(self, conn, action, passkey):
         self.passkeys[conn] = passkey
