@@ -116,8 +116,9 @@ async def bench(n: int, adapters: int, seconds: int, speed: float, work: Path, p
         for strap in straps:
             strap.tick()
         now = sim()
-        for st in gw.straps.values():  # NaN (nothing yet): as old as the run
-            ages.append(now - max(st.detector.last_time, start, key=lambda t: t == t and t))
+        for st in gw.straps.values():
+            last = st.detector.last_time  # NaN: nothing since the clock started
+            ages.append(now - (last if last >= start else start))
         await asyncio.sleep(max(0.0, t0 + (_ + 1) / speed - time.monotonic()))
     lag_s = time.monotonic() - t0 - seconds / speed
     produced = {s.strap.cfg["strap_id"]: s.strap.store.next_seq for s in straps}

@@ -177,6 +177,10 @@ class BumbleBLE:
                 advertising_data=None if adv_data is None else bytes(adv_data),
                 scan_response_data=None if resp_data is None else bytes(resp_data),
                 auto_restart=False,
+                # the firmware's interval (ms for bumble): how soon a central's connection
+                # request meets the strap's next advertising event
+                advertising_interval_min=interval_us / 1000,
+                advertising_interval_max=interval_us / 1000,
             )
 
     def gap_passkey(self, conn: int, action: int, passkey: int) -> None:

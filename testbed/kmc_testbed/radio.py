@@ -19,8 +19,62 @@ from bumble.link import LocalLink
 
 __all__ = ["VirtualRadio"]
 
+_ADV = hci.HCI_LE_Extended_Advertising_Report_Event.EventType
+_SCANNABLE = hci.HCI_LE_Set_Extended_Advertising_Parameters_Command.AdvertisingProperties
 
-class _ResettingController(Controller):
+
+class _ScanResponding(Controller):
+    """A scanner's controller that reports, for each scannable advertisement, the advertiser's
+    scan response data in the SCAN_RSP report (looked up on the link: there is no air)."""
+
+    def on_advertising_pdu(self, pdu: Any) -> None:
+        response = self._scan_response_of(pdu) if self.le_scan_enable else None
+        if response is None:
+            super().on_advertising_pdu(pdu)
+            return
+        legacy = _ADV.LEGACY_ADVERTISING_PDU_USED | _ADV.CONNECTABLE_ADVERTISING
+        for event_type, data in (
+            (legacy | _ADV.SCANNABLE_ADVERTISING, pdu.data),
+            (legacy | _ADV.SCANNABLE_ADVERTISING | _ADV.SCAN_RESPONSE, response),
+        ):
+            report = hci.HCI_LE_Extended_Advertising_Report_Event.Report(
+                event_type=event_type,
+                address_type=pdu.advertiser_address.address_type,
+                address=pdu.advertiser_address,
+                primary_phy=hci.Phy.LE_1M,
+                secondary_phy=hci.Phy.LE_1M,
+                advertising_sid=0,
+                tx_power=0,
+                rssi=-50,
+                periodic_advertising_interval=0,
+                direct_address_type=0,
+                direct_address=hci.Address.ANY,
+                data=data,
+            )
+            self.send_hci_packet(hci.HCI_LE_Extended_Advertising_Report_Event([report]))
+        self.le_scan_enable = False  # reported: the rest (a pending connection) as bumble does
+        try:
+            super().on_advertising_pdu(pdu)
+        finally:
+            self.le_scan_enable = True
+
+    def _scan_response_of(self, pdu: Any) -> bytes | None:
+        if not isinstance(pdu, ll.AdvExtInd) or self.link is None:
+            return None
+        for controller in self.link.controllers:
+            for adv_set in controller.advertising_sets.values():
+                if (
+                    adv_set.enabled
+                    and adv_set.address == pdu.advertiser_address
+                    and adv_set.parameters is not None
+                    and adv_set.parameters.advertising_event_properties
+                    & _SCANNABLE.SCANNABLE_ADVERTISING
+                ):
+                    return bytes(adv_set.scan_response_data)
+        return None
+
+
+class _ResettingController(_ScanResponding):
     """HCI Reset drops the LE links, as a real controller's reset does (Core spec Vol 4, Part E,
     7.3.2): a gateway restarted after a crash resets its dongle and finds its straps
     advertising again. (bumble's emulated controller leaves them connected.)"""
@@ -65,7 +119,7 @@ class VirtualRadio:
         else:
             for old in [c for c in self.link.controllers if str(c.random_address) == address]:
                 self.link.remove_controller(old)
-        controller = Controller(name, link=self.link, public_address=address)
+        controller = _ScanResponding(name, link=self.link, public_address=address)
         host = Host()
         host.set_packet_sink(controller)
         controller.host = host

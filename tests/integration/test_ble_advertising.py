@@ -2,8 +2,8 @@
 scan response, and unchanged bleak code with the bumble backend reads it.
 
 bumble's emulated controller answers an active scan with the advertising data again instead of
-the advertiser's scan response data. The gateway's controller here, `_ScanResponding`, answers
-as a radio does: the advertiser's own scan response, and only for scannable advertising.
+the advertiser's scan response data; the VirtualRadio's controllers answer as a radio does: the
+advertiser's own scan response, and only for scannable advertising.
 """
 
 from __future__ import annotations
@@ -13,10 +13,8 @@ from typing import Any
 
 from bleak import BleakClient, BleakScanner
 from bleak.backends.scanner import AdvertisementData
-from bumble import hci, ll
-from bumble.controller import Controller
+from bumble import hci
 from bumble.device import Device
-from bumble.host import Host
 
 from kmc_host import protocol as P
 from kmc_host.ble.bumble_backend import BumbleBleakClient, BumbleBleakScanner
@@ -29,65 +27,8 @@ _SCANNABLE = hci.HCI_LE_Set_Extended_Advertising_Parameters_Command.AdvertisingP
 GATEWAY_ADDRESS = "F0:00:00:00:FF:01"
 
 
-class _ScanResponding(Controller):
-    """A scanner's controller that reports, for each scannable advertisement, the advertiser's
-    scan response data in the SCAN_RSP report (looked up on the link: there is no air)."""
-
-    def on_advertising_pdu(self, pdu: Any) -> None:
-        response = self._scan_response_of(pdu) if self.le_scan_enable else None
-        if response is None:
-            super().on_advertising_pdu(pdu)
-            return
-        legacy = _ADV.LEGACY_ADVERTISING_PDU_USED | _ADV.CONNECTABLE_ADVERTISING
-        for event_type, data in (
-            (legacy | _ADV.SCANNABLE_ADVERTISING, pdu.data),
-            (legacy | _ADV.SCANNABLE_ADVERTISING | _ADV.SCAN_RESPONSE, response),
-        ):
-            report = hci.HCI_LE_Extended_Advertising_Report_Event.Report(
-                event_type=event_type,
-                address_type=pdu.advertiser_address.address_type,
-                address=pdu.advertiser_address,
-                primary_phy=hci.Phy.LE_1M,
-                secondary_phy=hci.Phy.LE_1M,
-                advertising_sid=0,
-                tx_power=0,
-                rssi=-50,
-                periodic_advertising_interval=0,
-                direct_address_type=0,
-                direct_address=hci.Address.ANY,
-                data=data,
-            )
-            self.send_hci_packet(hci.HCI_LE_Extended_Advertising_Report_Event([report]))
-        self.le_scan_enable = False  # reported: the rest (a pending connection) as bumble does
-        try:
-            super().on_advertising_pdu(pdu)
-        finally:
-            self.le_scan_enable = True
-
-    def _scan_response_of(self, pdu: Any) -> bytes | None:
-        if not isinstance(pdu, ll.AdvExtInd) or self.link is None:
-            return None
-        for controller in self.link.controllers:
-            for adv_set in controller.advertising_sets.values():
-                if (
-                    adv_set.enabled
-                    and adv_set.address == pdu.advertiser_address
-                    and adv_set.parameters is not None
-                    and adv_set.parameters.advertising_event_properties
-                    & _SCANNABLE.SCANNABLE_ADVERTISING
-                ):
-                    return bytes(adv_set.scan_response_data)
-        return None
-
-
 async def gateway_central(radio: VirtualRadio) -> Device:
-    controller = _ScanResponding("gateway", link=radio.link, public_address=GATEWAY_ADDRESS)
-    host = Host()
-    host.set_packet_sink(controller)
-    controller.host = host
-    device = Device(name="gateway", address=hci.Address(GATEWAY_ADDRESS), host=host)
-    await device.power_on()
-    return device
+    return await radio.device("gateway", address=GATEWAY_ADDRESS)
 
 
 async def strap_on(radio: VirtualRadio, tmp_path, strap_id: str, feed: SensorFeed) -> EmulatedStrap:

@@ -107,7 +107,15 @@ def load_config(path: str | Path) -> GatewayConfig:
     g = section(raw, "gateway", str(path))
     unknown(
         g,
-        {"site", "ward", "timezone", "data_dir", "max_connections", "max_age_s", "outbox_reserve_mb"},
+        {
+            "site",
+            "ward",
+            "timezone",
+            "data_dir",
+            "max_connections",
+            "max_age_s",
+            "outbox_reserve_mb",
+        },
         where,
     )
     try:

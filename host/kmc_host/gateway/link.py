@@ -1,4 +1,10 @@
-"""One strap kept connected: find it, connect, set its clock, resume, hand over every sample once.
+"""One strap's visits: connect, secure, resume, drain, stay or let go; every sample once.
+
+A visit (`StrapLink.visit`) connects, reads the strap's Status (its newest sample and its
+clock), sets the clock when it is unset or far off, resumes from the cursor and drains up to
+the newest sample Status named; then it streams live until the scheduler (scheduler.py)
+releases the slot for another strap, or the link is lost. `StrapLink.run` is a strap alone on
+its adapter: visits that never let go, retried with backoff.
 
 The strap numbers every sample; the gateway keeps, per strap, the next sequence number it still
 needs (the cursor, on disk). On every connection it asks the strap to resume from the cursor, so

@@ -173,11 +173,15 @@ class Scheduler:
         return self.elapsed() - since
 
     def waiting_turn(self, strap: str) -> bool:
-        """Heard advertising, not failing: silent only because others have the slots."""
+        """Silent only because others have the slots: its last visit did not fail, and it is
+        heard advertising, or its visit is under way and has not handed over the backlog yet
+        (a draining strap that goes quiet ends its visit as failed: `StallError`)."""
+        if strap in self.failing:
+            return False
+        if self._visiting(strap):
+            return not self.links[strap].drained
         now = self.elapsed()
-        return strap not in self.failing and any(
-            now - h.at <= HEARD_WITHIN_S for h in self.heard[strap].values()
-        )
+        return any(now - h.at <= HEARD_WITHIN_S for h in self.heard[strap].values())
 
     def _weight(self, strap: str) -> float:
         return self.age(strap) * (2.0 if self.thermal(strap) else 1.0)
@@ -227,7 +231,8 @@ class Scheduler:
         fresh = [
             (a, self.heard[strap][a.name])
             for a in self.adapters
-            if a.up and a.name in self.heard[strap]
+            if a.up
+            and a.name in self.heard[strap]
             and now - self.heard[strap][a.name].at <= HEARD_WITHIN_S
         ]
         pinned = self.pins.get(strap)
@@ -268,9 +273,7 @@ class Scheduler:
         ]
 
         def alarmed(v: Visit) -> bool:
-            return any(h.visit_now for h in self.heard[v.strap].values()) or self.thermal(
-                v.strap
-            )
+            return any(h.visit_now for h in self.heard[v.strap].values()) or self.thermal(v.strap)
 
         held.sort(key=lambda v: (alarmed(v), v.started))
         return held[:n]

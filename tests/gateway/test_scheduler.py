@@ -1,0 +1,217 @@
+"""The connection scheduler: more straps than connection slots, over real BLE (bumble).
+
+Emulated straps run the firmware's code; the gateway is the production service with the bleak
+backend on bumble and a real Mosquitto. The central's controller holds the connections, so the
+number connected at once is read off it, not off the gateway's own bookkeeping.
+"""
+
+import asyncio
+import time
+
+import pytest
+from test_gateway import write_config
+
+import kmc_host.gateway.service as service
+from kmc_host import protocol as P
+from kmc_host.ble.bumble_backend import central_access
+from kmc_host.detect import ConfigError, DetectorConfig
+from kmc_host.gateway.config import AdapterEntry, GatewayConfig, StrapEntry, load_config
+from kmc_host.gateway.service import Gateway
+from kmc_host.mqtt import BrokerConfig, TopicTree
+from kmc_testbed.radio import VirtualRadio
+from kmc_testbed.strap import EmulatedStrap, SensorFeed
+from packets import PASSKEY, T2000
+from servers import Listener, Mosquitto
+
+
+@pytest.fixture
+def broker(tmp_path):
+    b = Mosquitto(tmp_path).start()
+    yield b
+    b.stop()
+
+
+async def ward(radio, tmp_path, n, worn=None):
+    straps = []
+    for k in range(n):
+        feed = SensorFeed(worn=worn(k)) if worn else SensorFeed()
+        device = await radio.device(f"strap{k}")
+        straps.append(
+            EmulatedStrap(
+                device, f"KMC-{k + 1:04d}", feed, tmp_path / f"s{k}", T2000, passkey=PASSKEY
+            )
+        )
+    return straps
+
+
+def config(tmp_path, port, n, slots, max_age_s):
+    return GatewayConfig(
+        TopicTree("kmc", "site1", "nicu"),
+        "UTC",
+        tmp_path / "gw",
+        BrokerConfig(port=port, client_id="gw"),
+        tuple(StrapEntry(f"KMC-{k + 1:04d}", str(k + 1), "", PASSKEY) for k in range(n)),
+        DetectorConfig(),
+        max_connections=slots,
+        max_age_s=max_age_s,
+    )
+
+
+def test_ten_straps_share_three_slots_every_sample_once_and_no_signal_lost(
+    broker, tmp_path, monkeypatch
+):
+    # a strap silent for 3 s would be "lost" if waiting for a turn counted as silence
+    monkeypatch.setattr(service, "SIGNAL_LOST_S", 3.0)
+    listener = Listener(broker.port)
+    n, slots = 10, 3
+
+    async def main():
+        radio = VirtualRadio()
+        central = await radio.device("gateway")
+        straps = await ward(radio, tmp_path, n)
+        clock = straps[0].clock
+        gw = Gateway(
+            config(tmp_path, broker.port, n, slots, max_age_s=5.0),
+            central_access(central),
+            now=lambda: clock.t + P.EPOCH_2000_UNIX,
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(gw.run(stop))
+        most = 0
+        for _ in range(300):  # 15 s of wall time, 20 samples a second per strap
+            for s in straps:
+                s.tick()
+            most = max(most, len(central.connections))
+            await asyncio.sleep(0.05)
+        produced = {s.strap.cfg["strap_id"]: s.strap.store.next_seq for s in straps}
+        for _ in range(600):
+            if all(gw.straps[k].link.stats.samples >= m for k, m in produced.items()):
+                break
+            await asyncio.sleep(0.05)
+        stop.set()
+        await task
+        for s in straps:
+            s.close()
+        return gw, produced, most
+
+    gw, produced, most = asyncio.run(main())
+    time.sleep(0.5)
+    assert most == slots  # all slots in use, never more (the controller's count)
+    for strap, m in produced.items():
+        seqs = [q for b in listener.bodies(f"kmc/site1/nicu/{strap}/samples") for q in b["seq"]]
+        assert sorted(set(seqs)) == list(range(m)), strap
+        link = gw.straps[strap].link
+        assert link.stats.duplicates == 0 and link.stats.missing == 0
+        assert link.stats.visits >= 2, f"{strap} had {link.stats.visits} turns"
+    lost = [
+        a
+        for s in produced
+        for a in listener.bodies(f"kmc/site1/nicu/{s}/alert")
+        if a["kind"] == "signal_lost"
+    ]
+    assert lost == [], [(a, gw.straps[a["strap"]].link.stats) for a in lost]
+    listener.close()
+
+
+def test_a_strap_asking_for_a_visit_gets_a_slot_at_once(broker, tmp_path):
+    """max_age_s is long, so no strap is due by age. Each strap is put on its baby at sample 3,
+    which its scan response announces (VISIT_NOW): every strap gets a first visit, then three
+    keep the slots and the rest wait. A waiting strap taken off its baby asks again, and is
+    visited at once; the other waiting straps are not."""
+    n, slots, settled_at = 10, 3, 120
+    off: dict[int, int] = {}  # strap index -> the sample from which it is off the baby
+
+    async def main():
+        radio = VirtualRadio()
+        central = await radio.device("gateway")
+        straps = await ward(
+            radio,
+            tmp_path,
+            n,
+            worn=lambda k: lambda i: int(3 <= i and (k not in off or i < off[k])),
+        )
+        clock = straps[0].clock
+        gw = Gateway(
+            config(tmp_path, broker.port, n, slots, max_age_s=600.0),
+            central_access(central),
+            now=lambda: clock.t + P.EPOCH_2000_UNIX,
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(gw.run(stop))
+        links = [gw.straps[f"KMC-{k + 1:04d}"].link for k in range(n)]
+        held = gw.adapters[0].visits
+        chosen, before, waited = None, {}, None
+        for i in range(400):
+            if i == settled_at:
+                assert all(link.reached.is_set() for link in links)  # each had its first turn
+                waiting = [k for k in range(n) if links[k].strap_id not in held]
+                assert len(waiting) == n - slots
+                chosen = waiting[-1]
+                before = {k: links[k].stats.connections for k in waiting}
+                off[chosen] = straps[chosen].feed.i
+                took_off = time.monotonic()
+            for s in straps:
+                s.tick()
+            await asyncio.sleep(0.05)
+            if chosen is not None and links[chosen].stats.connections > before[chosen]:
+                waited = time.monotonic() - took_off
+                break
+        others = {k: links[k].stats.connections - c for k, c in before.items() if k != chosen}
+        stop.set()
+        await task
+        for s in straps:
+            s.close()
+        return gw, waited, others
+
+    gw, waited, others = asyncio.run(main())
+    assert waited is not None and waited < 8.0, "the strap asking for a visit was not visited"
+    assert set(others.values()) == {0}  # only the flag moved it
+    assert gw.scheduler.urgent_visits >= n + 1  # the first visits, and this one
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ('[ble]\nhci = "usb:0"\n[[ble.adapters]]\nname = "hci1"\n', "not both"),
+        ('[[ble.adapters]]\nname = "hci1"\nhci = "usb:0"\n', "#1: give exactly one of name"),
+        ("[[ble.adapters]]\nmax_connections = 3\n", "#1: give exactly one of name"),
+        ('[[ble.adapters]]\nname = "bluetooth0"\n', "#1: name 'bluetooth0' should be"),
+        ('[[ble.adapters]]\nname = "hci1"\n[[ble.adapters]]\nname = "hci1"\n', "listed twice"),
+        ('[[ble.adapters]]\nname = "hci1"\nmax_connections = 0\n', "#1: max_connections"),
+        ('[[ble.adapters]]\nhci = "usb0"\n', "#1: hci 'usb0' should be a transport"),
+        ('[[ble.adapters]]\nname = "hci1"\nslots = 3\n', "unknown key"),
+        ("[ble]\nadapters = 3\n", "array of tables"),
+    ],
+)
+def test_adapter_entries_are_checked(tmp_path, extra, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(write_config(tmp_path, 1883, extra=extra))
+
+
+@pytest.mark.parametrize(("value", "ok"), [(4, False), (5, True), (600, True), (601, False)])
+def test_max_age_s_range(tmp_path, value, ok):
+    path = write_config(tmp_path, 1883)
+    path.write_text(path.read_text().replace("data_dir", f"max_age_s = {value}\ndata_dir"))
+    if ok:
+        assert load_config(path).max_age_s == value
+    else:
+        with pytest.raises(ConfigError, match="max_age_s must be 5..600"):
+            load_config(path)
+
+
+def test_several_adapters_each_with_their_slots(tmp_path):
+    extra = (
+        '[[ble.adapters]]\nname = "hci0"\n[[ble.adapters]]\nname = "hci1"\nmax_connections = 10\n'
+    )
+    path = write_config(tmp_path, 1883, extra=extra)
+    path.write_text(path.read_text().replace("data_dir", "max_connections = 5\ndata_dir"))
+    cfg = load_config(path)
+    assert cfg.radios() == (AdapterEntry("hci0", None, 5), AdapterEntry("hci1", None, 10))
+    gw = Gateway(cfg)
+    assert [(a.name, a.slots) for a in gw.adapters] == [("hci0", 5), ("hci1", 10)]
+    # BlueZ adapters are chosen by name through bleak's bluez argument
+    assert [a.access.scanner_args() for a in gw.adapters] == [
+        {"bluez": {"adapter": "hci0"}},
+        {"bluez": {"adapter": "hci1"}},
+    ]
+    gw.publisher.outbox.close()
