@@ -128,7 +128,7 @@ def test_a_strap_asking_for_a_visit_gets_a_slot_at_once(broker, tmp_path):
             radio,
             tmp_path,
             n,
-            worn=lambda k: lambda i: int(3 <= i and (k not in off or i < off[k])),
+            worn=lambda k: lambda i: int(i >= 3 and (k not in off or i < off[k])),
         )
         clock = straps[0].clock
         gw = Gateway(

@@ -1,0 +1,193 @@
+"""Faults while straps share connection slots: the production gateway (scheduler, bleak on the
+bumble backend, real Mosquitto) and emulated straps (the firmware's code) on one virtual radio.
+
+- 40 straps on 7 slots after a 10-minute gateway outage: each catches up its backlog; every
+  sample arrives exactly once, and no `signal_lost` is raised although most straps wait far
+  longer than the (shortened) signal-lost time for their turn;
+- a link lost in mid-drain: the next turn resumes where the cursor stood.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+import kmc_host.gateway.service as service
+from kmc_host import protocol as P
+from kmc_host.ble.bumble_backend import central_access
+from kmc_host.detect import DetectorConfig
+from kmc_host.gateway.config import GatewayConfig, StrapEntry
+from kmc_host.gateway.service import Gateway
+from kmc_host.mqtt import BrokerConfig, TopicTree
+from kmc_testbed.radio import VirtualRadio
+from kmc_testbed.strap import EmulatedStrap, SensorFeed
+from packets import PASSKEY, T2000
+from servers import Listener, Mosquitto
+
+OUTAGE_SAMPLES = 600  # 10 minutes at 1 Hz
+CATCH_UP_LIMIT_S = 90.0  # wall time for 40 straps on 7 slots to hand over 10 minutes each
+
+
+@pytest.fixture
+def broker(tmp_path):
+    b = Mosquitto(tmp_path).start()
+    yield b
+    b.stop()
+
+
+def gateway_config(tmp_path: Path, port: int, n: int, slots: int) -> GatewayConfig:
+    return GatewayConfig(
+        TopicTree("kmc", "site1", "nicu"),
+        "UTC",
+        tmp_path / "gw",
+        BrokerConfig(port=port, client_id="gw"),
+        tuple(StrapEntry(f"KMC-{k + 1:04d}", str(k + 1), "", PASSKEY) for k in range(n)),
+        DetectorConfig(),
+        max_connections=slots,
+        max_age_s=30.0,
+    )
+
+
+async def ward(
+    radio: VirtualRadio, tmp_path: Path, n: int, ble_period_s: float = 0.02
+) -> list[EmulatedStrap]:
+    """`ble_period_s`: how often each strap sends (8 notifications of 19 samples at most)."""
+    return [
+        EmulatedStrap(
+            await radio.device(f"strap{k}"),
+            f"KMC-{k + 1:04d}",
+            SensorFeed(),
+            tmp_path / f"s{k}",
+            T2000,
+            passkey=PASSKEY,
+            ble_period_s=ble_period_s,
+        )
+        for k in range(n)
+    ]
+
+
+def seqs(listener: Listener, strap: str) -> list[int]:
+    return [q for b in listener.bodies(f"kmc/site1/nicu/{strap}/samples") for q in b["seq"]]
+
+
+def lost_alerts(listener: Listener, straps: list[str]) -> list[dict]:
+    return [
+        a
+        for s in straps
+        for a in listener.bodies(f"kmc/site1/nicu/{s}/alert")
+        if a["kind"] == "signal_lost"
+    ]
+
+
+def test_forty_straps_catch_up_a_ten_minute_outage_on_seven_slots(broker, tmp_path, monkeypatch):
+    monkeypatch.setattr(service, "SIGNAL_LOST_S", 15.0)  # far less than the catch-up takes
+    listener = Listener(broker.port)
+    n, slots = 40, 7
+
+    async def main():
+        radio = VirtualRadio()
+        central = await radio.device("gateway")
+        straps = await ward(radio, tmp_path, n)
+        clock = straps[0].clock
+        cfg = gateway_config(tmp_path, broker.port, n, slots)
+
+        def gateway() -> Gateway:
+            return Gateway(cfg, central_access(central), now=lambda: clock.t + P.EPOCH_2000_UNIX)
+
+        gw = gateway()
+        stop = asyncio.Event()
+        task = asyncio.create_task(gw.run(stop))
+        for st in gw.straps.values():  # commissioning: every strap bonded once
+            await asyncio.wait_for(st.link.reached.wait(), 120)
+        for _ in range(20):
+            for s in straps:
+                s.tick()
+            await asyncio.sleep(0.1)
+        stop.set()
+        await task
+        for _ in range(OUTAGE_SAMPLES):  # the gateway is down for 10 minutes of sampling
+            for s in straps:
+                s.tick()
+        produced = {s.strap.cfg["strap_id"]: s.strap.store.next_seq for s in straps}
+        gw = gateway()
+        stop = asyncio.Event()
+        began = time.monotonic()
+        task = asyncio.create_task(gw.run(stop))
+        caught_up = {}
+        while len(caught_up) < n and time.monotonic() - began < CATCH_UP_LIMIT_S + 30:
+            for sid, st in gw.straps.items():
+                if sid not in caught_up and st.link.cursors.get(sid) >= produced[sid]:
+                    caught_up[sid] = time.monotonic() - began
+            await asyncio.sleep(0.1)
+        stop.set()
+        await task
+        for s in straps:
+            s.close()
+        return produced, caught_up, gw
+
+    produced, caught_up, gw = asyncio.run(main())
+    time.sleep(0.5)
+    assert len(caught_up) == n, f"not caught up: {sorted(set(produced) - set(caught_up))}"
+    slowest = max(caught_up.values())
+    assert slowest < CATCH_UP_LIMIT_S, f"the last strap caught up after {slowest:.0f} s"
+    waited_long = sum(t > service.SIGNAL_LOST_S for t in caught_up.values())
+    assert waited_long > 0  # the rule below was put to the test
+    for strap, m in produced.items():
+        got = seqs(listener, strap)
+        assert sorted(set(got)) == list(range(m)), strap
+        assert gw.straps[strap].link.stats.duplicates == 0
+    assert lost_alerts(listener, list(produced)) == []
+    print(
+        f"catch-up after a 10-min outage, {n} straps on {slots} slots: "
+        f"last strap {slowest:.1f} s, median {sorted(caught_up.values())[n // 2]:.1f} s"
+    )
+    listener.close()
+
+
+def test_a_link_lost_in_mid_drain_resumes_at_the_next_turn(broker, tmp_path):
+    listener = Listener(broker.port)
+    n, slots, backlog = 4, 2, 3000
+
+    async def main():
+        radio = VirtualRadio()
+        central = await radio.device("gateway")
+        straps = await ward(radio, tmp_path, n, ble_period_s=0.1)  # a drain of about 2 s
+        for s in straps:
+            for _ in range(backlog):
+                s.tick()
+        clock = straps[0].clock
+        gw = Gateway(
+            gateway_config(tmp_path, broker.port, n, slots),
+            central_access(central),
+            now=lambda: clock.t + P.EPOCH_2000_UNIX,
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(gw.run(stop))
+        first = gw.straps["KMC-0001"].link
+        cut = False
+        for _ in range(1200):
+            if not cut and 500 < first.cursors.get("KMC-0001") < backlog - 200:
+                for conn in list(straps[0].ble._connections.values()):  # out of range, say
+                    await conn.disconnect()
+                cut = True
+            if all(gw.cursors.get(f"KMC-{k + 1:04d}") >= backlog for k in range(n)):
+                break
+            await asyncio.sleep(0.05)
+        stop.set()
+        await task
+        for s in straps:
+            s.close()
+        return gw, cut
+
+    gw, cut = asyncio.run(main())
+    time.sleep(0.5)
+    assert cut, "the link was not cut in mid-drain (the drain was too fast to catch)"
+    first = gw.straps["KMC-0001"].link
+    assert first.stats.connections >= 2 and first.stats.duplicates == 0
+    for k in range(n):
+        strap = f"KMC-{k + 1:04d}"
+        assert sorted(set(seqs(listener, strap))) == list(range(backlog)), strap
+    listener.close()
