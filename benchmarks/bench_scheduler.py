@@ -13,6 +13,10 @@ only CPU time is not scaled, so the figures are if anything pessimistic.
 The straps are commissioned first (one pairing each, a one-time event at a ward); the clock
 starts when every strap has been reached. Every 10th baby cools to 35.4 C after 10 minutes.
 
+The radio (kmc_testbed.radio) refuses an 8th connection per controller, connects only at the
+strap's next advert (every 250 ms) plus two connection intervals, and scales its delays with
+the simulation. With two adapters they stand 6 m apart and the cots in a row between them.
+
 Figures (JSON in benchmarks/results/scheduler-<straps>x<adapters>.json):
 - every sample at the broker exactly once (per strap: all sequence numbers, no duplicates);
 - the age of each strap's newest data at the gateway, sampled every simulated second for every
@@ -66,11 +70,18 @@ def pct(values: list[float], q: float) -> float:
 
 
 async def bench(n: int, adapters: int, seconds: int, speed: float, work: Path, port: int) -> dict:
-    radio = VirtualRadio()
-    centrals = [await radio.device(f"gateway{a}") for a in range(adapters)]
+    radio = VirtualRadio(time_scale=speed)  # the radio's delays as fast as the ward
+    # each adapter a controller that refuses an 8th link; two adapters 6 m apart, the straps
+    # in cots between them
+    centrals = [
+        await radio.device(f"gateway{a}", max_connections=SLOTS, position=(6.0 * a, 0.0))
+        for a in range(adapters)
+    ]
     straps = []
     for k in range(n):
-        device = await radio.device(f"strap{k}")
+        device = await radio.device(
+            f"strap{k}", position=(6.0 * (adapters - 1) * k / max(n - 1, 1), 2.0)
+        )
         straps.append(
             EmulatedStrap(
                 device, f"S{k:04d}", feed(k), work / f"strap{k}", T2000, passkey=100000 + k

@@ -235,7 +235,8 @@ class DemoWard:
         self, screen: TopicRecorder, say: Callable[[str], None], stop: asyncio.Event
     ) -> dict[str, Any]:
         radio = VirtualRadio()
-        central = await radio.device("gateway")
+        # the adapter's controller refuses an 8th link, as a real one does
+        central = await radio.device("gateway", max_connections=SLOTS)
         devices: list[tuple[str, EmulatedStrap]] = []
         # each strap's label passkey, as commissioning reads it into the gateway's configuration
         passkeys = [secrets.randbelow(1_000_000) for _ in range(self.n)]

@@ -768,9 +768,8 @@ class VirtualRadio:
 
         `advertising_interval_ms`: the interval of the device's adverts when its
         `start_advertising()` is given none (`Device.advertising_interval_min/max`; None
-        leaves bumble's 1000 ms). The strap firmware asks for 250 ms
-        (`STRAP_ADVERTISING_INTERVAL_MS`), but the testbed's `gap_advertise` does not pass
-        the interval on, so an emulated strap advertises at this one."""
+        leaves bumble's 1000 ms). An emulated strap advertises at the firmware's own
+        (`STRAP_ADVERTISING_INTERVAL_MS`), which the testbed's `gap_advertise` passes on."""
         if address is None:
             address = self._new_address()
         else:

@@ -150,7 +150,15 @@ class BleAccess:
 
 OnBatch = Callable[[str, P.Measurement], Awaitable[None]]
 
-DONE, ISOLATED, FAILED = "done", "isolated", "failed"  # how a visit ended (`StrapLink.attempt`)
+# how a visit ended (`StrapLink.attempt`); REFUSED: the controller had no room for the link
+DONE, ISOLATED, FAILED, REFUSED = "done", "isolated", "failed", "refused"
+
+
+def is_connection_limit(exc: BaseException) -> bool:
+    """The controller refused the connection for want of room: HCI 0x09, Connection Limit
+    Exceeded (Core spec Vol 1, Part F), as bumble and BlueZ word it."""
+    text = str(exc).lower()
+    return "connection_limit_exceeded" in text or "connection limit exceeded" in text
 
 
 class StallError(BleakError):
@@ -254,6 +262,9 @@ class StrapLink:
             self.stats.note(f"not trusted: {exc}")
             log.error("strap %s: %s", self.strap_id, exc)
         except (TimeoutError, BleakError, OSError, EOFError, P.ProtocolError) as exc:
+            if is_connection_limit(exc):
+                log.info("strap %s: the controller is full (%s)", self.strap_id, exc)
+                return REFUSED
             self.stats.connect_failures += 1
             self.stats.note(f"{type(exc).__name__}: {exc}")
             log.warning("strap %s: %s", self.strap_id, exc or type(exc).__name__)
@@ -334,9 +345,11 @@ class StrapLink:
                 timeout=self.connect_timeout,
                 **access.client_args(),
             )
+            # the backend times the connection out itself (bleak's `timeout`): cancelling it
+            # from here would leave the controller's connection request pending, and the link
+            # it makes later would hold a slot nobody uses
             try:
-                async with asyncio.timeout(self.connect_timeout):
-                    await client.connect()
+                await client.connect()
             except BleakError as exc:
                 if is_security_failure(exc) and not isinstance(exc, LinkSecurityError):
                     raise LinkSecurityError(str(exc)) from exc

@@ -42,7 +42,7 @@ from bleak.exc import BleakError
 
 from .. import protocol as P
 from .jsonfile import read_map, write_map
-from .link import DONE, FAILED, ISOLATED, BleAccess, StrapLink
+from .link import DONE, FAILED, ISOLATED, REFUSED, BleAccess, StrapLink
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +183,16 @@ class Scheduler:
         now = self.elapsed()
         return any(now - h.at <= HEARD_WITHIN_S for h in self.heard[strap].values())
 
+    def describe(self, strap: str) -> str:
+        """What the scheduler knows of a strap, for the log line of a `signal_lost`."""
+        now = self.elapsed()
+        heard = ", ".join(f"{a} {now - h.at:.0f} s ago" for a, h in self.heard[strap].items())
+        return (
+            f"heard: {heard or 'not lately'}; visiting: {self._visiting(strap)}; "
+            f"last visit failed: {strap in self.failing}; "
+            f"last error: {self.links[strap].stats.last_error or 'none'}"
+        )
+
     def _weight(self, strap: str) -> float:
         return self.age(strap) * (2.0 if self.thermal(strap) else 1.0)
 
@@ -301,7 +311,20 @@ class Scheduler:
 
     def _after(self, adapter: Adapter, strap: str, outcome: str) -> None:
         now = self.elapsed()
-        if outcome == DONE:
+        if outcome == REFUSED:  # the adapter holds fewer links than configured: use what it holds
+            held = max(1, len(adapter.visits))
+            if held < adapter.slots:
+                log.warning(
+                    "adapter %s refused a connection with %d up: using %d slots, not %d "
+                    "(set max_connections to what the controller holds)",
+                    adapter.name,
+                    len(adapter.visits),
+                    held,
+                    adapter.slots,
+                )
+                adapter.slots = held
+            self.next_try[strap] = now + self.backoff_s[0]  # the strap is not to blame
+        elif outcome == DONE:
             self.failing.discard(strap)
             self.delay.pop(strap, None)
             self.next_try.pop(strap, None)

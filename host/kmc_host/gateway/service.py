@@ -327,6 +327,11 @@ class Gateway:
                         continue
                     # silent since its last data, or since we started if never heard from
                     st.lost_since = st.last_arrival if st.last_arrival is not None else self.started
+                    log.warning(
+                        "strap %s: signal lost (%s)",
+                        st.entry.id,
+                        self.scheduler.describe(st.entry.id),
+                    )
                     self.publisher.send(
                         AlertMessage(
                             **_ids(st.entry),

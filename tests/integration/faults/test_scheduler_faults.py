@@ -4,7 +4,8 @@ bumble backend, real Mosquitto) and emulated straps (the firmware's code) on one
 - 40 straps on 7 slots after a 10-minute gateway outage: each catches up its backlog; every
   sample arrives exactly once, and no `signal_lost` is raised although most straps wait far
   longer than the (shortened) signal-lost time for their turn;
-- a link lost in mid-drain: the next turn resumes where the cursor stood.
+- a link lost in mid-drain: the next turn resumes where the cursor stood;
+- a controller that holds fewer links than configured: its refusal (0x09) sets the slots.
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ def broker(tmp_path):
     b.stop()
 
 
-def gateway_config(tmp_path: Path, port: int, n: int, slots: int) -> GatewayConfig:
+def gateway_config(
+    tmp_path: Path, port: int, n: int, slots: int, max_age_s: float = 30.0
+) -> GatewayConfig:
     return GatewayConfig(
         TopicTree("kmc", "site1", "nicu"),
         "UTC",
@@ -47,7 +50,7 @@ def gateway_config(tmp_path: Path, port: int, n: int, slots: int) -> GatewayConf
         tuple(StrapEntry(f"KMC-{k + 1:04d}", str(k + 1), "", PASSKEY) for k in range(n)),
         DetectorConfig(),
         max_connections=slots,
-        max_age_s=30.0,
+        max_age_s=max_age_s,
     )
 
 
@@ -83,7 +86,7 @@ def lost_alerts(listener: Listener, straps: list[str]) -> list[dict]:
 
 
 def test_forty_straps_catch_up_a_ten_minute_outage_on_seven_slots(broker, tmp_path, monkeypatch):
-    monkeypatch.setattr(service, "SIGNAL_LOST_S", 15.0)  # far less than the catch-up takes
+    monkeypatch.setattr(service, "SIGNAL_LOST_S", 25.0)  # less than most straps wait
     listener = Listener(broker.port)
     n, slots = 40, 7
 
@@ -100,9 +103,13 @@ def test_forty_straps_catch_up_a_ten_minute_outage_on_seven_slots(broker, tmp_pa
         gw = gateway()
         stop = asyncio.Event()
         task = asyncio.create_task(gw.run(stop))
-        for st in gw.straps.values():  # commissioning: every strap bonded once
-            await asyncio.wait_for(st.link.reached.wait(), 120)
-        for _ in range(20):
+        deadline = time.monotonic() + 120
+        while not all(st.link.reached.is_set() for st in gw.straps.values()):
+            assert time.monotonic() < deadline, "commissioning (a pairing per strap) took 120 s"
+            for s in straps:  # the straps sample meanwhile, as on a ward
+                s.tick()
+            await asyncio.sleep(0.1)
+        for _ in range(50):
             for s in straps:
                 s.tick()
             await asyncio.sleep(0.1)
@@ -121,7 +128,16 @@ def test_forty_straps_catch_up_a_ten_minute_outage_on_seven_slots(broker, tmp_pa
             for sid, st in gw.straps.items():
                 if sid not in caught_up and st.link.cursors.get(sid) >= produced[sid]:
                     caught_up[sid] = time.monotonic() - began
+            for s in straps:  # sampling goes on while the backlog is handed over
+                s.tick()
             await asyncio.sleep(0.1)
+        for _ in range(600):  # and the samples taken meanwhile follow
+            if all(
+                gw.cursors.get(s.strap.cfg["strap_id"]) >= s.strap.store.next_seq for s in straps
+            ):
+                break
+            await asyncio.sleep(0.1)
+        produced = {s.strap.cfg["strap_id"]: s.strap.store.next_seq for s in straps}
         stop.set()
         await task
         for s in straps:
@@ -139,7 +155,11 @@ def test_forty_straps_catch_up_a_ten_minute_outage_on_seven_slots(broker, tmp_pa
         got = seqs(listener, strap)
         assert sorted(set(got)) == list(range(m)), strap
         assert gw.straps[strap].link.stats.duplicates == 0
-    assert lost_alerts(listener, list(produced)) == []
+    lost = lost_alerts(listener, list(produced))
+    assert lost == [], [
+        (a["strap"], a["state"], a["start"], a.get("raised"), gw.straps[a["strap"]].link.stats)
+        for a in lost[:6]
+    ]
     print(
         f"catch-up after a 10-min outage, {n} straps on {slots} slots: "
         f"last strap {slowest:.1f} s, median {sorted(caught_up.values())[n // 2]:.1f} s"
@@ -190,4 +210,52 @@ def test_a_link_lost_in_mid_drain_resumes_at_the_next_turn(broker, tmp_path):
     for k in range(n):
         strap = f"KMC-{k + 1:04d}"
         assert sorted(set(seqs(listener, strap))) == list(range(backlog)), strap
+    listener.close()
+
+
+def test_a_controller_refusing_connections_costs_turns_not_samples(broker, tmp_path):
+    """The gateway is told 4 slots, its controller holds 2: the 3rd connection is refused
+    (0x09). The gateway then uses 2 slots, the refused strap is not counted as failing, every
+    strap gets its turns, nothing is lost and the controller never holds more than it can."""
+    listener = Listener(broker.port)
+    n, slots = 6, 4
+
+    async def main():
+        radio = VirtualRadio()
+        central = await radio.device("gateway", max_connections=2)
+        straps = await ward(radio, tmp_path, n)
+        clock = straps[0].clock
+        cfg = gateway_config(tmp_path, broker.port, n, slots, max_age_s=5.0)
+        gw = Gateway(
+            cfg,
+            central_access(central),
+            now=lambda: clock.t + P.EPOCH_2000_UNIX,
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(gw.run(stop))
+        most = 0
+        for _ in range(300):  # 15 s, 20 samples a second per strap
+            for s in straps:
+                s.tick()
+            most = max(most, len(central.connections))
+            await asyncio.sleep(0.05)
+        for _ in range(600):
+            if all(
+                gw.cursors.get(s.strap.cfg["strap_id"]) >= s.strap.store.next_seq for s in straps
+            ):
+                break
+            await asyncio.sleep(0.05)
+        stop.set()
+        await task
+        for s in straps:
+            s.close()
+        return gw, {s.strap.cfg["strap_id"]: s.strap.store.next_seq for s in straps}, most
+
+    gw, produced, most = asyncio.run(main())
+    time.sleep(0.5)
+    assert most == 2
+    assert [a.slots for a in gw.adapters] == [2]  # learnt from the refusal (0x09)
+    assert sum(st.link.stats.connect_failures for st in gw.straps.values()) == 0
+    for strap, m in produced.items():
+        assert sorted(set(seqs(listener, strap))) == list(range(m)), strap
     listener.close()
