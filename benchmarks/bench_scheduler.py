@@ -1,8 +1,8 @@
 """Benchmark: a whole ward through a few connection slots (the gateway's connection scheduler).
 
-    python benchmarks/bench_scheduler.py                          # 40 straps, 1 adapter, 30 min
+    python benchmarks/bench_scheduler.py          # 40 straps, 1 adapter, 30 min in real time
     python benchmarks/bench_scheduler.py --straps 80 --adapters 2
-    python benchmarks/bench_scheduler.py --straps 10 --minutes 3  # quick
+    python benchmarks/bench_scheduler.py --straps 20 --minutes 5 --speed 2  # quick
 
 Emulated straps (the firmware's own code, on bumble) sample at 1 Hz on a virtual radio whose
 controllers hold 7 connections each; the production gateway (bleak on the bumble backend, the
@@ -205,7 +205,7 @@ def main() -> None:
     ap.add_argument("--straps", type=int, default=40)
     ap.add_argument("--adapters", type=int, default=1)
     ap.add_argument("--minutes", type=float, default=30.0)
-    ap.add_argument("--speed", type=float, default=4.0, help="simulated seconds per second")
+    ap.add_argument("--speed", type=float, default=1.0, help="simulated seconds per second")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="kmc-bench-sched-"))
     broker = Mosquitto(work).start()

@@ -125,18 +125,28 @@ def _gateway(args: argparse.Namespace) -> int:
 
         async with contextlib.AsyncExitStack() as opened:
             access: dict[str, BleAccess] = {}
-            for k, radio in enumerate(radios):
+            for radio in radios:
                 if radio.hci is None:  # a BlueZ adapter beside bumble ones
                     access[radio.label] = BleAccess(kwargs={"bluez": {"adapter": radio.name}})
                     continue
-                bonds = "ble_bonds.json" if k == 0 else f"ble_bonds-{k}.json"
+                # an adapter's identity (bonds, address) follows its transport, not its place
+                # in the list: the straps bonded through it stay pinned to it by that name
+                single = not cfg.adapters
+                bonds = "ble_bonds.json" if single else f"ble_bonds-{_file_part(radio.label)}.json"
                 access[radio.label] = await opened.enter_async_context(
-                    open_hci_central(radio.hci, str(cfg.data_dir / bonds), k)
+                    open_hci_central(
+                        radio.hci, str(cfg.data_dir / bonds), None if single else radio.label
+                    )
                 )
             await Gateway(cfg, access).run(stop)
 
     asyncio.run(main())
     return _stopped(signals)
+
+
+def _file_part(label: str) -> str:
+    """An adapter's label (usb:0, tcp-client:127.0.0.1:9000) as part of a file name."""
+    return "".join(c if c.isalnum() else "_" for c in label)
 
 
 def _stopped(signals: StopSignals) -> int:

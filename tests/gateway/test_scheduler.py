@@ -141,11 +141,16 @@ def test_a_strap_asking_for_a_visit_gets_a_slot_at_once(broker, tmp_path):
         links = [gw.straps[f"KMC-{k + 1:04d}"].link for k in range(n)]
         held = gw.adapters[0].visits
         chosen, before, waited = None, {}, None
-        for i in range(400):
-            if i == settled_at:
-                assert all(link.reached.is_set() for link in links)  # each had its first turn
+        for i in range(1200):  # up to a minute of wall time
+            settled = (
+                i >= settled_at
+                and all(link.reached.is_set() for link in links)  # each had its first turn
+                and len(held) == slots
+                and all(gw.straps[s].link.drained for s in held)
+            )
+            if chosen is None and settled:
                 waiting = [k for k in range(n) if links[k].strap_id not in held]
-                assert len(waiting) == n - slots
+                assert len(waiting) == n - slots  # the slots are taken, the rest wait
                 chosen = waiting[-1]
                 before = {k: links[k].stats.connections for k in waiting}
                 off[chosen] = straps[chosen].feed.i
@@ -156,6 +161,7 @@ def test_a_strap_asking_for_a_visit_gets_a_slot_at_once(broker, tmp_path):
             if chosen is not None and links[chosen].stats.connections > before[chosen]:
                 waited = time.monotonic() - took_off
                 break
+        assert chosen is not None, "the ward never settled: every strap bonded, 3 held"
         others = {k: links[k].stats.connections - c for k, c in before.items() if k != chosen}
         stop.set()
         await task

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import weakref
+import zlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -33,6 +34,7 @@ from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData, AdvertisementDataCallback, BaseBleakScanner
 from bleak.backends.service import BleakGATTService, BleakGATTServiceCollection
 from bleak.exc import BleakError
+from bumble import hci
 from bumble.att import ATT_Error
 from bumble.core import AdvertisingData, BaseBumbleError
 from bumble.device import Connection, Device, Peer
@@ -69,21 +71,21 @@ def central_access(central: Device) -> BleAccess:
 
 @contextlib.asynccontextmanager
 async def open_hci_central(
-    spec: str, bonds: str | None = None, index: int = 0
+    spec: str, bonds: str | None = None, label: str | None = None
 ) -> AsyncIterator[Any]:
     """The gateway's central on bumble's own stack over an HCI transport (`usb:0`,
     `serial:/dev/ttyUSB0`, `tcp-client:127.0.0.1:9000`): yields the `BleAccess` for it.
-    `bonds`: the JSON file that keeps the straps' bonds across restarts; `index`: the
-    gateway's adapter number, which makes each adapter's (static random) address its own."""
+    `bonds`: the JSON file that keeps the straps' bonds across restarts; `label`: one of the
+    gateway's several adapters, whose (static random) address then derives from the label, so
+    each adapter keeps its own identity whatever its place in the configuration."""
     from bumble.transport import open_transport
 
+    address = "F0:F0:F0:F0:F0:F0"
+    if label is not None:
+        code = zlib.crc32(label.encode())
+        address = f"F0:F0:F0:F0:{code >> 8 & 0xFF:02X}:{code & 0xFF:02X}"
     async with await open_transport(spec) as transport:
-        device = Device.with_hci(
-            "kmc-gateway",
-            Address(f"F0:F0:F0:F0:F0:{0xF0 + index:02X}"),
-            transport.source,
-            transport.sink,
-        )
+        device = Device.with_hci("kmc-gateway", Address(address), transport.source, transport.sink)
         if bonds is not None:
             device.keystore = JsonKeyStore("kmc-gateway", bonds)
         await device.power_on()
@@ -206,8 +208,12 @@ class BumbleBleakClient(BaseBleakClient):
         return self._connection is not None
 
     async def connect(self, pair: bool, **kwargs: Any) -> None:
+        attempt = asyncio.ensure_future(self._central.connect(self._target, timeout=self._timeout))
         try:
-            connection = await self._central.connect(self._target, timeout=self._timeout)
+            connection = await asyncio.shield(attempt)
+        except asyncio.CancelledError:
+            await self._abandon(attempt)
+            raise
         except Exception as exc:  # bumble raises its own timeout and HCI errors
             raise BleakError(f"could not connect to {self.address}: {exc}") from exc
         self._connection = connection
@@ -225,6 +231,20 @@ class BumbleBleakClient(BaseBleakClient):
         except TimeoutError:
             await self.disconnect()
             raise BleakError(f"{self.address}: service discovery timed out") from None
+
+    async def _abandon(self, attempt: asyncio.Future[Connection]) -> None:
+        """A connection given up half-way (the gateway stopping): cancel the controller's
+        request, and end the link if it was made all the same. bumble's own connect, cancelled,
+        leaves the request pending, and the link it makes later would hold a controller slot
+        and keep the strap from advertising."""
+        with contextlib.suppress(Exception):
+            await self._central.send_sync_command(hci.HCI_LE_Create_Connection_Cancel_Command())
+        try:
+            connection = await asyncio.wait_for(attempt, 2.0)
+        except Exception:  # noqa: BLE001 - cancelled, refused or timed out: nothing to end
+            return
+        with contextlib.suppress(Exception):
+            await connection.disconnect()
 
     async def _discover(self, peer: Peer) -> BleakGATTServiceCollection:
         """The peer's GATT table: discovered once per bonded peer, then taken from the

@@ -240,6 +240,7 @@ def _adapters(raw: object, max_conn: int, where: str) -> tuple[AdapterEntry, ...
     if len(out) > 8:
         raise ConfigError(f"{where}: at most 8 adapters per gateway")
     labels = [e.label for e in out]
-    if len(set(labels)) != len(labels):
-        raise ConfigError(f"{where}: an adapter is listed twice")
+    twice = sorted({label for label in labels if labels.count(label) > 1})
+    if twice:
+        raise ConfigError(f"{where}: adapter {', '.join(twice)} is listed twice")
     return tuple(out)

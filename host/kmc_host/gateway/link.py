@@ -358,10 +358,10 @@ class StrapLink:
                 raise TimeoutError(
                     f"no connection to {device.address} within {self.connect_timeout:g} s"
                 ) from None
-        if self.addresses is not None and self.addresses.get(self.strap_id) is None:
-            self.addresses.set(self.strap_id, device.address)  # bonded: pinned from now on
-            log.info("strap %s: bonded at %s", self.strap_id, device.address)
         try:
+            if self.addresses is not None and self.addresses.get(self.strap_id) is None:
+                self.addresses.set(self.strap_id, device.address)  # bonded: pinned from now on
+                log.info("strap %s: bonded at %s", self.strap_id, device.address)
             return await self._drain(client, lost, stop, release, began)
         finally:
             await client.disconnect()
@@ -415,10 +415,13 @@ class StrapLink:
                         f"samples {self.cursors.get(self.strap_id)}..{target - 1} still to come"
                     ) from None
                 continue
-            heard = self.elapsed()
             if data is None:
                 continue
-            if await self._take(data, client) == "isolate":
+            before = self.cursors.get(self.strap_id)
+            result = await self._take(data, client)
+            if self.cursors.get(self.strap_id) > before:
+                heard = self.elapsed()  # progress: replayed old samples do not count
+            if result == "isolate":
                 self.stats.isolations += 1
                 log.error(
                     "strap %s: isolated after %d malformed packets",

@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 
 HEARD_WITHIN_S = 10.0  # an advert older than this does not say the strap is in reach
 SCAN_RETRY_S = 5.0  # an adapter whose scanner failed (unplugged) is tried again this often
+REFUSALS_TO_FAIL = 5  # refused this often in a row (the controller full), a strap is failing
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class Heard:
 class Visit:
     strap: str
     started: float
+    alarmed: bool = False  # started for VISIT_NOW (a connected strap does not advertise)
     release: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[str] | None = None
 
@@ -96,7 +98,7 @@ class Adapter:
                     lambda d, a: on_advert(self, d, a), **self.access.scanner_args()
                 )
                 await scanner.start()
-            except (BleakError, OSError) as exc:
+            except Exception as exc:  # noqa: BLE001 - bleak's, BlueZ's, bumble's HCI errors
                 self.up = False
                 self.scan_failures += 1
                 log.error("adapter %s: cannot scan (%s); retrying", self.name, exc)
@@ -158,6 +160,7 @@ class Scheduler:
         self.next_try: dict[str, float] = {}  # backing off until (elapsed clock)
         self.delay: dict[str, float] = {}
         self.failing: set[str] = set()  # last visit failed: not merely waiting its turn
+        self.refusals: dict[str, int] = {}  # refusals for want of room since the last turn
         self.urgent_visits = 0  # visits started for a VISIT_NOW flag
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
@@ -180,8 +183,7 @@ class Scheduler:
             return False
         if self._visiting(strap):
             return not self.links[strap].drained
-        now = self.elapsed()
-        return any(now - h.at <= HEARD_WITHIN_S for h in self.heard[strap].values())
+        return self._home(strap) is not None  # heard lately by an adapter it can be visited on
 
     def describe(self, strap: str) -> str:
         """What the scheduler knows of a strap, for the log line of a `signal_lost`."""
@@ -213,9 +215,12 @@ class Scheduler:
                     await asyncio.wait_for(self._wake.wait(), timeout=0.25)
         finally:
             visits = [v.task for a in self.adapters for v in a.visits.values() if v.task]
+            if not stop.is_set():  # cancelled without a stop: the visits go with us
+                for visit in visits:
+                    visit.cancel()
             await asyncio.gather(*visits, return_exceptions=True)
-            for task in scanners:
-                task.cancel()
+            for scanner in scanners:
+                scanner.cancel()
             await asyncio.gather(*scanners, return_exceptions=True)
 
     def _on_advert(self, adapter: Adapter, device: BLEDevice, adv: AdvertisementData) -> None:
@@ -283,13 +288,13 @@ class Scheduler:
         ]
 
         def alarmed(v: Visit) -> bool:
-            return any(h.visit_now for h in self.heard[v.strap].values()) or self.thermal(v.strap)
+            return v.alarmed or self.thermal(v.strap)
 
         held.sort(key=lambda v: (alarmed(v), v.started))
         return held[:n]
 
     def _start(self, adapter: Adapter, strap: str, heard: Heard) -> None:
-        visit = Visit(strap, self.elapsed())
+        visit = Visit(strap, self.elapsed(), heard.visit_now)
         adapter.visits[strap] = visit
         self.heard[strap].pop(adapter.name, None)  # the next visit needs a fresh advert
         if heard.visit_now:
@@ -299,12 +304,17 @@ class Scheduler:
     async def _visit(self, adapter: Adapter, visit: Visit, device: BLEDevice) -> str:
         link = self.links[visit.strap]
         outcome = FAILED
+        connections = link.stats.connections
         try:
             outcome = await link.attempt(
                 device, self._stop, visit.release, adapter.lock, adapter.access
             )
+        except Exception:  # noqa: BLE001 - a visit's bug must not end the other straps' turns
+            log.exception("strap %s: visit on %s failed", visit.strap, adapter.name)
         finally:
             adapter.visits.pop(visit.strap, None)
+            if link.stats.connections > connections and self.pins.get(visit.strap) is None:
+                self.pins.set(visit.strap, adapter.name)  # secured here: bonded through it
             self._after(adapter, visit.strap, outcome)
             self._wake.set()
         return outcome
@@ -324,12 +334,15 @@ class Scheduler:
                 )
                 adapter.slots = held
             self.next_try[strap] = now + self.backoff_s[0]  # the strap is not to blame
-        elif outcome == DONE:
+            self.refusals[strap] = self.refusals.get(strap, 0) + 1
+            if self.refusals[strap] < REFUSALS_TO_FAIL:
+                return
+            outcome = FAILED  # refused again and again: no data gets through for it
+        if outcome == DONE:
             self.failing.discard(strap)
+            self.refusals.pop(strap, None)
             self.delay.pop(strap, None)
             self.next_try.pop(strap, None)
-            if self.pins.get(strap) is None:
-                self.pins.set(strap, adapter.name)  # bonded through this adapter
         elif outcome == ISOLATED:
             self.failing.add(strap)
             self.next_try[strap] = now + self.isolate_s

@@ -150,7 +150,7 @@ def test_forty_straps_catch_up_a_ten_minute_outage_on_seven_slots(broker, tmp_pa
     slowest = max(caught_up.values())
     assert slowest < CATCH_UP_LIMIT_S, f"the last strap caught up after {slowest:.0f} s"
     waited_long = sum(t > service.SIGNAL_LOST_S for t in caught_up.values())
-    assert waited_long > 0  # the rule below was put to the test
+    assert waited_long >= n // 4  # the rule below was put to the test, many times
     for strap, m in produced.items():
         got = seqs(listener, strap)
         assert sorted(set(got)) == list(range(m)), strap
@@ -255,7 +255,8 @@ def test_a_controller_refusing_connections_costs_turns_not_samples(broker, tmp_p
     time.sleep(0.5)
     assert most == 2
     assert [a.slots for a in gw.adapters] == [2]  # learnt from the refusal (0x09)
-    assert sum(st.link.stats.connect_failures for st in gw.straps.values()) == 0
+    assert gw.scheduler.failing == set()  # a full controller is not the straps' fault
+    assert lost_alerts(listener, list(produced)) == []
     for strap, m in produced.items():
         assert sorted(set(seqs(listener, strap))) == list(range(m)), strap
     listener.close()
