@@ -258,7 +258,9 @@ class _Controller(Controller):
         failed rather than is pending (7.7.15), and the LE Connection Complete is what ends a
         pending create (7.8.12: created, or cancelled). NimBLE's controller refuses the same
         way (ble_ll_conn_hci_create: no free connection state machine -> BLE_ERR_CONN_LIMIT,
-        returned as the command's status)."""
+        returned as the command's status); Zephyr's also refuses in the Command Status, but
+        with Memory Capacity Exceeded (0x07, ll_create_connection: no ll_conn left), so a
+        host should take either as "no slot"."""
         if self._refused(command):
             return None
         return super().on_hci_le_create_connection_command(command)
@@ -271,15 +273,19 @@ class _Controller(Controller):
             return None
         return super().on_hci_le_extended_create_connection_command(command)
 
-    def _refused(self, command: hci.HCI_Command) -> bool:
+    def _refused(self, command: Any) -> bool:
         """Refuse a create (in its Command Status) that this controller cannot start: one is
         still pending until its LE Connection Complete, CONNECT_IND sent or not (7.8.12:
-        Command Disallowed, 0x0C; bumble's handler checks only the initiating part), or no
-        connection slot is free (0x09)."""
+        Command Disallowed, 0x0C; bumble's handler checks only the initiating part), the peer
+        is already connected (Connection Already Exists, 0x0B, as Zephyr's controller answers
+        with CONFIG_BT_CTLR_CHECK_SAME_PEER_CONN; bumble's leaves the create pending for
+        ever), or no connection slot is free (0x09)."""
         if self.pending_le_connection is not None:
             return False  # bumble's handler answers Command Disallowed
         if self.initiations:
             status = hci.HCI_ErrorCode.COMMAND_DISALLOWED_ERROR
+        elif command.peer_address in self.le_connections:
+            status = hci.HCI_ErrorCode.CONNECTION_ALREADY_EXISTS_ERROR
         elif self.at_limit():
             status = hci.HCI_ErrorCode.CONNECTION_LIMIT_EXCEEDED_ERROR
         else:
@@ -421,6 +427,8 @@ class _Controller(Controller):
             return
         if self.is_joining(advertiser) or self.at_limit():
             return
+        if connect_ind.initiator_address in self.le_connections:
+            return  # one link per pair of devices
         self.joining[connect_ind.initiator_address] = (connect_ind, advertiser)
 
     def _first_connection_events(self, initiation: _Initiation) -> None:

@@ -93,6 +93,10 @@ def test_the_eighth_connection_is_refused_with_connection_limit_exceeded_until_o
 
 
 def test_peripheral_links_count_and_a_peripheral_at_its_limit_leaves_connect_ind_unanswered():
+    """A peripheral's links take slots as a central's do; a peripheral with none free leaves a
+    CONNECT_IND unanswered (the initiator fails with 0x3E); a second link between the same two
+    devices is refused (0x0B)."""
+
     async def main():
         radio = VirtualRadio(time_scale=4)
         one = await peripheral(radio, "one-slot", max_connections=1)
@@ -100,6 +104,9 @@ def test_peripheral_links_count_and_a_peripheral_at_its_limit_leaves_connect_ind
         third = await radio.device("third")
         visitor = await radio.device("visitor")
         await visitor.connect(one.random_address, timeout=5)  # one's slot: a peripheral link
+        with pytest.raises(hci.HCI_Error) as again:
+            await visitor.connect(one.random_address, timeout=5)
+        assert again.value.error_code == hci.HCI_ErrorCode.CONNECTION_ALREADY_EXISTS_ERROR
         with pytest.raises(hci.HCI_Error) as refused:
             await one.connect(other.random_address, timeout=5)
         assert refused.value.error_code == hci.HCI_ErrorCode.CONNECTION_LIMIT_EXCEEDED_ERROR
