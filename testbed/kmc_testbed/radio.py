@@ -12,7 +12,8 @@ with no set-up time, answers a scan request with the advertising data and lets e
 controller hear every other at -50 dBm. The controllers of this radio instead:
 
 - refuse an LE Create Connection beyond `max_connections` links (central and peripheral role
-  counted) with Connection Limit Exceeded (0x09), as a real controller does;
+  counted) in its Command Status, with Connection Limit Exceeded (0x09), as NimBLE's
+  controller does (Zephyr's says Memory Capacity Exceeded, 0x07);
 - report a link only once the first connection events are over: the initiator catches one of
   the peripheral's adverts (one every advertising interval, which bumble's legacy advertiser
   read in ms instead of 0.625 ms units), sends CONNECT_IND, and both hosts get LE Connection
