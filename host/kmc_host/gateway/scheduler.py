@@ -296,7 +296,7 @@ class Scheduler:
     def _start(self, adapter: Adapter, strap: str, heard: Heard) -> None:
         visit = Visit(strap, self.elapsed(), heard.visit_now)
         adapter.visits[strap] = visit
-        self.heard[strap].pop(adapter.name, None)  # the next visit needs a fresh advert
+        self.heard[strap].clear()  # the next visit needs a fresh advert
         if heard.visit_now:
             self.urgent_visits += 1
         visit.task = asyncio.create_task(self._visit(adapter, visit, heard.device))
@@ -313,6 +313,9 @@ class Scheduler:
             log.exception("strap %s: visit on %s failed", visit.strap, adapter.name)
         finally:
             adapter.visits.pop(visit.strap, None)
+            # what was heard during the visit (the advert it connected on) says nothing of where
+            # the strap is now: a strap carried out of range must not be tried on it
+            self.heard[visit.strap].clear()
             if link.stats.connections > connections and self.pins.get(visit.strap) is None:
                 self.pins.set(visit.strap, adapter.name)  # secured here: bonded through it
             self._after(adapter, visit.strap, outcome)

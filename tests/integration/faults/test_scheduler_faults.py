@@ -260,3 +260,73 @@ def test_a_controller_refusing_connections_costs_turns_not_samples(broker, tmp_p
     for strap, m in produced.items():
         assert sorted(set(seqs(listener, strap))) == list(range(m)), strap
     listener.close()
+
+
+def test_a_strap_leaving_range_during_its_turn_frees_its_slot_and_loses_nothing(
+    broker, tmp_path, monkeypatch
+):
+    """Two slots, three straps. A strap carried out of range (the mother walks off the ward)
+    while it holds a slot: its link ends at the supervision timeout, the slot goes to the strap
+    that was waiting, the strap out of range holds none while it cannot be heard and is named
+    `signal_lost`; back in range, it hands over everything it sampled away."""
+    monkeypatch.setattr(service, "SIGNAL_LOST_S", 8.0)
+    listener = Listener(broker.port)
+    n, slots = 3, 2
+
+    async def main():
+        radio = VirtualRadio()
+        central = await radio.device("gateway")
+        straps = await ward(radio, tmp_path, n)
+        clock = straps[0].clock
+        gw = Gateway(
+            gateway_config(tmp_path, broker.port, n, slots, max_age_s=20.0),
+            central_access(central),
+            now=lambda: clock.t + P.EPOCH_2000_UNIX,
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(gw.run(stop))
+        held = gw.adapters[0].visits
+        links = {s: gw.straps[s].link for s in gw.straps}
+        away, moved_at, freed_after, held_away = None, None, None, []
+        for _ in range(1200):  # up to 60 s of wall time
+            for s in straps:
+                s.tick()
+            await asyncio.sleep(0.05)
+            if away is None and len(held) == slots and all(links[s].drained for s in held):
+                away = sorted(held)[0]
+                k = int(away[-4:]) - 1
+                radio.move(straps[k].ble.device, (200.0, 0.0))  # out of range
+                moved_at = time.monotonic()
+                waiting = next(s for s in gw.straps if s not in held)
+            elif away is not None and freed_after is None:
+                if away not in held and waiting in held:
+                    freed_after = time.monotonic() - moved_at
+            elif freed_after is not None:
+                held_away.append(away in held)
+                if time.monotonic() - moved_at > 15.0:
+                    break
+        assert away is not None, "the two slots were never both held by drained straps"
+        lost = [a for a in lost_alerts(listener, [away]) if a["state"] == "active"]
+        radio.move(straps[k].ble.device, (0.0, 0.0))  # back on the ward
+        for _ in range(600):
+            if all(
+                gw.cursors.get(s.strap.cfg["strap_id"]) >= s.strap.store.next_seq for s in straps
+            ):
+                break
+            await asyncio.sleep(0.05)
+        stop.set()
+        await task
+        for s in straps:
+            s.close()
+        produced = {s.strap.cfg["strap_id"]: s.strap.store.next_seq for s in straps}
+        return away, freed_after, held_away, lost, produced
+
+    away, freed_after, held_away, lost, produced = asyncio.run(main())
+    time.sleep(0.5)
+    # bumble's default supervision timeout is 7.2 s (720 x 10 ms); a little on top for the turn
+    assert freed_after is not None and freed_after < 10.0, freed_after
+    assert held_away and not any(held_away)  # out of range, it held no slot
+    assert lost, "the strap out of range was not named signal_lost"
+    for strap, m in produced.items():
+        assert sorted(set(seqs(listener, strap))) == list(range(m)), strap
+    listener.close()
