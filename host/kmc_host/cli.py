@@ -99,7 +99,6 @@ def _service_logging() -> None:
 def _gateway(args: argparse.Namespace) -> int:
     """The ward gateway on this machine's Bluetooth adapter (BlueZ) until SIGINT/SIGTERM."""
     import asyncio
-    import contextlib
 
     from .gateway.config import load_config
     from .gateway.service import Gateway
@@ -120,25 +119,28 @@ def _gateway(args: argparse.Namespace) -> int:
         if not any(r.hci for r in radios):
             await Gateway(cfg).run(stop)  # bleak on the platform's stack (BlueZ)
             return
-        from .ble.bumble_backend import open_hci_central
-        from .gateway.link import BleAccess
+        import functools
 
-        async with contextlib.AsyncExitStack() as opened:
-            access: dict[str, BleAccess] = {}
-            for radio in radios:
-                if radio.hci is None:  # a BlueZ adapter beside bumble ones
-                    access[radio.label] = BleAccess(kwargs={"bluez": {"adapter": radio.name}})
-                    continue
-                # an adapter's identity (bonds, address) follows its transport, not its place
-                # in the list: the straps bonded through it stay pinned to it by that name
-                single = not cfg.adapters
-                bonds = "ble_bonds.json" if single else f"ble_bonds-{_file_part(radio.label)}.json"
-                access[radio.label] = await opened.enter_async_context(
-                    open_hci_central(
-                        radio.hci, str(cfg.data_dir / bonds), None if single else radio.label
-                    )
-                )
-            await Gateway(cfg, access).run(stop)
+        from .ble.bumble_backend import open_hci_central
+        from .gateway.link import BleAccess, OpenRadio
+
+        access: dict[str, BleAccess | OpenRadio] = {}
+        for radio in radios:
+            if radio.hci is None:  # a BlueZ adapter beside bumble ones
+                access[radio.label] = BleAccess(kwargs={"bluez": {"adapter": radio.name}})
+                continue
+            # an adapter's identity (bonds, address) follows its transport, not its place in
+            # the list: the straps bonded through it stay pinned to it by that name. Opened by
+            # its adapter, and opened again if lost (unplugged) or missing at start.
+            single = not cfg.adapters
+            bonds = "ble_bonds.json" if single else f"ble_bonds-{_file_part(radio.label)}.json"
+            access[radio.label] = functools.partial(
+                open_hci_central,
+                radio.hci,
+                str(cfg.data_dir / bonds),
+                None if single else radio.label,
+            )
+        await Gateway(cfg, access).run(stop)
 
     asyncio.run(main())
     return _stopped(signals)

@@ -748,16 +748,18 @@ class VirtualRadio:
         *,
         position: tuple[float, float] = (0.0, 0.0),
         max_connections: int | None = None,
+        public_address: str | None = None,
     ) -> Controller:
         """A controller on this link whose HCI is reached through a transport (e.g. bumble's
         `tcp-server:`): a gateway in another process drives it, as it would a USB dongle.
-        `max_connections`: LE links it holds at most (None: no limit)."""
+        `max_connections`: LE links it holds at most (None: no limit); `public_address`: a
+        dongle plugged in again keeps its own (default: a new one)."""
         return _Controller(
             name,
             self,
             position=position,
             max_connections=max_connections,
-            public_address=self._new_address(),
+            public_address=public_address or self._new_address(),
             host_source=source,
             host_sink=sink,
         )
@@ -783,7 +785,7 @@ class VirtualRadio:
             address = self._new_address()
         else:
             for old in [c for c in self.link.controllers if str(c.random_address) == address]:
-                self._power_off(old)
+                self.power_off(old)
         controller = _Controller(
             name,
             self,
@@ -810,7 +812,7 @@ class VirtualRadio:
             raise ValueError(f"{device_or_controller!r} is not on this radio")
         return controller
 
-    def _power_off(self, controller: Controller) -> None:
+    def power_off(self, controller: Controller) -> None:
         """The controller leaves the air with no word to anyone: its peers' links to it run
         into their supervision timeout."""
         for other in list(self.link.controllers):
@@ -919,3 +921,56 @@ class VirtualRadio:
                     "%s: link to %s lost (supervision timeout)", side.name, connection.peer_address
                 )
                 side.on_le_disconnected(connection, hci.HCI_ErrorCode.CONNECTION_TIMEOUT_ERROR)
+
+
+class TcpDongle:
+    """A USB dongle for a gateway in another process (or task): a controller on `radio` whose
+    HCI is served on a TCP port (`[ble] hci = "tcp-client:127.0.0.1:<port>"`), that can be
+    pulled out and plugged in again. Unplugged, its controller leaves the air (the straps'
+    links to it run into their supervision timeout) and its HCI connection closes, so the
+    gateway's transport ends as it does when a USB device goes; no connection is taken until it
+    is plugged again, as a controller just powered, with the same public address."""
+
+    def __init__(
+        self,
+        radio: VirtualRadio,
+        port: int,
+        *,
+        position: tuple[float, float] = (0.0, 0.0),
+        max_connections: int | None = None,
+    ) -> None:
+        self.radio = radio
+        self.port = port
+        self.position = position
+        self.max_connections = max_connections
+        self.address: str | None = None
+        self.controller: Controller | None = None
+        self._transport: Any = None
+
+    @property
+    def plugged(self) -> bool:
+        return self._transport is not None
+
+    async def plug(self) -> None:
+        from bumble.transport import open_transport
+
+        self._transport = await open_transport(f"tcp-server:127.0.0.1:{self.port}")
+        self.controller = self.radio.hci_server_controller(
+            "dongle",
+            self._transport.source,
+            self._transport.sink,
+            position=self.position,
+            max_connections=self.max_connections,
+            public_address=self.address,
+        )
+        self.address = str(self.controller.public_address)
+
+    async def unplug(self) -> None:
+        assert self._transport is not None and self.controller is not None
+        self.radio.power_off(self.controller)
+        server = self._transport.server
+        server.close()  # no new HCI connection is taken
+        if self._transport.sink.transport is not None:
+            self._transport.sink.transport.close()  # the gateway's side sees its transport end
+        await server.wait_closed()
+        self._transport = self.controller = None

@@ -3,12 +3,14 @@
 import asyncio
 
 import pytest
+from bleak.exc import BleakDBusError, BleakError
+from bumble import hci
 
 from kmc_host import protocol as P
 from kmc_host.ble.bumble_backend import (
     central_access,
 )
-from kmc_host.gateway.link import CursorStore, StrapLink
+from kmc_host.gateway.link import CursorStore, StrapLink, is_connection_limit
 from kmc_testbed.radio import VirtualRadio
 from packets import PASSKEY, T2000, emulated_strap
 
@@ -140,3 +142,26 @@ def test_corrupt_cursor_file_is_a_clear_error(tmp_path):
     path.write_text("{not json")
     with pytest.raises(ValueError, match="cursor file is corrupt"):
         CursorStore(path)
+
+
+@pytest.mark.parametrize(
+    ("error", "no_room"),
+    [
+        (BleakError(f"could not connect to X: {hci.HCI_Error(0x09)}"), True),  # bumble, NimBLE
+        (BleakError(f"could not connect to X: {hci.HCI_Error(0x07)}"), True),  # Zephyr's 0x07
+        (
+            BleakDBusError("org.bluez.Error.Failed", ["le-connection-concurrent-connection-limit"]),
+            True,
+        ),
+        (BleakDBusError("org.bluez.Error.Failed", ["le-connection-memory-allocation"]), True),
+        (BleakError(f"could not connect to X: {hci.HCI_Error(0x08)}"), False),  # timeout
+        (BleakError(f"could not connect to X: {hci.HCI_Error(0x0B)}"), False),  # already there
+        (BleakDBusError("org.bluez.Error.Failed", ["le-connection-abort-by-local"]), False),
+        (TimeoutError("no connection within 10 s"), False),
+    ],
+)
+def test_a_controller_without_room_is_told_apart_from_other_failures(error, no_room):
+    """A refusal for want of room lowers the adapter's slots and is not the strap's fault; any
+    other failure is. The words are those bumble and BlueZ (bluetoothd's src/error.c, from
+    the kernel's EMLINK for 0x09 and ENOMEM for 0x07) use."""
+    assert is_connection_limit(error) is no_room

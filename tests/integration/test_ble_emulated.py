@@ -7,10 +7,14 @@ virtual link, against the firmware's own GATT server, store and sampler.
 import asyncio
 
 import numpy as np
+import pytest
 from bleak import BleakClient, BleakScanner
+from bleak.exc import BleakError
+from bumble.device import Peer
 
 from kmc_host import protocol as P
 from kmc_host.ble.bumble_backend import BumbleBleakClient, BumbleBleakScanner
+from kmc_host.ble.bumble_backend import _gatt_cache as gatt_cache
 from kmc_testbed.radio import VirtualRadio
 from kmc_testbed.strap import SensorFeed
 from packets import PASSKEY, T2000, emulated_strap
@@ -92,3 +96,54 @@ def test_bleak_over_bumble_reaches_the_firmware_and_loses_nothing_across_a_disco
     assert contact[:100].sum() == 0 and contact[101:].all()
     assert np.allclose(np.concatenate([b.infant_c for b in gw.batches]), 36.8)
     assert strap.strap.ble.sent_packets >= 920 // 19
+
+
+def test_a_bonded_strap_is_not_discovered_again_unless_its_table_proves_stale(
+    tmp_path, monkeypatch
+):
+    """The bumble backend keeps a bonded strap's GATT table: the second connection reads
+    Status with no service discovery. A table that no longer fits (the strap's firmware
+    updated under its bond; here the cached handles moved out of its table) fails with an ATT
+    error, which drops the cache, and the next connection discovers the table again."""
+    discoveries = []
+    discover = Peer.discover_services
+
+    async def counted(self, *args, **kwargs):  # the real discovery, counted
+        discoveries.append(1)
+        return await discover(self, *args, **kwargs)
+
+    monkeypatch.setattr(Peer, "discover_services", counted)
+
+    async def main():
+        radio = VirtualRadio()
+        central = await radio.device("gateway")
+        strap = await emulated_strap(radio, tmp_path, SensorFeed(), strap_id="KMC-0008")
+        await strap.run(5)
+        gw = Gateway(central)
+
+        async def status_read():
+            device = await gw.find("KMC-0008")
+            async with BleakClient(
+                device, backend=BumbleBleakClient, central=central, pair=True, passkey=PASSKEY
+            ) as client:
+                return P.decode_status(bytes(await client.read_gatt_char(P.STATUS_UUID)))
+
+        first = await status_read()
+        after_first = len(discoveries)
+        second = await status_read()
+        after_second = len(discoveries)
+        (address,) = gatt_cache(central)  # one bonded peer cached
+        gatt_cache(central)[address] = [
+            (h + 1000, e + 1000, u, [(ch + 1000, ce + 1000, cu, p, []) for ch, ce, cu, p, _ in cs])
+            for h, e, u, cs in gatt_cache(central)[address]
+        ]
+        with pytest.raises(BleakError, match="INVALID_HANDLE|ATT"):
+            await status_read()
+        stale_dropped = address not in gatt_cache(central)
+        third = await status_read()
+        strap.close()
+        return first, second, third, after_first, after_second, len(discoveries), stale_dropped
+
+    first, second, third, n1, n2, n3, dropped = asyncio.run(main())
+    assert first == second == third and first.newest_seq >= 3  # the same Status each time
+    assert (n1, n2, n3) == (1, 1, 2) and dropped

@@ -25,6 +25,7 @@ import logging
 import weakref
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from bleak.backends.characteristic import BleakGATTCharacteristic, CharacteristicPropertyName
@@ -49,6 +50,8 @@ if TYPE_CHECKING:
     from ..gateway.link import BleAccess
 
 log = logging.getLogger(__name__)
+
+DISCONNECT_TIMEOUT_S = 5.0  # a controller that is gone answers no disconnect
 
 _PROPERTIES: tuple[tuple[int, CharacteristicPropertyName], ...] = (
     (0x01, "broadcast"),
@@ -89,7 +92,9 @@ async def open_hci_central(
         if bonds is not None:
             device.keystore = JsonKeyStore("kmc-gateway", bonds)
         await device.power_on()
-        yield central_access(device)
+        # resolves when the transport ends (a USB dongle unplugged, the TCP peer gone)
+        lost = getattr(transport.source, "terminated", None)
+        yield replace(central_access(device), lost=lost)
 
 
 class BumbleBleakScanner(BaseBleakScanner):
@@ -346,7 +351,9 @@ class BumbleBleakClient(BaseBleakClient):
             connection.remove_listener("disconnection", self._on_disconnection)
             self._connection = None
             self._peer = None
-            await connection.disconnect()
+            # a controller that is gone (unplugged) answers nothing: do not wait on it for ever
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(connection.disconnect(), DISCONNECT_TIMEOUT_S)
 
     async def unpair(self) -> None:
         if self._central.keystore is not None:
@@ -364,6 +371,10 @@ class BumbleBleakClient(BaseBleakClient):
         try:
             yield
         except (ATT_Error, BaseBumbleError) as exc:
+            if isinstance(exc, ATT_Error) and self._connection is not None:
+                # the cached table may be stale (a strap's firmware updated under its bond):
+                # the next connection discovers it again
+                _gatt_cache(self._central).pop(str(self._connection.peer_address), None)
             raise BleakError(f"{what}: {exc}") from exc
         except asyncio.CancelledError:
             if self._connection is not None:

@@ -31,6 +31,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,11 +128,14 @@ class LinkStats:
 
 @dataclass(frozen=True)
 class BleAccess:
-    """How to reach the radio: bleak backends and their extra arguments (none on BlueZ)."""
+    """How to reach the radio: bleak backends and their extra arguments (none on BlueZ), and
+    `lost`, which resolves when the radio is gone (a bumble HCI transport closed: the dongle
+    unplugged); None where the stack reports that by failing calls instead (BlueZ)."""
 
     scanner_backend: Any = None
     client_backend: Any = None
     kwargs: dict[str, Any] = field(default_factory=dict)
+    lost: asyncio.Future[None] | None = None
 
     def scanner_args(self) -> dict[str, Any]:
         return (
@@ -148,17 +152,32 @@ class BleAccess:
         )
 
 
+# a radio opened for each use, and opened again after it is lost (a bumble HCI transport)
+OpenRadio = Callable[[], AbstractAsyncContextManager[BleAccess]]
+
 OnBatch = Callable[[str, P.Measurement], Awaitable[None]]
 
 # how a visit ended (`StrapLink.attempt`); REFUSED: the controller had no room for the link
 DONE, ISOLATED, FAILED, REFUSED = "done", "isolated", "failed", "refused"
 
 
+# how the stacks word a controller's refusal for want of room: HCI 0x09 Connection Limit
+# Exceeded (NimBLE's and most controllers'), or 0x07 Memory Capacity Exceeded (Zephyr's), in
+# bumble's HCI error names, and in BlueZ's D-Bus errors (the kernel maps 0x09 to EMLINK and 0x07
+# to ENOMEM; bluetoothd words them as below, src/error.c)
+_NO_ROOM = (
+    "connection_limit_exceeded",
+    "memory_capacity_exceeded",
+    "le-connection-concurrent-connection-limit",
+    "le-connection-memory-allocation",
+)
+
+
 def is_connection_limit(exc: BaseException) -> bool:
-    """The controller refused the connection for want of room: HCI 0x09, Connection Limit
-    Exceeded (Core spec Vol 1, Part F), as bumble and BlueZ word it."""
+    """The controller refused the connection for want of room (Core spec Vol 1, Part F: 0x09,
+    or 0x07 from Zephyr's controller), whichever stack says so."""
     text = str(exc).lower()
-    return "connection_limit_exceeded" in text or "connection limit exceeded" in text
+    return any(words in text for words in _NO_ROOM)
 
 
 class StallError(BleakError):

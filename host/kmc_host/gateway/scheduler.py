@@ -34,21 +34,22 @@ import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bleak import BleakScanner
 from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
-from bleak.exc import BleakError
 
 from .. import protocol as P
 from .jsonfile import read_map, write_map
-from .link import DONE, FAILED, ISOLATED, REFUSED, BleAccess, StrapLink
+from .link import DONE, FAILED, ISOLATED, REFUSED, BleAccess, OpenRadio, StrapLink
 
 log = logging.getLogger(__name__)
 
 HEARD_WITHIN_S = 10.0  # an advert older than this does not say the strap is in reach
 SCAN_RETRY_S = 5.0  # an adapter whose scanner failed (unplugged) is tried again this often
 REFUSALS_TO_FAIL = 5  # refused this often in a row (the controller full), a strap is failing
+SLOTS_REGAIN_S = 300.0  # slots lowered by a refusal: one more is tried again this often
 
 
 @dataclass(frozen=True)
@@ -71,19 +72,50 @@ class Visit:
 
 
 class Adapter:
-    """One radio of the gateway: its bleak access, its scanner, a connect lock, its slots."""
+    """One radio of the gateway: its bleak access, its scanner, a connect lock, its slots.
 
-    def __init__(self, name: str, access: BleAccess, slots: int) -> None:
+    `radio` is the access itself, or (a bumble HCI transport) a way to open it: the adapter
+    then opens it for its scanner, and when it is lost (dongle unplugged) or cannot be opened
+    (missing at start) ends its visits and opens it again every SCAN_RETRY_S, while the other
+    adapters go on."""
+
+    def __init__(self, name: str, radio: BleAccess | OpenRadio, slots: int) -> None:
         self.name = name
-        self.access = access
+        self.opener = None if isinstance(radio, BleAccess) else radio
+        self.access = radio if isinstance(radio, BleAccess) else BleAccess()
         self.slots = slots
+        self.configured = slots  # what the configuration says; `slots` is what is used
+        self.lowered_at = 0.0  # when a refusal (or the last regain) set `slots`
         self.lock = asyncio.Lock()  # one connection set up at a time on a controller
         self.visits: dict[str, Visit] = {}
         self.up = False  # scanning
         self.scan_failures = 0
+        self.losses = 0  # times the radio was lost while in use
 
     def free(self) -> int:
         return self.slots - len(self.visits)
+
+    def lower(self, held: int, now: float) -> None:
+        """The controller refused a link with `held` up: use that many slots for now."""
+        log.warning(
+            "adapter %s refused a connection with %d up: using %d slots, not %d "
+            "(set max_connections to what the controller holds)",
+            self.name,
+            len(self.visits),
+            held,
+            self.slots,
+        )
+        self.slots = held
+        self.lowered_at = now
+
+    def regain(self, now: float) -> None:
+        """A refusal may have been passing (another central's link on a shared controller):
+        every SLOTS_REGAIN_S one more slot is tried, up to the configured count; a controller
+        that is still full refuses it, which costs one connection attempt."""
+        if self.slots < self.configured and now - self.lowered_at >= SLOTS_REGAIN_S:
+            self.slots += 1
+            self.lowered_at = now
+            log.info("adapter %s: trying %d slots again", self.name, self.slots)
 
     async def scan(
         self,
@@ -93,25 +125,56 @@ class Adapter:
         """Scan until `stop`; a scanner that fails (adapter unplugged, BlueZ restarted) is
         started again every SCAN_RETRY_S, and the adapter takes no new visit meanwhile."""
         while not stop.is_set():
-            try:
-                scanner = BleakScanner(
-                    lambda d, a: on_advert(self, d, a), **self.access.scanner_args()
-                )
-                await scanner.start()
-            except Exception as exc:  # noqa: BLE001 - bleak's, BlueZ's, bumble's HCI errors
-                self.up = False
-                self.scan_failures += 1
-                log.error("adapter %s: cannot scan (%s); retrying", self.name, exc)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), SCAN_RETRY_S)
-                continue
-            self.up = True
-            try:
-                await stop.wait()
-            finally:
-                self.up = False
-                with contextlib.suppress(BleakError, OSError):
-                    await scanner.stop()
+            async with contextlib.AsyncExitStack() as opened:
+                try:
+                    if self.opener is not None:
+                        self.access = await opened.enter_async_context(self.opener())
+                    scanner = BleakScanner(
+                        lambda d, a: on_advert(self, d, a), **self.access.scanner_args()
+                    )
+                    await scanner.start()
+                except Exception as exc:  # noqa: BLE001 - bleak's, BlueZ's, bumble's HCI errors
+                    self.up = False
+                    self.scan_failures += 1
+                    log.error(
+                        "adapter %s: cannot scan (%s); retrying every %g s",
+                        self.name,
+                        exc or type(exc).__name__,
+                        SCAN_RETRY_S,
+                    )
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), SCAN_RETRY_S)
+                    continue
+                self.up = True
+                try:
+                    await self._until_stop_or_lost(stop)
+                finally:
+                    self.up = False
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(scanner.stop(), 2.0)
+                if not stop.is_set():  # lost: end its visits before the radio is closed
+                    self.losses += 1
+                    log.error("adapter %s: lost (unplugged?); reopening it", self.name)
+                    await self._end_visits()
+
+    async def _until_stop_or_lost(self, stop: asyncio.Event) -> None:
+        waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(stop.wait())]
+        if self.access.lost is not None:
+            waits.append(asyncio.shield(self.access.lost))  # cancelling it spares the radio's
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+
+    async def _end_visits(self) -> None:
+        """Release every visit of this adapter and wait for them (a drained one ends at once,
+        a draining one at its stall timeout)."""
+        for visit in self.visits.values():
+            visit.release.set()
+        tasks = [v.task for v in self.visits.values() if v.task is not None]
+        if tasks:
+            await asyncio.wait(tasks, timeout=15.0)
 
 
 class AdapterBook:
@@ -265,6 +328,7 @@ class Scheduler:
             if home is not None:
                 waiting[home[0].name].append((strap, home[1]))
         for adapter in self.adapters:
+            adapter.regain(now)
             queue = sorted(
                 waiting[adapter.name],
                 key=lambda sh: (not sh[1].visit_now, -self._weight(sh[0]), sh[0]),
@@ -327,15 +391,7 @@ class Scheduler:
         if outcome == REFUSED:  # the adapter holds fewer links than configured: use what it holds
             held = max(1, len(adapter.visits))
             if held < adapter.slots:
-                log.warning(
-                    "adapter %s refused a connection with %d up: using %d slots, not %d "
-                    "(set max_connections to what the controller holds)",
-                    adapter.name,
-                    len(adapter.visits),
-                    held,
-                    adapter.slots,
-                )
-                adapter.slots = held
+                adapter.lower(held, now)
             self.next_try[strap] = now + self.backoff_s[0]  # the strap is not to blame
             self.refusals[strap] = self.refusals.get(strap, 0) + 1
             if self.refusals[strap] < REFUSALS_TO_FAIL:

@@ -45,11 +45,14 @@ from ..mqtt import (
 from ..samples import Samples
 from ..timefmt import iso_utc
 from .config import AdapterEntry, GatewayConfig, StrapEntry
-from .link import AddressBook, BleAccess, CursorStore, StrapLink
+from .link import AddressBook, BleAccess, CursorStore, OpenRadio, StrapLink
 from .scheduler import Adapter, AdapterBook, Scheduler
 from .silence import SilenceBook
 
 log = logging.getLogger(__name__)
+
+# how the gateway reaches its adapters: one access for all, or an access or opener per label
+Radios = BleAccess | Mapping[str, BleAccess | OpenRadio]
 
 SIGNAL_LOST_S = 120.0
 FLUSH_S = 2.0  # a clean stop waits this long for the broker to acknowledge the outbox
@@ -60,11 +63,9 @@ def _num(values: np.ndarray, digits: int) -> list[float | None]:
     return [None if math.isnan(v) else round(v, digits) for v in values.tolist()]
 
 
-def _access_for(
-    radio: AdapterEntry, access: BleAccess | Mapping[str, BleAccess] | None
-) -> BleAccess:
-    """The bleak access for one adapter: the caller's (one for all, or by label), or bleak on
-    BlueZ with that adapter's name."""
+def _access_for(radio: AdapterEntry, access: Radios | None) -> BleAccess | OpenRadio:
+    """How to reach one adapter: the caller's (one access for all, or one access or opener by
+    label), or bleak on BlueZ with that adapter's name."""
     if isinstance(access, BleAccess):
         return access
     if access is not None:
@@ -97,14 +98,14 @@ class Gateway:
     def __init__(
         self,
         cfg: GatewayConfig,
-        access: BleAccess | Mapping[str, BleAccess] | None = None,
+        access: Radios | None = None,
         now: Callable[[], float] = time.time,
         scan_timeout: float = 10.0,
         elapsed: Callable[[], float] = time.monotonic,
         connect_timeout: float = 10.0,
     ) -> None:
-        """`access`: how to reach the radio (one for every adapter, or one per adapter label;
-        None: bleak on BlueZ); `now`: wall-clock time (strap clocks, message times);
+        """`access`: how to reach the radio (one for every adapter, or one per adapter label,
+        each an access or a way to open one: see `Adapter`; None: bleak on BlueZ); `now`: wall-clock time (strap clocks, message times);
         `elapsed`: a monotonic clock for silences and turns, so a host clock stepped by NTP
         neither raises nor hides `signal_lost`."""
         self.cfg = cfg

@@ -14,6 +14,11 @@ Control: one JSON command per line on the control port, one JSON answer per line
         skipped: numbers the store jumps over on boot (never samples)
   {"cmd": "drop"}                   -> every BLE link is dropped (out of range, interference)
   {"cmd": "reboot", "strap": id}    -> power cut and boot on the same flash (RAM samples lost)
+  {"cmd": "unplug"}                 -> the gateway's dongle pulled out: its controller leaves
+                                       the air (the straps' links time out) and its HCI
+                                       connection closes; no new one is taken
+  {"cmd": "plug"}                   -> the dongle back: a controller just powered, with the
+                                       same public address, served on the same port again
 """
 
 from __future__ import annotations
@@ -25,8 +30,6 @@ import logging
 import sys
 from pathlib import Path
 
-from bumble.transport import open_transport
-
 ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "analysis"))
 sys.path.insert(0, str(ROOT / "host"))
@@ -34,7 +37,7 @@ sys.path.insert(0, str(ROOT / "testbed"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from kmc_host import protocol as P  # noqa: E402
-from kmc_testbed.radio import VirtualRadio  # noqa: E402
+from kmc_testbed.radio import TcpDongle, VirtualRadio  # noqa: E402
 from kmc_testbed.strap import EmulatedStrap, SensorFeed  # noqa: E402
 from packets import emulated_strap  # noqa: E402
 
@@ -51,8 +54,9 @@ def feed(index: int) -> SensorFeed:
 
 
 class Ward:
-    def __init__(self, radio: VirtualRadio, root: Path, n: int) -> None:
+    def __init__(self, radio: VirtualRadio, root: Path, n: int, hci_port: int) -> None:
         self.radio = radio
+        self.dongle = TcpDongle(radio, hci_port)  # the gateway's controller, served over TCP
         self.root = root
         self.n = n
         self.straps: dict[str, EmulatedStrap] = {}
@@ -122,6 +126,12 @@ class Ward:
             if cmd["cmd"] == "drop":
                 await self.drop()
                 answer: dict = {"ok": True}
+            elif cmd["cmd"] == "unplug":
+                await self.dongle.unplug()
+                answer = {"ok": True}
+            elif cmd["cmd"] == "plug":
+                await self.dongle.plug()
+                answer = {"ok": True}
             elif cmd["cmd"] == "reboot":
                 await self.reboot(cmd["strap"])
                 answer = {"ok": True}
@@ -150,9 +160,8 @@ async def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     radio = VirtualRadio()
-    hci = await open_transport(f"tcp-server:127.0.0.1:{args.hci_port}")
-    radio.hci_server_controller("gateway", hci.source, hci.sink)
-    ward = Ward(radio, Path(args.dir), args.straps)
+    ward = Ward(radio, Path(args.dir), args.straps, args.hci_port)
+    await ward.dongle.plug()
     await ward.start()
     server = await asyncio.start_server(ward.control, "127.0.0.1", args.control_port)
     print("radio ready", flush=True)

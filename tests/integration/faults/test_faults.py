@@ -5,7 +5,8 @@
 
 Faults, one after the other: BLE links dropped three times, a strap rebooted (power cut), the
 gateway killed with SIGKILL and restarted, the broker stopped, the database stopped, the
-gateway host's wall clock stepped an hour forward and back (NTP stepping; clockstep.c); a baby
+gateway host's wall clock stepped an hour forward and back (NTP stepping; clockstep.c), the
+gateway's adapter unplugged for 15 s (its HCI transport ends) and plugged in again; a baby
 goes cold while the broker is down. For each fault: the time until InfluxDB holds every sample
 the straps took up to the end of the fault, and the samples lost or duplicated. At the end: the
 exact count in InfluxDB equals what the straps produced (minus what a power cut erased from the
@@ -30,6 +31,7 @@ HERE = Path(__file__).resolve().parent
 KMC = [sys.executable, "-m", "kmc_host"]
 STRAPS = ("KMC-0001", "KMC-0002", "KMC-0003")
 OUTAGE_S = 45.0
+UNPLUG_S = 15.0
 
 
 def run_service(
@@ -166,10 +168,16 @@ def test_whole_chain_under_faults(tmp_path: Path):
         radio.at(310)
         clock_offset.write_text("0")
         record("gateway host clock stepped back 1 h", 310, 310)
-        radio.at(340)  # the cold episode (170-250 s) has ended for good (60 s back past 36.6)
+        radio.at(320)
+        radio.ask(cmd="unplug")  # the gateway's dongle pulled out
+        radio.at(320 + UNPLUG_S)
+        unplugged_alive = gateway.poll() is None
+        radio.ask(cmd="plug")
+        record(f"gateway's adapter unplugged {UNPLUG_S:.0f} s", 320, 320 + UNPLUG_S)
+        radio.at(350)  # the cold episode (170-250 s) has ended for good (60 s back past 36.6)
         final_status = radio.status()
         took, lost, dup = catch_up(radio, influx)
-        rows.append(("end of run", 340, 0.0, took, lost, dup))
+        rows.append(("end of run", 350, 0.0, took, lost, dup))
     finally:
         term(gateway)
         # the straps sample on until the gateway has stopped, and a clean stop flushes what it
@@ -218,5 +226,7 @@ def test_whole_chain_under_faults(tmp_path: Path):
         assert len(series["values"]) == 1
         row = dict(zip(series["columns"], series["values"][0], strict=True))
         assert row["state"] == "ended", key
+    assert unplugged_alive  # the gateway waits for its adapter, it does not exit
+    assert "lost (unplugged?); reopening it" in (tmp_path / "gateway.log").read_text()
     for log in ("gateway.log", "sink.log"):
         assert "Traceback" not in (tmp_path / log).read_text(), log

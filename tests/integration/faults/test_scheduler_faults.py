@@ -5,25 +5,32 @@ bumble backend, real Mosquitto) and emulated straps (the firmware's code) on one
   sample arrives exactly once, and no `signal_lost` is raised although most straps wait far
   longer than the (shortened) signal-lost time for their turn;
 - a link lost in mid-drain: the next turn resumes where the cursor stood;
-- a controller that holds fewer links than configured: its refusal (0x09) sets the slots.
+- a controller that holds fewer links than configured: its refusal (0x09) sets the slots, which
+  grow back when the controller has room again;
+- a strap carried out of range during its turn;
+- one of two adapters missing at start, then unplugged and plugged in again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+import kmc_host.gateway.scheduler as scheduler
 import kmc_host.gateway.service as service
 from kmc_host import protocol as P
-from kmc_host.ble.bumble_backend import central_access
+from kmc_host.ble.bumble_backend import central_access, open_hci_central
 from kmc_host.detect import DetectorConfig
-from kmc_host.gateway.config import GatewayConfig, StrapEntry
+from kmc_host.gateway.config import AdapterEntry, GatewayConfig, StrapEntry
 from kmc_host.gateway.service import Gateway
 from kmc_host.mqtt import BrokerConfig, TopicTree
-from kmc_testbed.radio import VirtualRadio
+from kmc_testbed.radio import TcpDongle, VirtualRadio
+from kmc_testbed.servers import free_port
 from kmc_testbed.strap import EmulatedStrap, SensorFeed
 from packets import PASSKEY, T2000
 from servers import Listener, Mosquitto
@@ -262,6 +269,62 @@ def test_a_controller_refusing_connections_costs_turns_not_samples(broker, tmp_p
     listener.close()
 
 
+def test_slots_lowered_by_a_refusal_grow_back_when_the_controller_has_room(
+    broker, tmp_path, monkeypatch
+):
+    """A controller shared with another central (2 links for us, then 4 once the other one
+    has gone): the gateway drops to 2 slots at the refusal, and tries one more every
+    SLOTS_REGAIN_S (cut to 2 s here) until it holds the 4 it was told."""
+    monkeypatch.setattr(scheduler, "SLOTS_REGAIN_S", 2.0)
+    listener = Listener(broker.port)
+    n, slots = 5, 4
+
+    async def main():
+        radio = VirtualRadio()
+        central = await radio.device("gateway", max_connections=2)
+        straps = await ward(radio, tmp_path, n)
+        clock = straps[0].clock
+        gw = Gateway(
+            gateway_config(tmp_path, broker.port, n, slots, max_age_s=5.0),
+            central_access(central),
+            now=lambda: clock.t + P.EPOCH_2000_UNIX,
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(gw.run(stop))
+        adapter, controller = gw.adapters[0], radio.controller(central)
+        lowest, most = slots, 0
+        for i in range(600):  # up to 30 s
+            for s in straps:
+                s.tick()
+            await asyncio.sleep(0.05)
+            lowest = min(lowest, adapter.slots)
+            if i == 200:  # 10 s in: the other central's links are gone
+                controller.max_connections = 4
+            if i > 200:
+                most = max(most, len(central.connections))
+                if adapter.slots == slots and most == slots:
+                    break
+        for _ in range(600):
+            if all(
+                gw.cursors.get(s.strap.cfg["strap_id"]) >= s.strap.store.next_seq for s in straps
+            ):
+                break
+            await asyncio.sleep(0.05)
+        stop.set()
+        await task
+        for s in straps:
+            s.close()
+        produced = {s.strap.cfg["strap_id"]: s.strap.store.next_seq for s in straps}
+        return lowest, adapter.slots, most, produced
+
+    lowest, final, most, produced = asyncio.run(main())
+    time.sleep(0.5)
+    assert lowest == 2 and final == slots and most == slots
+    for strap, m in produced.items():
+        assert sorted(seqs(listener, strap)) == list(range(m)), strap
+    listener.close()
+
+
 def test_a_strap_leaving_range_during_its_turn_frees_its_slot_and_loses_nothing(
     broker, tmp_path, monkeypatch
 ):
@@ -329,4 +392,99 @@ def test_a_strap_leaving_range_during_its_turn_frees_its_slot_and_loses_nothing(
     assert lost, "the strap out of range was not named signal_lost"
     for strap, m in produced.items():
         assert sorted(set(seqs(listener, strap))) == list(range(m)), strap
+    listener.close()
+
+
+def test_an_adapter_missing_at_start_then_unplugged_and_plugged_again(broker, tmp_path):
+    """Two adapters 60 m apart, two straps by each. Adapter b, a bumble HCI transport (a USB
+    dongle, here served over TCP), is missing when the gateway starts: the gateway runs on a
+    and tries b again every few seconds. Plugged in, b takes the straps only it hears (each
+    then pinned to it); pulled out, its visits end and a goes on; plugged in again, b's straps
+    hand over what they sampled meanwhile. Every sample arrives exactly once."""
+    listener = Listener(broker.port)
+    port = free_port()
+    spec = f"tcp-client:127.0.0.1:{port}"
+
+    async def main():
+        radio = VirtualRadio()
+        central = await radio.device("gateway-a", position=(0.0, 0.0))
+        dongle = TcpDongle(radio, port, position=(60.0, 0.0))
+        straps = await ward(radio, tmp_path, 4)
+        for k, x in enumerate((0.0, 2.0, 58.0, 60.0)):  # KMC-0003 and -0004 out of a's reach
+            radio.move(straps[k].ble.device, (x, 2.0))
+        clock = straps[0].clock
+        cfg = replace(
+            gateway_config(tmp_path, broker.port, 4, 2, max_age_s=10.0),
+            adapters=(AdapterEntry("a", None, 2), AdapterEntry(None, spec, 2)),
+        )
+        opener = functools.partial(open_hci_central, spec, str(tmp_path / "bonds-b.json"), spec)
+        gw = Gateway(
+            cfg, {"a": central_access(central), spec: opener}, now=lambda: clock.t + 946684800
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(gw.run(stop))
+        a, b = gw.adapters
+
+        async def run(seconds: float, until=lambda: False) -> None:
+            for _ in range(int(seconds / 0.05)):
+                for s in straps:
+                    s.tick()
+                await asyncio.sleep(0.05)
+                if until():
+                    return
+
+        def caught_up(ids) -> bool:
+            return all(
+                gw.cursors.get(s.strap.cfg["strap_id"]) >= s.strap.store.next_seq
+                for s in straps
+                if s.strap.cfg["strap_id"] in ids
+            )
+
+        near_a, near_b = ("KMC-0001", "KMC-0002"), ("KMC-0003", "KMC-0004")
+        await run(12.0)  # b missing: tried, failed, tried again
+        missing = {"b_up": b.up, "b_failures": b.scan_failures, "a_caught_up": caught_up(near_a)}
+        missing["b_straps_reached"] = [gw.straps[s].link.reached.is_set() for s in near_b]
+        await dongle.plug()
+        await run(30.0, until=lambda: b.up and caught_up(near_b) and caught_up(near_a))
+        plugged = {"b_up": b.up, "caught_up": caught_up(near_a + near_b)}
+        cursors_at_unplug = {s: gw.cursors.get(s) for s in near_b}
+        await dongle.unplug()
+        await run(10.0)
+        unplugged = {
+            "b_up": b.up,
+            "b_losses": b.losses,
+            "b_visits": len(b.visits),
+            "a_caught_up": caught_up(near_a),
+            "b_moved": [gw.cursors.get(s) - cursors_at_unplug[s] for s in near_b],
+        }
+        await dongle.plug()
+        await run(30.0, until=lambda: b.up and caught_up(near_a + near_b))
+        stop.set()
+        await task  # every visit ended: each strap pinned to the adapter it bonded through
+        pins = {s: gw.scheduler.pins.get(s) for s in near_a + near_b}
+        for s in straps:
+            s.close()
+        if dongle.plugged:
+            await dongle.unplug()
+        produced = {s.strap.cfg["strap_id"]: s.strap.store.next_seq for s in straps}
+        return missing, plugged, pins, unplugged, produced, a
+
+    missing, plugged, pins, unplugged, produced, a = asyncio.run(main())
+    time.sleep(0.5)
+    assert missing["b_up"] is False and missing["b_failures"] >= 2  # tried again, not given up
+    assert missing["a_caught_up"] and missing["b_straps_reached"] == [False, False]
+    assert plugged == {"b_up": True, "caught_up": True}
+    assert pins == {
+        "KMC-0001": "a",
+        "KMC-0002": "a",
+        "KMC-0003": f"tcp-client:127.0.0.1:{port}",
+        "KMC-0004": f"tcp-client:127.0.0.1:{port}",
+    }
+    assert unplugged["b_up"] is False and unplugged["b_losses"] == 1
+    assert unplugged["b_visits"] == 0 and unplugged["a_caught_up"]
+    assert unplugged["b_moved"] == [0, 0]  # nothing taken through a dongle that is gone
+    assert a.losses == 0
+    for strap, m in produced.items():
+        got = seqs(listener, strap)
+        assert sorted(got) == list(range(m)), strap  # every sample once
     listener.close()
