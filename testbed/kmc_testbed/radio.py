@@ -194,6 +194,9 @@ class _Controller(Controller):
         self.radio = radio
         self.position = (float(position[0]), float(position[1]))
         self.max_connections = max_connections
+        # what this controller put on the air, for radio-on time (benchmarks/bench_scheduler.py)
+        self.adverts_sent = 0  # advertising events
+        self.scan_responses_sent = 0  # SCAN_RSPs, one to each active scanner that heard one
         # central side: CONNECT_INDs sent, by peer address; peripheral side: accepted ones
         self.initiations: dict[Address, _Initiation] = {}
         self.joining: dict[Address, tuple[ll.ConnectInd, LegacyAdvertiser | AdvertisingSet]] = {}
@@ -339,6 +342,7 @@ class _Controller(Controller):
             if self.le_scan_type == _ACTIVE_SCANNING and properties & _SCANNABLE:
                 # SCAN_REQ and SCAN_RSP: the advertiser's scan response data, not its adverts
                 scan_response = bytes(advertiser.scan_response_data)
+                sender.scan_responses_sent += 1
             self._report(pdu, properties, rssi, scan_response)
         pending = self.pending_le_connection
         if (
@@ -637,6 +641,10 @@ class _Air(LocalLink):
     ) -> None:
         if sender_controller not in self.controllers:
             return  # off the air (powered off): its timers may still fire
+        if isinstance(packet, ll.AdvInd | ll.AdvExtInd) and isinstance(
+            sender_controller, _Controller
+        ):
+            sender_controller.adverts_sent += 1
         loop = asyncio.get_running_loop()
         for receiver in self.controllers:
             if receiver is sender_controller:

@@ -10,17 +10,15 @@ import time
 
 import pytest
 from test_gateway import write_config
+from wards import gateway_config, ward
 
 import kmc_host.gateway.service as service
 from kmc_host import protocol as P
 from kmc_host.ble.bumble_backend import central_access
-from kmc_host.detect import ConfigError, DetectorConfig
-from kmc_host.gateway.config import AdapterEntry, GatewayConfig, StrapEntry, load_config
+from kmc_host.detect import ConfigError
+from kmc_host.gateway.config import AdapterEntry, load_config
 from kmc_host.gateway.service import Gateway
-from kmc_host.mqtt import BrokerConfig, TopicTree
 from kmc_testbed.radio import VirtualRadio
-from kmc_testbed.strap import EmulatedStrap, SensorFeed
-from packets import PASSKEY, T2000
 from servers import Listener, Mosquitto
 
 
@@ -29,32 +27,6 @@ def broker(tmp_path):
     b = Mosquitto(tmp_path).start()
     yield b
     b.stop()
-
-
-async def ward(radio, tmp_path, n, worn=None):
-    straps = []
-    for k in range(n):
-        feed = SensorFeed(worn=worn(k)) if worn else SensorFeed()
-        device = await radio.device(f"strap{k}")
-        straps.append(
-            EmulatedStrap(
-                device, f"KMC-{k + 1:04d}", feed, tmp_path / f"s{k}", T2000, passkey=PASSKEY
-            )
-        )
-    return straps
-
-
-def config(tmp_path, port, n, slots, max_age_s):
-    return GatewayConfig(
-        TopicTree("kmc", "site1", "nicu"),
-        "UTC",
-        tmp_path / "gw",
-        BrokerConfig(port=port, client_id="gw"),
-        tuple(StrapEntry(f"KMC-{k + 1:04d}", str(k + 1), "", PASSKEY) for k in range(n)),
-        DetectorConfig(),
-        max_connections=slots,
-        max_age_s=max_age_s,
-    )
 
 
 def test_ten_straps_share_three_slots_every_sample_once_and_no_signal_lost(
@@ -71,7 +43,7 @@ def test_ten_straps_share_three_slots_every_sample_once_and_no_signal_lost(
         straps = await ward(radio, tmp_path, n)
         clock = straps[0].clock
         gw = Gateway(
-            config(tmp_path, broker.port, n, slots, max_age_s=5.0),
+            gateway_config(tmp_path, broker.port, n, slots, max_age_s=5.0),
             central_access(central),
             now=lambda: clock.t + P.EPOCH_2000_UNIX,
         )
@@ -132,7 +104,7 @@ def test_a_strap_asking_for_a_visit_gets_a_slot_at_once(broker, tmp_path):
         )
         clock = straps[0].clock
         gw = Gateway(
-            config(tmp_path, broker.port, n, slots, max_age_s=600.0),
+            gateway_config(tmp_path, broker.port, n, slots, max_age_s=600.0),
             central_access(central),
             now=lambda: clock.t + P.EPOCH_2000_UNIX,
         )

@@ -17,22 +17,18 @@ import asyncio
 import functools
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
+from wards import caught_up, gateway_config, lost_alerts, sample, seqs, taken, wait_caught_up, ward
 
 import kmc_host.gateway.scheduler as scheduler
 import kmc_host.gateway.service as service
 from kmc_host import protocol as P
 from kmc_host.ble.bumble_backend import central_access, open_hci_central
-from kmc_host.detect import DetectorConfig
-from kmc_host.gateway.config import AdapterEntry, GatewayConfig, StrapEntry
+from kmc_host.gateway.config import AdapterEntry
 from kmc_host.gateway.service import Gateway
-from kmc_host.mqtt import BrokerConfig, TopicTree
 from kmc_testbed.radio import TcpDongle, VirtualRadio
 from kmc_testbed.servers import free_port
-from kmc_testbed.strap import EmulatedStrap, SensorFeed
-from packets import PASSKEY, T2000
 from servers import Listener, Mosquitto
 
 OUTAGE_SAMPLES = 600  # 10 minutes at 1 Hz
@@ -44,52 +40,6 @@ def broker(tmp_path):
     b = Mosquitto(tmp_path).start()
     yield b
     b.stop()
-
-
-def gateway_config(
-    tmp_path: Path, port: int, n: int, slots: int, max_age_s: float = 30.0
-) -> GatewayConfig:
-    return GatewayConfig(
-        TopicTree("kmc", "site1", "nicu"),
-        "UTC",
-        tmp_path / "gw",
-        BrokerConfig(port=port, client_id="gw"),
-        tuple(StrapEntry(f"KMC-{k + 1:04d}", str(k + 1), "", PASSKEY) for k in range(n)),
-        DetectorConfig(),
-        max_connections=slots,
-        max_age_s=max_age_s,
-    )
-
-
-async def ward(
-    radio: VirtualRadio, tmp_path: Path, n: int, ble_period_s: float = 0.02
-) -> list[EmulatedStrap]:
-    """`ble_period_s`: how often each strap sends (8 notifications of 19 samples at most)."""
-    return [
-        EmulatedStrap(
-            await radio.device(f"strap{k}"),
-            f"KMC-{k + 1:04d}",
-            SensorFeed(),
-            tmp_path / f"s{k}",
-            T2000,
-            passkey=PASSKEY,
-            ble_period_s=ble_period_s,
-        )
-        for k in range(n)
-    ]
-
-
-def seqs(listener: Listener, strap: str) -> list[int]:
-    return [q for b in listener.bodies(f"kmc/site1/nicu/{strap}/samples") for q in b["seq"]]
-
-
-def lost_alerts(listener: Listener, straps: list[str]) -> list[dict]:
-    return [
-        a
-        for s in straps
-        for a in listener.bodies(f"kmc/site1/nicu/{s}/alert")
-        if a["kind"] == "signal_lost"
-    ]
 
 
 def test_forty_straps_catch_up_a_ten_minute_outage_on_seven_slots(broker, tmp_path, monkeypatch):
@@ -116,16 +66,13 @@ def test_forty_straps_catch_up_a_ten_minute_outage_on_seven_slots(broker, tmp_pa
             for s in straps:  # the straps sample meanwhile, as on a ward
                 s.tick()
             await asyncio.sleep(0.1)
-        for _ in range(50):
-            for s in straps:
-                s.tick()
-            await asyncio.sleep(0.1)
+        await sample(straps, 5.0, every_s=0.1)
         stop.set()
         await task
         for _ in range(OUTAGE_SAMPLES):  # the gateway is down for 10 minutes of sampling
             for s in straps:
                 s.tick()
-        produced = {s.strap.cfg["strap_id"]: s.strap.store.next_seq for s in straps}
+        produced = taken(straps)
         gw = gateway()
         stop = asyncio.Event()
         began = time.monotonic()
@@ -138,13 +85,8 @@ def test_forty_straps_catch_up_a_ten_minute_outage_on_seven_slots(broker, tmp_pa
             for s in straps:  # sampling goes on while the backlog is handed over
                 s.tick()
             await asyncio.sleep(0.1)
-        for _ in range(600):  # and the samples taken meanwhile follow
-            if all(
-                gw.cursors.get(s.strap.cfg["strap_id"]) >= s.strap.store.next_seq for s in straps
-            ):
-                break
-            await asyncio.sleep(0.1)
-        produced = {s.strap.cfg["strap_id"]: s.strap.store.next_seq for s in straps}
+        await wait_caught_up(gw, straps, 60)
+        produced = taken(straps)
         stop.set()
         await task
         for s in straps:
@@ -246,17 +188,12 @@ def test_a_controller_refusing_connections_costs_turns_not_samples(broker, tmp_p
                 s.tick()
             most = max(most, len(central.connections))
             await asyncio.sleep(0.05)
-        for _ in range(600):
-            if all(
-                gw.cursors.get(s.strap.cfg["strap_id"]) >= s.strap.store.next_seq for s in straps
-            ):
-                break
-            await asyncio.sleep(0.05)
+        await wait_caught_up(gw, straps, 30)
         stop.set()
         await task
         for s in straps:
             s.close()
-        return gw, {s.strap.cfg["strap_id"]: s.strap.store.next_seq for s in straps}, most
+        return gw, taken(straps), most
 
     gw, produced, most = asyncio.run(main())
     time.sleep(0.5)
@@ -304,17 +241,12 @@ def test_slots_lowered_by_a_refusal_grow_back_when_the_controller_has_room(
                 most = max(most, len(central.connections))
                 if adapter.slots == slots and most == slots:
                     break
-        for _ in range(600):
-            if all(
-                gw.cursors.get(s.strap.cfg["strap_id"]) >= s.strap.store.next_seq for s in straps
-            ):
-                break
-            await asyncio.sleep(0.05)
+        await wait_caught_up(gw, straps, 30)
         stop.set()
         await task
         for s in straps:
             s.close()
-        produced = {s.strap.cfg["strap_id"]: s.strap.store.next_seq for s in straps}
+        produced = taken(straps)
         return lowest, adapter.slots, most, produced
 
     lowest, final, most, produced = asyncio.run(main())
@@ -371,17 +303,12 @@ def test_a_strap_leaving_range_during_its_turn_frees_its_slot_and_loses_nothing(
         assert away is not None, "the two slots were never both held by drained straps"
         lost = [a for a in lost_alerts(listener, [away]) if a["state"] == "active"]
         radio.move(straps[k].ble.device, (0.0, 0.0))  # back on the ward
-        for _ in range(600):
-            if all(
-                gw.cursors.get(s.strap.cfg["strap_id"]) >= s.strap.store.next_seq for s in straps
-            ):
-                break
-            await asyncio.sleep(0.05)
+        await wait_caught_up(gw, straps, 30)
         stop.set()
         await task
         for s in straps:
             s.close()
-        produced = {s.strap.cfg["strap_id"]: s.strap.store.next_seq for s in straps}
+        produced = taken(straps)
         return away, freed_after, held_away, lost, produced
 
     away, freed_after, held_away, lost, produced = asyncio.run(main())
@@ -419,46 +346,34 @@ def test_an_adapter_missing_at_start_then_unplugged_and_plugged_again(broker, tm
         )
         opener = functools.partial(open_hci_central, spec, str(tmp_path / "bonds-b.json"), spec)
         gw = Gateway(
-            cfg, {"a": central_access(central), spec: opener}, now=lambda: clock.t + 946684800
+            cfg,
+            {"a": central_access(central), spec: opener},
+            now=lambda: clock.t + P.EPOCH_2000_UNIX,
         )
         stop = asyncio.Event()
         task = asyncio.create_task(gw.run(stop))
         a, b = gw.adapters
 
-        async def run(seconds: float, until=lambda: False) -> None:
-            for _ in range(int(seconds / 0.05)):
-                for s in straps:
-                    s.tick()
-                await asyncio.sleep(0.05)
-                if until():
-                    return
-
-        def caught_up(ids) -> bool:
-            return all(
-                gw.cursors.get(s.strap.cfg["strap_id"]) >= s.strap.store.next_seq
-                for s in straps
-                if s.strap.cfg["strap_id"] in ids
-            )
-
         near_a, near_b = ("KMC-0001", "KMC-0002"), ("KMC-0003", "KMC-0004")
-        await run(12.0)  # b missing: tried, failed, tried again
-        missing = {"b_up": b.up, "b_failures": b.scan_failures, "a_caught_up": caught_up(near_a)}
+        by_a = straps[:2]
+        await sample(straps, 12.0)  # b missing: tried, failed, tried again
+        missing = {"b_up": b.up, "b_failures": b.scan_failures, "a_caught_up": caught_up(gw, by_a)}
         missing["b_straps_reached"] = [gw.straps[s].link.reached.is_set() for s in near_b]
         await dongle.plug()
-        await run(30.0, until=lambda: b.up and caught_up(near_b) and caught_up(near_a))
-        plugged = {"b_up": b.up, "caught_up": caught_up(near_a + near_b)}
+        await sample(straps, 30.0, until=lambda: b.up and caught_up(gw, straps))
+        plugged = {"b_up": b.up, "caught_up": caught_up(gw, straps)}
         cursors_at_unplug = {s: gw.cursors.get(s) for s in near_b}
         await dongle.unplug()
-        await run(10.0)
+        await sample(straps, 10.0)
         unplugged = {
             "b_up": b.up,
             "b_losses": b.losses,
             "b_visits": len(b.visits),
-            "a_caught_up": caught_up(near_a),
+            "a_caught_up": caught_up(gw, by_a),
             "b_moved": [gw.cursors.get(s) - cursors_at_unplug[s] for s in near_b],
         }
         await dongle.plug()
-        await run(30.0, until=lambda: b.up and caught_up(near_a + near_b))
+        await sample(straps, 30.0, until=lambda: b.up and caught_up(gw, straps))
         stop.set()
         await task  # every visit ended: each strap pinned to the adapter it bonded through
         pins = {s: gw.scheduler.pins.get(s) for s in near_a + near_b}
@@ -466,7 +381,7 @@ def test_an_adapter_missing_at_start_then_unplugged_and_plugged_again(broker, tm
             s.close()
         if dongle.plugged:
             await dongle.unplug()
-        produced = {s.strap.cfg["strap_id"]: s.strap.store.next_seq for s in straps}
+        produced = taken(straps)
         return missing, plugged, pins, unplugged, produced, a
 
     missing, plugged, pins, unplugged, produced, a = asyncio.run(main())
