@@ -12,9 +12,10 @@ import asyncio
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from kmc_host import protocol as P
 from kmc_host.detect import DetectorConfig
 from kmc_host.gateway.config import GatewayConfig, StrapEntry
-from kmc_host.gateway.service import Gateway
+from kmc_host.gateway.service import Gateway, Radios
 from kmc_host.mqtt import BrokerConfig, TopicTree
 from kmc_testbed.radio import VirtualRadio
 from kmc_testbed.strap import EmulatedStrap, SensorFeed
@@ -116,3 +117,21 @@ def lost_alerts(listener: Listener, straps: Iterable[str]) -> list[dict]:
         for a in listener.bodies(f"{TOPICS}/{s}/alert")
         if a["kind"] == "signal_lost"
     ]
+
+
+def start_gateway(
+    cfg: GatewayConfig, access: Radios, straps: list[EmulatedStrap]
+) -> tuple[Gateway, asyncio.Event, asyncio.Task[None]]:
+    """The production gateway on the straps' clock, running until the returned event is set."""
+    clock = straps[0].clock
+    gw = Gateway(cfg, access, now=lambda: clock.t + P.EPOCH_2000_UNIX)
+    stop = asyncio.Event()
+    return gw, stop, asyncio.create_task(gw.run(stop))
+
+
+async def stop_ward(stop: asyncio.Event, task: asyncio.Task[None], straps: Iterable[EmulatedStrap]):
+    """Stop the gateway (a clean stop: every visit ends), then the straps' BLE tasks."""
+    stop.set()
+    await task
+    for s in straps:
+        s.close()

@@ -10,10 +10,9 @@ import time
 
 import pytest
 from test_gateway import write_config
-from wards import gateway_config, ward
+from wards import gateway_config, start_gateway, stop_ward, ward
 
 import kmc_host.gateway.service as service
-from kmc_host import protocol as P
 from kmc_host.ble.bumble_backend import central_access
 from kmc_host.detect import ConfigError
 from kmc_host.gateway.config import AdapterEntry, load_config
@@ -41,14 +40,11 @@ def test_ten_straps_share_three_slots_every_sample_once_and_no_signal_lost(
         radio = VirtualRadio()
         central = await radio.device("gateway")
         straps = await ward(radio, tmp_path, n)
-        clock = straps[0].clock
-        gw = Gateway(
+        gw, stop, task = start_gateway(
             gateway_config(tmp_path, broker.port, n, slots, max_age_s=5.0),
             central_access(central),
-            now=lambda: clock.t + P.EPOCH_2000_UNIX,
+            straps,
         )
-        stop = asyncio.Event()
-        task = asyncio.create_task(gw.run(stop))
         most = 0
         for _ in range(300):  # 15 s of wall time, 20 samples a second per strap
             for s in straps:
@@ -60,10 +56,7 @@ def test_ten_straps_share_three_slots_every_sample_once_and_no_signal_lost(
             if all(gw.straps[k].link.stats.samples >= m for k, m in produced.items()):
                 break
             await asyncio.sleep(0.05)
-        stop.set()
-        await task
-        for s in straps:
-            s.close()
+        await stop_ward(stop, task, straps)
         return gw, produced, most
 
     gw, produced, most = asyncio.run(main())
@@ -102,14 +95,11 @@ def test_a_strap_asking_for_a_visit_gets_a_slot_at_once(broker, tmp_path):
             n,
             worn=lambda k: lambda i: int(i >= 3 and (k not in off or i < off[k])),
         )
-        clock = straps[0].clock
-        gw = Gateway(
+        gw, stop, task = start_gateway(
             gateway_config(tmp_path, broker.port, n, slots, max_age_s=600.0),
             central_access(central),
-            now=lambda: clock.t + P.EPOCH_2000_UNIX,
+            straps,
         )
-        stop = asyncio.Event()
-        task = asyncio.create_task(gw.run(stop))
         links = [gw.straps[f"KMC-{k + 1:04d}"].link for k in range(n)]
         held = gw.adapters[0].visits
         chosen, before, waited, urgent_before = None, {}, None, 0
@@ -136,10 +126,7 @@ def test_a_strap_asking_for_a_visit_gets_a_slot_at_once(broker, tmp_path):
                 break
         assert chosen is not None, "the ward never settled: every strap bonded, 3 held"
         others = {k: links[k].stats.connections - c for k, c in before.items() if k != chosen}
-        stop.set()
-        await task
-        for s in straps:
-            s.close()
+        await stop_ward(stop, task, straps)
         return waited, others, gw.scheduler.urgent_visits - urgent_before
 
     waited, others, urgent = asyncio.run(main())

@@ -19,7 +19,18 @@ import time
 from dataclasses import replace
 
 import pytest
-from wards import caught_up, gateway_config, lost_alerts, sample, seqs, taken, wait_caught_up, ward
+from wards import (
+    caught_up,
+    gateway_config,
+    lost_alerts,
+    sample,
+    seqs,
+    start_gateway,
+    stop_ward,
+    taken,
+    wait_caught_up,
+    ward,
+)
 
 import kmc_host.gateway.scheduler as scheduler
 import kmc_host.gateway.service as service
@@ -87,10 +98,7 @@ def test_forty_straps_catch_up_a_ten_minute_outage_on_seven_slots(broker, tmp_pa
             await asyncio.sleep(0.1)
         await wait_caught_up(gw, straps, 60)
         produced = taken(straps)
-        stop.set()
-        await task
-        for s in straps:
-            s.close()
+        await stop_ward(stop, task, straps)
         return produced, caught_up, gw
 
     produced, caught_up, gw = asyncio.run(main())
@@ -127,14 +135,9 @@ def test_a_link_lost_in_mid_drain_resumes_at_the_next_turn(broker, tmp_path):
         for s in straps:
             for _ in range(backlog):
                 s.tick()
-        clock = straps[0].clock
-        gw = Gateway(
-            gateway_config(tmp_path, broker.port, n, slots),
-            central_access(central),
-            now=lambda: clock.t + P.EPOCH_2000_UNIX,
+        gw, stop, task = start_gateway(
+            gateway_config(tmp_path, broker.port, n, slots), central_access(central), straps
         )
-        stop = asyncio.Event()
-        task = asyncio.create_task(gw.run(stop))
         first = gw.straps["KMC-0001"].link
         cut = False
         for _ in range(1200):
@@ -145,10 +148,7 @@ def test_a_link_lost_in_mid_drain_resumes_at_the_next_turn(broker, tmp_path):
             if all(gw.cursors.get(f"KMC-{k + 1:04d}") >= backlog for k in range(n)):
                 break
             await asyncio.sleep(0.05)
-        stop.set()
-        await task
-        for s in straps:
-            s.close()
+        await stop_ward(stop, task, straps)
         return gw, cut
 
     gw, cut = asyncio.run(main())
@@ -189,10 +189,7 @@ def test_a_controller_refusing_connections_costs_turns_not_samples(broker, tmp_p
             most = max(most, len(central.connections))
             await asyncio.sleep(0.05)
         await wait_caught_up(gw, straps, 30)
-        stop.set()
-        await task
-        for s in straps:
-            s.close()
+        await stop_ward(stop, task, straps)
         return gw, taken(straps), most
 
     gw, produced, most = asyncio.run(main())
@@ -220,14 +217,11 @@ def test_slots_lowered_by_a_refusal_grow_back_when_the_controller_has_room(
         radio = VirtualRadio()
         central = await radio.device("gateway", max_connections=2)
         straps = await ward(radio, tmp_path, n)
-        clock = straps[0].clock
-        gw = Gateway(
+        gw, stop, task = start_gateway(
             gateway_config(tmp_path, broker.port, n, slots, max_age_s=5.0),
             central_access(central),
-            now=lambda: clock.t + P.EPOCH_2000_UNIX,
+            straps,
         )
-        stop = asyncio.Event()
-        task = asyncio.create_task(gw.run(stop))
         adapter, controller = gw.adapters[0], radio.controller(central)
         lowest, most = slots, 0
         for i in range(600):  # up to 30 s
@@ -242,10 +236,7 @@ def test_slots_lowered_by_a_refusal_grow_back_when_the_controller_has_room(
                 if adapter.slots == slots and most == slots:
                     break
         await wait_caught_up(gw, straps, 30)
-        stop.set()
-        await task
-        for s in straps:
-            s.close()
+        await stop_ward(stop, task, straps)
         produced = taken(straps)
         return lowest, adapter.slots, most, produced
 
@@ -272,14 +263,11 @@ def test_a_strap_leaving_range_during_its_turn_frees_its_slot_and_loses_nothing(
         radio = VirtualRadio()
         central = await radio.device("gateway")
         straps = await ward(radio, tmp_path, n)
-        clock = straps[0].clock
-        gw = Gateway(
+        gw, stop, task = start_gateway(
             gateway_config(tmp_path, broker.port, n, slots, max_age_s=20.0),
             central_access(central),
-            now=lambda: clock.t + P.EPOCH_2000_UNIX,
+            straps,
         )
-        stop = asyncio.Event()
-        task = asyncio.create_task(gw.run(stop))
         held = gw.adapters[0].visits
         links = {s: gw.straps[s].link for s in gw.straps}
         away, moved_at, freed_after, held_away = None, None, None, []
@@ -304,10 +292,7 @@ def test_a_strap_leaving_range_during_its_turn_frees_its_slot_and_loses_nothing(
         lost = [a for a in lost_alerts(listener, [away]) if a["state"] == "active"]
         radio.move(straps[k].ble.device, (0.0, 0.0))  # back on the ward
         await wait_caught_up(gw, straps, 30)
-        stop.set()
-        await task
-        for s in straps:
-            s.close()
+        await stop_ward(stop, task, straps)
         produced = taken(straps)
         return away, freed_after, held_away, lost, produced
 
