@@ -69,7 +69,9 @@ def central_access(central: Device) -> BleAccess:
     """The gateway's `BleAccess` (bleak backends and their arguments) for a bumble central."""
     from ..gateway.link import BleAccess
 
-    return BleAccess(BumbleBleakScanner, BumbleBleakClient, {"central": central})
+    return BleAccess(
+        BumbleBleakScanner, BumbleBleakClient, {"central": central}, serialises_links=True
+    )
 
 
 @contextlib.asynccontextmanager
@@ -213,14 +215,19 @@ class BumbleBleakClient(BaseBleakClient):
         return self._connection is not None
 
     async def connect(self, pair: bool, **kwargs: Any) -> None:
-        attempt = asyncio.ensure_future(self._central.connect(self._target, timeout=self._timeout))
-        try:
-            connection = await asyncio.shield(attempt)
-        except asyncio.CancelledError:
-            await self._abandon(attempt)
-            raise
-        except Exception as exc:  # bumble raises its own timeout and HCI errors
-            raise BleakError(f"could not connect to {self.address}: {exc}") from exc
+        # a controller makes one link at a time (bumble refuses a second pending connect);
+        # once made, its security and GATT go on while the next link is being made
+        async with _link_lock(self._central):
+            attempt = asyncio.ensure_future(
+                self._central.connect(self._target, timeout=self._timeout)
+            )
+            try:
+                connection = await asyncio.shield(attempt)
+            except asyncio.CancelledError:
+                await self._abandon(attempt)
+                raise
+            except Exception as exc:  # bumble raises its own timeout and HCI errors
+                raise BleakError(f"could not connect to {self.address}: {exc}") from exc
         self._connection = connection
         connection.on("disconnection", self._on_disconnection)
         try:
@@ -427,6 +434,14 @@ class BumbleBleakClient(BaseBleakClient):
 # properties, [(descriptor handle, type)])])]
 _Layout = list[tuple[int, int, Any, list[tuple[int, int, Any, int, list[tuple[int, Any]]]]]]
 _GATT_CACHES: weakref.WeakKeyDictionary[Device, dict[str, _Layout]] = weakref.WeakKeyDictionary()
+
+
+_LINK_LOCKS: weakref.WeakKeyDictionary[Device, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+def _link_lock(central: Device) -> asyncio.Lock:
+    """One LE Create Connection at a time on a central."""
+    return _LINK_LOCKS.setdefault(central, asyncio.Lock())
 
 
 def _gatt_cache(central: Device) -> dict[str, _Layout]:

@@ -136,6 +136,10 @@ class BleAccess:
     client_backend: Any = None
     kwargs: dict[str, Any] = field(default_factory=dict)
     lost: asyncio.Future[None] | None = None
+    # the backend makes one link at a time itself (bumble's, around LE Create Connection), so
+    # the scheduler need not hold its adapter lock over a whole set-up (security, GATT): the
+    # set-ups of several straps overlap, and a controller makes more visits a second
+    serialises_links: bool = False
 
     def scanner_args(self) -> dict[str, Any]:
         return (

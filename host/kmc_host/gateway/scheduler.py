@@ -371,7 +371,11 @@ class Scheduler:
         connections = link.stats.connections
         try:
             outcome = await link.attempt(
-                device, self._stop, visit.release, adapter.lock, adapter.access
+                device,
+                self._stop,
+                visit.release,
+                None if adapter.access.serialises_links else adapter.lock,
+                adapter.access,
             )
         except Exception:  # noqa: BLE001 - a visit's bug must not end the other straps' turns
             log.exception("strap %s: visit on %s failed", visit.strap, adapter.name)
