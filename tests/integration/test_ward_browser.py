@@ -10,6 +10,7 @@ export and a bed's detail. Screenshots go to test-artifacts/ward/ (look at them)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -44,8 +45,10 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
     stop_process(proc, timeout=15)
 
 
-@pytest.fixture
-def ward(tmp_path: Path) -> Iterator[dict]:
+@contextlib.contextmanager
+def ward_with_demo(tmp_path: Path, straps: int, minutes: int, speed: int) -> Iterator[dict]:
+    """A real Mosquitto, `kmc ward` on it, and `kmc demo` (emulated straps -> BLE -> gateway)
+    publishing to it."""
     if not Path(CHROMIUM).exists():
         pytest.fail("chromium is not installed (apt-get install chromium; .ci/run does)")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -72,11 +75,11 @@ def ward(tmp_path: Path) -> Iterator[dict]:
             "--ward-port",
             "0",
             "--straps",
-            "3",
+            str(straps),
             "--minutes",
-            "45",
+            str(minutes),
             "--speed",
-            "30",
+            str(speed),
             "--out",
             str(tmp_path / "demo"),
         ],
@@ -102,22 +105,50 @@ def ward(tmp_path: Path) -> Iterator[dict]:
         print((tmp_path / "demo.log").read_text()[-3000:])
 
 
+@pytest.fixture
+def ward(tmp_path: Path) -> Iterator[dict]:
+    with ward_with_demo(tmp_path, straps=3, minutes=45, speed=30) as env:
+        yield env
+
+
+def launch(pw):  # noqa: ANN001, ANN201 - Playwright's own types
+    return pw.chromium.launch(
+        executable_path=CHROMIUM,
+        args=[
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--autoplay-policy=no-user-gesture-required",
+        ],
+    )
+
+
+def test_a_forty_bed_ward_shows_every_bed_live(tmp_path):
+    """`kmc demo --straps 40` (one emulated adapter, 7 slots: the straps take turns) on the
+    ward screen: a tile for every bed, each with a temperature, on a 1920x1080 screen."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with ward_with_demo(tmp_path, straps=40, minutes=5, speed=5) as env, sync_playwright() as pw:
+        browser = launch(pw)
+        page = browser.new_page(viewport={"width": 1920, "height": 1080})
+        page.goto(env["url"])
+        for k in range(1, 41):
+            tile = page.locator(f'article.tile[data-strap="KMC-{k:04d}"]')
+            expect(tile.locator(".temp")).to_contain_text("°C", timeout=180_000)
+        assert page.locator("article.tile").count() == 40
+        expect(page.locator("#conn")).to_have_text("live")
+        page.screenshot(path=str(ARTIFACTS / "40-beds.png"), full_page=True)
+        browser.close()
+
+
 def test_ward_screen_live_alert_ack_and_restart(ward):
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--autoplay-policy=no-user-gesture-required",
-            ],
-        )
+        browser = launch(pw)
         # a 10-inch tablet in landscape
         page = browser.new_page(viewport={"width": 1280, "height": 800})
         page.goto(ward["url"])
