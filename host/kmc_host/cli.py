@@ -127,7 +127,7 @@ def _gateway(args: argparse.Namespace) -> int:
         access: dict[str, BleAccess | OpenRadio] = {}
         for radio in radios:
             if radio.hci is None:  # a BlueZ adapter beside bumble ones
-                access[radio.label] = BleAccess(kwargs={"bluez": {"adapter": radio.name}})
+                access[radio.label] = BleAccess.bluez(radio.name)
                 continue
             # an adapter's identity (bonds, address) follows its transport, not its place in
             # the list: the straps bonded through it stay pinned to it by that name. Opened by

@@ -141,6 +141,11 @@ class BleAccess:
     # set-ups of several straps overlap, and a controller makes more visits a second
     serialises_links: bool = False
 
+    @classmethod
+    def bluez(cls, adapter: str | None) -> BleAccess:
+        """bleak on BlueZ, on the adapter of that name (None: BlueZ's default)."""
+        return cls(kwargs={"bluez": {"adapter": adapter}} if adapter else {})
+
     def scanner_args(self) -> dict[str, Any]:
         return (
             {"backend": self.scanner_backend, **self.kwargs}

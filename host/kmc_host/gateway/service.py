@@ -70,7 +70,7 @@ def _access_for(radio: AdapterEntry, access: Radios | None) -> BleAccess | OpenR
         return access
     if access is not None:
         return access[radio.label]
-    return BleAccess(kwargs={"bluez": {"adapter": radio.name}} if radio.name else {})
+    return BleAccess.bluez(radio.name)
 
 
 def _ids(entry: StrapEntry) -> Ids:
@@ -105,7 +105,8 @@ class Gateway:
         connect_timeout: float = 10.0,
     ) -> None:
         """`access`: how to reach the radio (one for every adapter, or one per adapter label,
-        each an access or a way to open one: see `Adapter`; None: bleak on BlueZ); `now`: wall-clock time (strap clocks, message times);
+        each an access or a way to open one: see `Adapter`; None: bleak on BlueZ); `now`:
+        wall-clock time (strap clocks, message times);
         `elapsed`: a monotonic clock for silences and turns, so a host clock stepped by NTP
         neither raises nor hides `signal_lost`."""
         self.cfg = cfg
