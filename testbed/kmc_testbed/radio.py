@@ -45,8 +45,9 @@ from bumble.controller import AdvertisingSet, Connection, Controller, LegacyAdve
 from bumble.core import PhysicalTransport
 from bumble.device import Device
 from bumble.hci import Address
-from bumble.host import Host
 from bumble.link import LocalLink
+
+from kmc_host.ble.bumble_backend import QuietHost
 
 __all__ = [
     "CONNECTION_SETUP_INTERVALS",
@@ -810,7 +811,7 @@ class VirtualRadio:
             max_connections=max_connections,
             public_address=address,
         )
-        host = Host()
+        host = QuietHost()  # the gateway's own: packets formatted only for a debug log
         host.set_packet_sink(controller)
         controller.host = host
         device = Device(name=name, address=Address(address), host=host)

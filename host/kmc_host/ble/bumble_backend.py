@@ -24,7 +24,7 @@ import contextlib
 import logging
 import weakref
 import zlib
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -41,8 +41,10 @@ from bumble.core import AdvertisingData, BaseBumbleError
 from bumble.device import Connection, Device, Peer
 from bumble.gatt_client import CharacteristicProxy, DescriptorProxy, ServiceProxy
 from bumble.hci import Address
+from bumble.host import Host
 from bumble.keys import JsonKeyStore
 from bumble.pairing import PairingConfig, PairingDelegate
+from bumble.snoop import Snooper
 
 from .errors import LinkSecurityError
 
@@ -50,6 +52,7 @@ if TYPE_CHECKING:
     from ..gateway.link import BleAccess
 
 log = logging.getLogger(__name__)
+_bumble_host_log = logging.getLogger("bumble.host")
 
 DISCONNECT_TIMEOUT_S = 5.0  # a controller that is gone answers no disconnect
 
@@ -90,13 +93,45 @@ async def open_hci_central(
         code = zlib.crc32(label.encode())
         address = f"F0:F0:F0:F0:{code >> 8 & 0xFF:02X}:{code & 0xFF:02X}"
     async with await open_transport(spec) as transport:
-        device = Device.with_hci("kmc-gateway", Address(address), transport.source, transport.sink)
+        host = QuietHost(controller_source=transport.source, controller_sink=transport.sink)
+        device = Device(name="kmc-gateway", address=Address(address), host=host)
         if bonds is not None:
             device.keystore = JsonKeyStore("kmc-gateway", bonds)
         await device.power_on()
         # resolves when the transport ends (a USB dongle unplugged, the TCP peer gone)
         lost = getattr(transport.source, "terminated", None)
         yield replace(central_access(device), lost=lost)
+
+
+class QuietHost(Host):
+    """bumble's Host, but formatting an HCI packet for the debug log only when debug logging
+    is on. bumble's own (host.py `on_hci_packet`, `send_hci_packet`) builds the line with an
+    f-string before the logger decides, and on a ward's radio, where every strap's adverts
+    and scan responses come up the HCI, that formatting was a fifth of the gateway's CPU.
+    The packet handling is bumble's: with debug off this hands each packet on as bumble does
+    after its log line (snooper, then the handler for the packet's kind)."""
+
+    def on_hci_packet(self, packet: hci.HCI_Packet) -> None:
+        if _bumble_host_log.isEnabledFor(logging.DEBUG):
+            super().on_hci_packet(packet)
+            return
+        if self.snooper:
+            self.snooper.snoop(bytes(packet), Snooper.Direction.CONTROLLER_TO_HOST)
+        if isinstance(packet, hci.HCI_Event):
+            self.on_hci_event_packet(packet)
+        elif isinstance(packet, hci.HCI_AclDataPacket):
+            self.on_hci_acl_data_packet(packet)
+        else:  # commands, SCO and ISO: rare on a gateway; bumble's path, log line and all
+            super().on_hci_packet(packet)
+
+    def send_hci_packet(self, packet: hci.HCI_Packet) -> None:
+        if _bumble_host_log.isEnabledFor(logging.DEBUG):
+            super().send_hci_packet(packet)
+            return
+        if self.snooper:
+            self.snooper.snoop(bytes(packet), Snooper.Direction.HOST_TO_CONTROLLER)
+        if self.hci_sink:
+            self.hci_sink.on_packet(bytes(packet))
 
 
 class BumbleBleakScanner(BaseBleakScanner):
@@ -131,30 +166,14 @@ class BumbleBleakScanner(BaseBleakScanner):
         whichever packet carried them. bumble's Device already joins a scan response to the
         advertisement before it (AdvertisementDataAccumulator); the rest of the record, for
         a report that comes alone, is the one bleak keeps in `seen_devices`."""
-        data: AdvertisingData = advertisement.data
         address = str(advertisement.address).split("/")[0]
         seen = self.seen_devices.get(address)
         before = seen[1] if seen is not None else None
         uuids = list(before.service_uuids) if before is not None else []
-        for kind in (
-            AdvertisingData.COMPLETE_LIST_OF_128_BIT_SERVICE_CLASS_UUIDS,
-            AdvertisingData.INCOMPLETE_LIST_OF_128_BIT_SERVICE_CLASS_UUIDS,
-        ):
-            for entry in data.get_all(kind):  # each AD structure is a list of UUIDs
-                for u in entry if isinstance(entry, list) else [entry]:
-                    if _uuid(u) not in uuids:
-                        uuids.append(_uuid(u))
         service_data = dict(before.service_data) if before is not None else {}
-        for service, value in (  # one (UUID, data) per AD structure
-            *data.get_all(AdvertisingData.SERVICE_DATA_16_BIT_UUID),
-            *data.get_all(AdvertisingData.SERVICE_DATA_128_BIT_UUID),
-        ):
-            service_data[_uuid(service)] = bytes(value)  # the newest wins, as on BlueZ
-        name = data.get(AdvertisingData.SHORTENED_LOCAL_NAME) or data.get(
-            AdvertisingData.COMPLETE_LOCAL_NAME
-        )
-        if isinstance(name, bytes):
-            name = name.decode(errors="replace")
+        heard_uuids, heard_data, name = advert_fields(advertisement.data.ad_structures)
+        uuids += [u for u in heard_uuids if u not in uuids]
+        service_data.update(heard_data)  # the newest wins, as on BlueZ
         if name is None and before is not None:
             name = before.local_name
         if not self.is_allowed_uuid(uuids):
@@ -495,6 +514,53 @@ class _PasskeyEntry(PairingDelegate):
 
     async def get_number(self) -> int | None:
         return self.passkey
+
+
+_UUID_LISTS: dict[int, int] = {
+    AdvertisingData.INCOMPLETE_LIST_OF_16_BIT_SERVICE_CLASS_UUIDS: 2,
+    AdvertisingData.COMPLETE_LIST_OF_16_BIT_SERVICE_CLASS_UUIDS: 2,
+    AdvertisingData.INCOMPLETE_LIST_OF_128_BIT_SERVICE_CLASS_UUIDS: 16,
+    AdvertisingData.COMPLETE_LIST_OF_128_BIT_SERVICE_CLASS_UUIDS: 16,
+}
+_SERVICE_DATA: dict[int, int] = {
+    AdvertisingData.SERVICE_DATA_16_BIT_UUID: 2,
+    AdvertisingData.SERVICE_DATA_128_BIT_UUID: 16,
+}
+_NAMES = (AdvertisingData.SHORTENED_LOCAL_NAME, AdvertisingData.COMPLETE_LOCAL_NAME)
+
+
+def advert_fields(
+    ad_structures: Iterable[tuple[int, bytes]],
+) -> tuple[list[str], dict[str, bytes], str | None]:
+    """The service UUIDs, service data and local name in one advertising report's AD
+    structures (Core Supplement, Part A), as bleak names them: UUIDs as lower-case 128-bit
+    strings. Read straight off the bytes: bumble's `AdvertisingData.get_all` turns each UUID
+    into an object looked up in a registry of hundreds, which at a ward's few hundred reports
+    a second was a fifth of the gateway's CPU. A truncated structure is skipped, as a scanner
+    skips what it cannot read."""
+    uuids: list[str] = []
+    data: dict[str, bytes] = {}
+    name: str | None = None
+    for kind, value in ad_structures:
+        if (size := _UUID_LISTS.get(kind)) is not None:
+            for at in range(0, len(value) - size + 1, size):
+                u = _uuid_le(value[at : at + size])
+                if u not in uuids:
+                    uuids.append(u)
+        elif (size := _SERVICE_DATA.get(kind)) is not None:
+            if len(value) >= size:
+                data[_uuid_le(value[:size])] = bytes(value[size:])
+        elif kind in _NAMES and (name is None or kind == AdvertisingData.COMPLETE_LOCAL_NAME):
+            name = bytes(value).decode(errors="replace")
+    return uuids, data, name
+
+
+def _uuid_le(raw: bytes) -> str:
+    """A UUID as it goes over the air (little-endian; 16 or 128 bits) -> bleak's string."""
+    if len(raw) == 2:
+        return f"0000{raw[1]:02x}{raw[0]:02x}-0000-1000-8000-00805f9b34fb"
+    h = raw[::-1].hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _uuid(uuid: Any) -> str:
