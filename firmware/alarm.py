@@ -1,7 +1,10 @@
 # The strap's own hypothermia alarm: it works with no gateway at all.
 # Raised after `after_s` of infant temperature below `below_c` while the strap is worn and
-# its sensor has settled; cleared after `after_s` at or above below_c + hysteresis. While
-# raised, the LED blinks and the buzzer beeps (200 ms every 2 s).
+# its sensor has settled; cleared after `after_s` at or above below_c + hysteresis.
+# Its priority (docs/alarms.md): medium (cold stress), high once the reading has stayed below
+# `high_below_c` (WHO moderate hypothermia) for `after_s`, medium again when it climbs back to
+# high_below_c + hysteresis. While raised, the buzzer plays the priority's burst and the LED
+# flashes at the priority's rate (SIGNALS, the same as the ward screen's: kmc_host.clinical).
 # Settled, as on the gateway (docs/detector.md): `settle_s` after being put on, and then once
 # the reading climbs less than `rise_c_per_min` over `rise_window_s` (a slow sensor still
 # warming up is not a cold baby), at the latest `settle_max_s` after being put on.
@@ -9,6 +12,15 @@
 from clock import ticks_diff
 
 _HISTORY_STEP_S = 30  # one remembered reading per 30 s is enough for a 2 min climb
+
+HIGH = "high"
+MEDIUM = "medium"
+# priority: (burst in 100 ms steps, x sounding, repeated every ms; LED period ms, LED on ms)
+# IEC 60601-1-8: high 10 pulses, flashing 1.4-2.8 Hz; medium 3 pulses, 0.4-0.8 Hz; 20-60 % on
+SIGNALS = {
+    HIGH: ("x.x.x...x.x.....x.x.x...x.x", 8000, 500, 250),
+    MEDIUM: ("xx.xx.xx", 15000, 1667, 834),
+}
 
 
 class ColdAlarm:
@@ -24,6 +36,7 @@ class ColdAlarm:
         settle_max_s=900,
         rise_c_per_min=0.03,
         rise_window_s=120,
+        high_below_c=36.0,
     ):
         self.led = led
         self.buzzer = buzzer
@@ -32,7 +45,11 @@ class ColdAlarm:
         self.after_s = after_s
         self.settle_s = settle_s
         self.period_s = period_s  # a sample stands for one period: 60 samples at 1 Hz = 60 s
+        self.high_below_c = high_below_c
         self.active = False
+        self.priority = None  # HIGH or MEDIUM while active
+        self._very_cold_since = None
+        self._sounding_since = None  # ticks_ms the burst started from
         self._cold_since = None
         self._warm_since = None
         self.settle_max_s = settle_max_s
@@ -45,6 +62,26 @@ class ColdAlarm:
 
     def update(self, t, infant_c, worn):
         """Feed one sample (device time in s); return whether the alarm is raised."""
+        active = self._update(t, infant_c, worn)
+        # below high_below_c, counted as the cold time is (worn, settled, a reading)
+        if self._cold_since is not None and infant_c < self.high_below_c:
+            if self._very_cold_since is None:
+                self._very_cold_since = t
+        else:
+            self._very_cold_since = None
+        if not active:
+            self.priority = None
+            return False
+        since = self._very_cold_since
+        if since is not None and t - since + self.period_s >= self.after_s:
+            self.priority = HIGH
+        elif self.priority is None or (
+            infant_c is not None and infant_c >= self.high_below_c + self.hysteresis_c
+        ):
+            self.priority = MEDIUM
+        return True
+
+    def _update(self, t, infant_c, worn):
         if not worn:
             self._worn_since = None
             self._cold_since = self._warm_since = None
@@ -98,12 +135,22 @@ class ColdAlarm:
         self._identify_until = until_ms
 
     def drive(self, now_ms):
-        """Set the LED and buzzer for this moment (called every ~100 ms by the alarm task)."""
-        phase = now_ms % 2000
-        beep = self.active and phase < 200
+        """Set the LED and buzzer for this moment (called every ~100 ms by the alarm task):
+        the burst of the alarm's priority from the moment it was raised, then every repeat."""
+        beep = flash = False
+        if self.active and self.priority is not None:
+            pattern, repeat_ms, period_ms, on_ms = SIGNALS[self.priority]
+            if self._sounding_since is None:
+                self._sounding_since = now_ms
+            since = ticks_diff(now_ms, self._sounding_since)
+            step = (since % repeat_ms) // 100
+            beep = step < len(pattern) and pattern[step] == "x"
+            flash = since % period_ms < on_ms
+        else:
+            self._sounding_since = None
         if self._identify_until is not None and ticks_diff(self._identify_until, now_ms) <= 0:
             self._identify_until = None  # done: a deadline left over would blink after a wrap
-        blink = beep or (self._identify_until is not None and phase < 1000)
+        blink = flash or (self._identify_until is not None and now_ms % 2000 < 1000)
         if self.led is not None:
             self.led.value(1 if blink else 0)
         if self.buzzer is not None:

@@ -48,6 +48,7 @@ class Strap:
             cfg["alarm_after_s"],
             cfg["settle_s"],
             cfg["interval_ms"] / 1000,
+            high_below_c=cfg["alarm_high_below_c"],
         )
         self.sampler = Sampler(sensors, self.store, self.clock, self.alarm)
         self.wdt = wdt

@@ -7,7 +7,8 @@ PATH = "/kmc_config.json"
 DEFAULTS = {
     "strap_id": "KMC-0000",
     "interval_ms": 1000,
-    "alarm_below_c": 36.5,  # WHO cold stress
+    "alarm_below_c": 36.5,  # WHO cold stress: the alarm, at medium priority
+    "alarm_high_below_c": 36.0,  # WHO moderate hypothermia: the alarm at high priority
     "alarm_hysteresis_c": 0.1,
     "alarm_after_s": 60,
     "settle_s": 300,
@@ -28,6 +29,7 @@ DEFAULTS = {
 LIMITS = {
     "interval_ms": (250, 60000),
     "alarm_below_c": (30.0, 37.5),
+    "alarm_high_below_c": (30.0, 37.5),
     "alarm_hysteresis_c": (0.0, 1.0),
     "alarm_after_s": (5, 600),
     "settle_s": (0, 1800),

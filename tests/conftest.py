@@ -189,3 +189,13 @@ def mqtt_contract(monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setattr(MqttPublisher, "publish", checked_publish)
     yield checked
     assert not broken, f"{len(broken)} payloads break the MQTT contract: {broken[:5]}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Two groups for pytest-xdist's `--dist loadgroup` (pyproject's addopts, `-n 2`): the
+    fault suite (tests/integration/faults: real processes in real time, mostly waiting) on one
+    worker, everything else on the other, each in its own order as before. The fault suite's
+    clock-bound minutes then overlap the rest instead of adding to them."""
+    for item in items:
+        faults = "integration/faults/" in item.nodeid
+        item.add_marker(pytest.mark.xdist_group("faults" if faults else "suite"))

@@ -134,3 +134,51 @@ def test_firmware_only_constants_are_still_there(firmware):
 def test_every_result_code_has_its_words_on_the_host():
     codes = {v for n, v in host().items() if n.startswith("RESULT_")}
     assert set(P.RESULTS) == codes and len(set(P.RESULTS.values())) == len(codes)
+
+
+# Runs in MicroPython with firmware/ on its path: the strap's alarm signals and thresholds.
+ALARM_DUMP = """
+import json
+import alarm
+import config
+print(json.dumps({"signals": alarm.SIGNALS, "defaults": config.DEFAULTS}))
+"""
+
+
+def test_the_straps_alarm_sounds_and_flashes_as_docs_alarms_md_says():
+    """One definition of the alarm signals (kmc_host.clinical.SIGNALS, docs/alarms.md): the
+    strap's buzzer bursts and LED rates for its two priorities are the ward screen's, and its
+    thresholds are the WHO bands the gateway raises cold stress (medium) and moderate
+    hypothermia (high) at; as the real MicroPython interpreter reads firmware/alarm.py."""
+    from kmc_host.clinical import (
+        COLD_STRESS,
+        HIGH,
+        MEDIUM,
+        MODERATE_HYPOTHERMIA,
+        SIGNALS,
+        WHO_BANDS,
+        alarm_of,
+    )
+
+    r = subprocess.run(
+        [shutil.which("micropython") or "micropython", "-c", ALARM_DUMP],
+        env=dict(os.environ, MICROPYPATH=str(FIRMWARE)),
+        cwd=FIRMWARE,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    fw = json.loads(r.stdout.strip().splitlines()[-1])
+    assert sorted(fw["signals"]) == sorted([HIGH, MEDIUM])
+    for sig in SIGNALS:
+        if sig.priority not in fw["signals"]:
+            continue
+        pattern, repeat_ms, period_ms, on_ms = fw["signals"][sig.priority]
+        assert pattern == sig.pattern and repeat_ms == round(sig.repeat_s * 1000), sig
+        assert period_ms == round(1000 / sig.flash_hz) and on_ms == round(period_ms * sig.duty)
+    who = {b.kind: b.threshold_c for b in WHO_BANDS}
+    assert fw["defaults"]["alarm_below_c"] == who[COLD_STRESS]
+    assert fw["defaults"]["alarm_high_below_c"] == who[MODERATE_HYPOTHERMIA]
+    assert alarm_of(COLD_STRESS).priority == MEDIUM
+    assert alarm_of(MODERATE_HYPOTHERMIA).priority == HIGH

@@ -126,12 +126,34 @@ def launch(pw):  # noqa: ANN001, ANN201 - Playwright's own types
     )
 
 
-def test_a_forty_bed_ward_shows_every_bed_live(tmp_path):
+# every tile inside the viewport, and inside each tile its bed line, temperature, KMC line and
+# alarm lines (a compact tile clips what does not fit); the page neither scrolls nor overflows
+LAYOUT = """() => {
+  const d = document.documentElement, tiles = [...document.querySelectorAll("article.tile")];
+  const inside = (r, o) => r.top >= o.top - 0.5 && r.bottom <= o.bottom + 0.5 &&
+                           r.left >= o.left - 0.5 && r.right <= o.right + 0.5;
+  const screen = { top: 0, left: 0, bottom: innerHeight, right: innerWidth };
+  const px = (e) => parseFloat(getComputedStyle(e).fontSize);
+  return {
+    scroll: [d.scrollWidth, d.scrollHeight], screen: [innerWidth, innerHeight],
+    compact: document.getElementById("tiles").classList.contains("compact"),
+    outside: tiles.filter((t) => !inside(t.getBoundingClientRect(), screen)).map((t) => t.dataset.strap),
+    clipped: tiles.filter((t) => [...t.querySelectorAll(".top, .temp, .kmc, .alert")].some(
+      (e) => !inside(e.getBoundingClientRect(), t.getBoundingClientRect()))).map((t) => t.dataset.strap),
+    tiles: tiles.map((t) => ({ strap: t.dataset.strap, priority: t.dataset.priority,
+                               temp_px: px(t.querySelector(".temp")) })),
+  };
+}"""
+
+
+def test_a_forty_bed_ward_fits_one_screen_with_its_alarms(tmp_path):
     """`kmc demo --straps 40` (one emulated adapter, 7 slots: the straps take turns) on the
-    ward screen: a tile for every bed, each with a temperature, on a 1920x1080 screen."""
+    ward screen at 1920x1080: a tile for every bed, each live with a temperature, all on the
+    screen without scrolling (compact tiles); the cooling baby's high-priority alarm (moderate
+    hypothermia) on the banner and on the first tile, whose temperature stays large."""
     from playwright.sync_api import expect, sync_playwright
 
-    with ward_with_demo(tmp_path, straps=40, minutes=5, speed=5) as env, sync_playwright() as pw:
+    with ward_with_demo(tmp_path, straps=40, minutes=10, speed=10) as env, sync_playwright() as pw:
         browser = launch(pw)
         page = browser.new_page(viewport={"width": 1920, "height": 1080})
         page.goto(env["url"])
@@ -140,7 +162,24 @@ def test_a_forty_bed_ward_shows_every_bed_live(tmp_path):
             expect(tile.locator(".temp")).to_contain_text("°C", timeout=180_000)
         assert page.locator("article.tile").count() == 40
         expect(page.locator("#conn")).to_have_text("live")
-        page.screenshot(path=str(ARTIFACTS / "40-beds.png"), full_page=True)
+        high = page.locator('#banner .item[data-priority="high"]').first
+        high.wait_for(timeout=180_000)
+        assert high.get_attribute("data-alert").startswith("KMC-0002|moderate_hypothermia|")
+        expect(high.locator(".prio")).to_have_text("!!! HIGH")
+        page.wait_for_timeout(1500)  # a snapshot or two after the alarm: the layout settled
+        geo = page.evaluate(LAYOUT)
+        page.screenshot(path=str(ARTIFACTS / "40-beds.png"))  # the screen, not more
+        print(f"40 beds at 1920x1080: {geo['scroll']} of {geo['screen']}, compact {geo['compact']}")
+        assert geo["compact"]
+        assert geo["scroll"][0] <= geo["screen"][0] and geo["scroll"][1] <= geo["screen"][1]
+        assert geo["outside"] == [] and geo["clipped"] == []
+        assert geo["tiles"][0]["priority"] == "high"  # the most urgent first
+        cooling = next(t for t in geo["tiles"] if t["strap"] == "KMC-0002")
+        assert cooling["priority"] == "high"
+        alarmed = [t for t in geo["tiles"] if t["priority"] in ("high", "medium")]
+        # about 10 mm high on a 24-inch 1080p screen: read from 2 m
+        assert min(t["temp_px"] for t in alarmed) >= 38
+        assert min(t["temp_px"] for t in geo["tiles"]) >= 28
         browser.close()
 
 
@@ -181,6 +220,13 @@ def test_ward_screen_live_alert_ack_and_restart(ward):
         alert_id = item.get_attribute("data-alert")
         strap, kind, start = alert_id.split("|")
         assert strap == "KMC-0002" and kind == "cold_stress"
+        # a medium-priority alarm (docs/alarms.md): said in words, a yellow lamp at 0.6 Hz
+        assert item.get_attribute("data-priority") == "medium"
+        expect(item.locator(".prio")).to_have_text("!! MEDIUM")
+        lamp = item.locator(".lamp").evaluate(
+            "e => [getComputedStyle(e).animationDuration, getComputedStyle(e).borderColor]"
+        )
+        assert lamp == ["1.667s", "rgb(255, 194, 14)"]
         seen = page.evaluate("id => window.kmc.firstSeen[id]", alert_id)
         arrived = next(
             at
@@ -194,6 +240,7 @@ def test_ward_screen_live_alert_ack_and_restart(ward):
         (ARTIFACTS / "latency.json").write_text(json.dumps({"alert_to_screen_s": latency}))
         assert latency < 5.0
         assert page.evaluate("window.kmc.cues") >= 1
+        assert page.evaluate("window.kmc.cueLog[0].priority") == "medium"  # its 3-pulse burst
         tile = page.locator('article.tile[data-strap="KMC-0002"]')
         expect(tile).to_have_class(re.compile("band-(cold|moderate)"))
         assert page.locator("article.tile").first.get_attribute("data-strap") == "KMC-0002"

@@ -20,7 +20,15 @@ from hypothesis import strategies as st
 
 from conftest import ROOT, contract_errors, documented_examples, validator
 from kmc_host import protocol as P
-from kmc_host.clinical import ALERT_KINDS, SIGNAL_LOST, STRAP_OFF
+from kmc_host.clinical import (
+    ALARMS,
+    ALERT_KINDS,
+    HIGH,
+    MEDIUM,
+    PRIORITIES,
+    SIGNAL_LOST,
+    STRAP_OFF,
+)
 from kmc_host.detect import DetectorConfig
 from kmc_host.errors import BadInput
 from kmc_host.gateway.config import GatewayConfig, StrapEntry
@@ -101,6 +109,23 @@ def test_the_schemas_name_the_codes_of_the_code():
     assert set(re.findall(r"`(\w+)`", "".join(listed.groups()))) == set(ALERT_KINDS)
 
 
+def test_an_alert_carries_its_kinds_priority_and_one_without_it_is_read_with_it():
+    """Every alert the gateway writes says its alarm priority (clinical.ALARMS); an alert from
+    a gateway before `priority` (none in the payload) is read with its kind's priority, and an
+    unknown kind (a newer gateway's) as medium, never dropped."""
+    for alarm in ALARMS:
+        msg = AlertMessage(**IDS, kind=alarm.kind, state=ACTIVE, start="2026-07-10T12:13:17Z")
+        assert json.loads(msg.encode())["priority"] == alarm.priority
+    old = (
+        b'{"v":1,"strap":"KMC-0001","kind":"moderate_hypothermia","state":"active",'
+        b'"start":"2026-07-10T12:13:17Z","extreme_c":35.8}'
+    )
+    assert AlertMessage.parse(old, f"{T}/alert").priority == HIGH
+    newer = old.replace(b"moderate_hypothermia", b"apnoea")
+    assert AlertMessage.parse(newer, f"{T}/alert").priority == MEDIUM
+    assert {a.priority for a in ALARMS} == set(PRIORITIES)
+
+
 @pytest.mark.parametrize(("leaf", "example"), documented_examples())
 def test_each_field_the_schema_requires_is_required_by_the_message_type(leaf, example):
     """Leaving out a field: refused by the schema exactly when the message type refuses it."""
@@ -169,7 +194,7 @@ CASES = [
         f"{T}/alert",
         b'{"v":1,"strap":"KMC-0001","bed":"3","infant":"INF-7Q2X","kind":"cold_stress",'
         b'"state":"active","start":"2026-07-10T12:13:17Z","extreme_c":35.5,'
-        b'"raised":"2026-07-10T12:14:18Z"}',
+        b'"raised":"2026-07-10T12:14:18Z","priority":"medium"}',
         AlertMessage(
             **IDS,
             kind="cold_stress",
@@ -183,7 +208,7 @@ CASES = [
         f"{T}/alert",
         b'{"v":1,"strap":"KMC-0001","bed":"3","infant":"INF-7Q2X","kind":"strap_off",'
         b'"state":"ended","start":"2026-07-10T12:05:00Z","end":"2026-07-10T12:11:40Z",'
-        b'"extreme_c":null}',
+        b'"extreme_c":null,"priority":"low"}',
         AlertMessage(
             **IDS,
             kind=STRAP_OFF,
@@ -195,7 +220,8 @@ CASES = [
     (  # none to a lost signal: left out
         f"{T}/alert",
         b'{"v":1,"strap":"KMC-0001","bed":"3","infant":"INF-7Q2X","kind":"signal_lost",'
-        b'"state":"active","start":"2026-07-10T12:16:40Z","raised":"2026-07-10T12:20:10Z"}',
+        b'"state":"active","start":"2026-07-10T12:16:40Z","raised":"2026-07-10T12:20:10Z",'
+        b'"priority":"medium"}',
         AlertMessage(
             **IDS,
             kind=SIGNAL_LOST,
@@ -207,7 +233,8 @@ CASES = [
     (
         f"{T}/alert",
         b'{"v":1,"strap":"KMC-0001","bed":"3","infant":"INF-7Q2X","kind":"signal_lost",'
-        b'"state":"ended","start":"2026-07-10T12:16:40Z","end":"2026-07-10T12:23:30Z"}',
+        b'"state":"ended","start":"2026-07-10T12:16:40Z","end":"2026-07-10T12:23:30Z",'
+        b'"priority":"medium"}',
         AlertMessage(
             **IDS,
             kind=SIGNAL_LOST,
@@ -347,6 +374,12 @@ def test_any_state_message_round_trips(state, temp, seq, alerts, session_start):
             "extreme_c = 'cold' should be a number",
         ),
         ("alert", b'{"v":1,"strap":"S1","kind":"cold_stress"}', "needs kind, start and state"),
+        (
+            "alert",
+            b'{"v":1,"strap":"S1","kind":"cold_stress","state":"active",'
+            b'"start":"2026-07-10T12:13:17Z","priority":"urgent"}',
+            "alert priority 'urgent' is not one of high, medium, low",
+        ),
         ("daily", b'{"v":1,"strap":"S1","date":"2026-07-10","kmc_hours":1}', "monitored_hours"),
     ],
 )

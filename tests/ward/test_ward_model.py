@@ -76,6 +76,47 @@ def test_tiles_are_sorted_by_urgency():
     assert tile["band"] == "moderate" and tile["alerts"][0]["acked_by"] == "AB"
 
 
+def test_alarms_are_ordered_by_priority_then_kind_and_say_their_priority():
+    """docs/alarms.md: high (hypothermia) before medium (hyperthermia, cold stress, no
+    signal) before low (strap off, battery low), on the tiles and in the list the banner
+    reads; the tile names its most urgent unacknowledged alarm's priority."""
+    m = WardModel()
+    now = 1000.0
+    beds = {
+        "A": "battery_low",
+        "B": "signal_lost",
+        "C": "cold_stress",
+        "D": "strap_off",
+        "E": "moderate_hypothermia",
+        "F": "hyperthermia",
+    }
+    for k, strap in enumerate(beds):
+        state(m, strap, str(k + 1), 36.6, 5.0, now)
+    for strap, kind in beds.items():
+        alert(m, strap, kind, now + ord(strap))  # A oldest
+    snap = m.snapshot(now + 100)
+    assert [t["strap"] for t in snap["tiles"]] == ["E", "F", "C", "B", "D", "A"]
+    assert [t["priority"] for t in snap["tiles"]] == [
+        "high",
+        "medium",
+        "medium",
+        "medium",
+        "low",
+        "low",
+    ]
+    assert [(a["kind"], a["priority"], a["technical"]) for a in snap["alerts"]] == [
+        ("moderate_hypothermia", "high", False),
+        ("hyperthermia", "medium", False),
+        ("cold_stress", "medium", False),
+        ("signal_lost", "medium", True),
+        ("strap_off", "low", True),
+        ("battery_low", "low", True),
+    ]
+    m.acknowledge("E|moderate_hypothermia|2026-07-10T12:00:00Z", "AB", now)
+    tiles = m.snapshot(now + 100)["tiles"]
+    assert tiles[-1]["strap"] == "E" and tiles[-1]["priority"] is None  # acknowledged: last
+
+
 def test_alert_lifecycle_escalation_and_no_signal():
     m = WardModel(escalate_after_s=300)
     state(m, "A", "1", 35.5, 1.0, 0.0)

@@ -29,7 +29,7 @@ import sys
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Self, TypedDict
 
-from ..clinical import SIGNAL_LOST
+from ..clinical import PRIORITIES, SIGNAL_LOST, alarm_of
 from ..detect import STATE_GAP, STATE_KMC, STATE_NAMES, STATE_OFF, STATE_WORN
 from ..errors import BadInput
 from .topics import ALERT, DAILY, GATEWAY, SAMPLES, SESSION, STATE, STATUS, STRAP_LEAVES
@@ -350,7 +350,8 @@ class AlertMessage(StrapMessage):
     """An alert episode started (`active`) or ended (`ended`), keyed by (strap, kind, start).
 
     `extreme_c` is null when the episode has no temperature (strap off, battery), and left out
-    altogether for `signal_lost`."""
+    altogether for `signal_lost`. `priority` is the kind's alarm priority (clinical.ALARMS,
+    docs/alarms.md), filled in from the kind when not given (a gateway before it was sent)."""
 
     LEAF: ClassVar[str] = ALERT
     kind: str  # kmc_host.clinical.ALERT_KINDS
@@ -359,6 +360,11 @@ class AlertMessage(StrapMessage):
     end: str | None = field(default=None, metadata=OMITTED)
     extreme_c: float | None = None
     raised: str | None = field(default=None, metadata=OMITTED)
+    priority: str | None = field(default=None, metadata=OMITTED)
+
+    def __post_init__(self) -> None:
+        if self.priority is None:  # frozen: set once, here
+            object.__setattr__(self, "priority", alarm_of(self.kind).priority)
 
     def wire(self) -> dict[str, Any]:
         out = super().wire()
@@ -378,6 +384,9 @@ class AlertMessage(StrapMessage):
         kind = f.text("kind")
         if not kind or not kind.replace("_", "").isalnum():
             raise f.error(f"alert kind {kind!r} is not a word")
+        priority = f.msg.get("priority")
+        if priority is not None and priority not in PRIORITIES:
+            raise f.error(f"alert priority {priority!r} is not one of {', '.join(PRIORITIES)}")
         return cls(
             **ids,
             kind=kind,
@@ -386,6 +395,7 @@ class AlertMessage(StrapMessage):
             end=f.time("end") if state == ENDED else f.optional_time("end"),
             extreme_c=f.number("extreme_c"),
             raised=f.optional_time("raised"),
+            priority=priority,
         )
 
 

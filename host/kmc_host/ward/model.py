@@ -5,12 +5,14 @@ Pure logic, no I/O: `WardModel.on_message(topic, body, now)` folds in one messag
 on (what is urgent, when an alert escalates, who acknowledged what) are tested without a browser.
 
 Urgency, most urgent first (the order of the tiles):
-  1. unacknowledged thermal alerts: severe hypothermia, moderate hypothermia, hyperthermia,
-     cold stress; then unacknowledged device alerts: no signal, strap off, battery low;
+  1. unacknowledged alerts by alarm priority (clinical.ALARMS, docs/alarms.md): high (severe,
+     moderate hypothermia), medium (hyperthermia, cold stress, no signal), low (strap off,
+     battery low); within a priority in SEVERITY_ORDER;
   2. the same, acknowledged;
   3. no alert: the fewest KMC hours today first (whose baby needs KMC most), then bed number.
-Only thermal alerts sound and take the banner: device alerts show on their tile (alarm fatigue).
-An alert unacknowledged for `escalate_after_s` escalates: a louder cue and a red banner.
+High and medium alarms take the banner, highest priority first, and sound; low ones show on
+their tile and sound once (alarm fatigue). An alert unacknowledged for `escalate_after_s`
+escalates: a louder cue and the banner marked escalated.
 """
 
 from __future__ import annotations
@@ -24,11 +26,13 @@ from ..clinical import (
     COLD_STRESS,
     HYPERTHERMIA,
     MODERATE_HYPOTHERMIA,
+    PRIORITIES,
     SEVERE_HYPOTHERMIA,
     SEVERITY_ORDER,
     SIGNAL_LOST,
     THERMAL,
     WHO_BANDS,
+    alarm_of,
 )
 from ..mqtt import (
     ACTIVE,
@@ -80,6 +84,16 @@ class Alert:
     def thermal(self) -> bool:
         return self.kind in THERMAL
 
+    @property
+    def priority(self) -> str:
+        return alarm_of(self.kind).priority
+
+    @property
+    def rank(self) -> tuple[int, int]:
+        """Where it stands among alerts, most urgent first: priority, then kind."""
+        kind = ALERT_ORDER.index(self.kind) if self.kind in ALERT_ORDER else len(ALERT_ORDER)
+        return PRIORITIES.index(self.priority), kind
+
     def public(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -94,6 +108,8 @@ class Alert:
             "acked_at": self.acked_at,
             "escalated": self.escalated,
             "thermal": self.thermal,
+            "priority": self.priority,
+            "technical": alarm_of(self.kind).technical,
         }
 
 
@@ -230,9 +246,9 @@ class WardModel:
     def snapshot(self, now: float) -> dict[str, Any]:
         tiles = [self._tile(b, now) for b in self.beds.values()]
         tiles.sort(key=lambda t: t["urgency"])
-        open_alerts = [
+        open_alerts = [  # the most urgent first, and within a rank the newest
             a.public()
-            for a in sorted(self.alerts.values(), key=lambda a: a.received, reverse=True)
+            for a in sorted(self.alerts.values(), key=lambda a: (a.rank, -a.received))
             if a.state == ACTIVE or (a.acked_by is None and now - a.received < 3600)
         ]
         return {
@@ -245,18 +261,12 @@ class WardModel:
 
     def _tile(self, b: Bed, now: float) -> dict[str, Any]:
         active = [a for a in self.alerts.values() if a.strap == b.strap and a.state == ACTIVE]
-        active.sort(
-            key=lambda a: (
-                a.acked_by is not None,
-                ALERT_ORDER.index(a.kind) if a.kind in ALERT_ORDER else 99,
-            )
-        )
+        active.sort(key=lambda a: (a.acked_by is not None, a.rank))
         no_signal = now - b.updated > NO_SIGNAL_S or any(a.kind == SIGNAL_LOST for a in active)
         state = "no_signal" if no_signal else b.state
         if active:
             a = active[0]
-            rank = ALERT_ORDER.index(a.kind) if a.kind in ALERT_ORDER else len(ALERT_ORDER)
-            urgency: tuple[Any, ...] = (0 if a.acked_by is None else 1, rank, _bed_key(b.bed))
+            urgency: tuple[Any, ...] = (0 if a.acked_by is None else 1, a.rank, _bed_key(b.bed))
         else:
             urgency = (2, b.kmc_hours_today, _bed_key(b.bed))
         return {
@@ -271,6 +281,8 @@ class WardModel:
             "last_session_end": b.last_session_end,
             "battery_v": b.battery_v,
             "battery_low": any(a.kind == BATTERY_LOW for a in active),
+            # the most urgent unacknowledged alarm's priority, for the tile's signal
+            "priority": next((a.priority for a in active if a.acked_by is None), None),
             "updated": b.updated,
             "alerts": [a.public() for a in active],
             "urgency": urgency,

@@ -24,6 +24,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from aiohttp import web
 
+from ..clinical import SIGNALS
 from ..mqtt import mqtt_client
 from .audit import AuditLog
 from .auth import TooManyAttempts, WardAuth
@@ -40,6 +41,32 @@ HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
+
+
+def signals_css() -> str:
+    """The stylesheet of the alarm priorities' lamps (clinical.SIGNALS, docs/alarms.md): each
+    priority's colour, flashing at its `flash_hz` with `duty` of each period on, or steady.
+    Served as a file, not injected by the page: the page's CSP allows no inline style."""
+    out = []
+    for sig in SIGNALS:
+        out.append(f".prio-{sig.priority} {{ --prio: {sig.colour}; }}")
+        out.append(
+            f".prio-{sig.priority} .lamp {{ border-color: {sig.colour};"
+            f" background-color: {sig.colour}; }}"
+        )
+        if sig.flash_hz > 0:
+            out.append(
+                f"@keyframes flash-{sig.priority} {{ 0% {{ background-color: {sig.colour}; }}"
+                f" {sig.duty * 100:.0f}% {{ background-color: transparent; }} }}"
+            )
+            out.append(
+                f".prio-{sig.priority} .lamp {{ animation: flash-{sig.priority}"
+                f" {1 / sig.flash_hz:.3f}s step-end infinite; }}"
+            )
+    return "\n".join(out) + "\n"
+
+
+SIGNALS_CSS = signals_css()
 
 
 class WardService:
@@ -100,6 +127,7 @@ class WardService:
         app.router.add_get("/", self.index)
         app.router.add_get("/events", self.events)
         app.router.add_get("/api/config", self.config)
+        app.router.add_get("/signals.css", self.signals_css)
         app.router.add_get("/api/ward", self.ward)
         app.router.add_get("/api/bed/{strap}", self.bed)
         app.router.add_post("/api/login", self.login)
@@ -142,9 +170,14 @@ class WardService:
                 "strings": self.strings[self.cfg.language],
                 "target_h": self.cfg.target_hours,
                 "escalate_after_s": self.cfg.escalate_after_s,
+                # how each alarm priority looks and sounds (clinical.SIGNALS, docs/alarms.md)
+                "signals": {sig.priority: sig._asdict() for sig in SIGNALS},
                 "logged_in": self._session(request) is not None,
             }
         )
+
+    async def signals_css(self, request: web.Request) -> web.Response:
+        return web.Response(text=SIGNALS_CSS, content_type="text/css")
 
     async def ward(self, request: web.Request) -> web.Response:
         return web.json_response(self.model.snapshot(time.time()))

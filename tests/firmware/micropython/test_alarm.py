@@ -83,10 +83,51 @@ def test_drive_beeps_when_raised_and_blinks_to_identify():
     a.drive(6100)
     assert led.value() == 0
     feed(a, 0, 61, 35.0)
+    assert a.priority == "high"
     a.drive(8100)
     assert led.value() == 1 and buzzer.value() == 1
-    a.drive(8500)
-    assert buzzer.value() == 0
+    a.drive(8500)  # the LED flashes at 2 Hz
+    assert led.value() == 0
+    sounded = ""
+    for now in range(8100, 16100, 100):  # one repeat of the burst, every 100 ms as the task does
+        a.drive(now)
+        sounded += "x" if buzzer.value() else "."
+    assert sounded.rstrip(".") == "x.x.x...x.x.....x.x.x...x.x"  # 10 pulses
+    assert sounded.count("x") == 10
+    a.drive(16100)  # and again
+    assert buzzer.value() == 1
+
+
+def test_the_priority_is_medium_for_cold_stress_and_high_below_36():
+    """docs/alarms.md: cold stress (below 36.5 C) medium; moderate hypothermia (below 36.0 C
+    for the same persistence) high; back to medium once the reading climbs to 36.1 C."""
+    led, buzzer = Pin(2), Pin(25)
+    a = ColdAlarm(led, buzzer, settle_s=0)
+    feed(a, 0, 61, 36.2)
+    assert a.active and a.priority == "medium"
+    sounded = ""
+    for now in range(0, 15000, 100):
+        a.drive(now)
+        sounded += "x" if buzzer.value() else "."
+    assert sounded.rstrip(".") == "xx.xx.xx"  # 3 pulses, every 15 s
+    feed(a, 61, 59, 35.9)
+    assert a.priority == "medium"  # not yet 60 s below 36.0
+    feed(a, 120, 2, 35.9)
+    assert a.priority == "high"
+    feed(a, 122, 5, 36.05)
+    assert a.priority == "high"  # within the hysteresis
+    feed(a, 127, 1, 36.2)
+    assert a.priority == "medium" and a.active
+    feed(a, 128, 61, 36.8)
+    assert not a.active and a.priority is None
+    a.drive(20000)
+    assert buzzer.value() == 0 and led.value() == 0
+
+
+def test_a_baby_already_very_cold_raises_high_at_once():
+    a = ColdAlarm(settle_s=0)
+    feed(a, 0, 61, 35.0)
+    assert a.active and a.priority == "high"
 
 
 def test_identify_ends_and_stays_ended_across_the_ticks_wrap():

@@ -3,7 +3,7 @@
 // person can read. Everything the server needs to decide is decided on the server.
 "use strict";
 
-const state = { cfg: null, S: {}, snap: null, csrf: null, heard: new Set(), cues: 0, lastEscalatedCue: 0, audio: null, openBed: null, detailAt: 0, detailAsk: 0 };
+const state = { cfg: null, S: {}, snap: null, csrf: null, heard: new Set(), cues: 0, cueLog: [], lastCueAt: 0, audio: null, openBed: null, detailAt: 0, detailAsk: 0 };
 window.kmc = state; // for the browser tests: cues counted, first-seen times of alerts
 state.firstSeen = {};
 
@@ -26,21 +26,34 @@ function clock(isoOrSeconds) {
   return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
 }
 
-// ---- sound: a short two-tone cue for a new thermal alert, repeated while escalated
-function cue(escalated) {
+// ---- sound: each alarm priority's own burst (clinical.SIGNALS, docs/alarms.md): `pattern` in
+// 100 ms steps, "x" sounding, "." silent; high 10 pulses, medium 3, low 1. Louder when escalated.
+const PITCH = { high: 880, medium: 660, low: 520 };
+function cue(priority, escalated) {
   state.cues += 1;
+  state.cueLog.push({ priority, escalated, at: Date.now() / 1000 });
+  const sig = state.cfg.signals[priority];
   try {
     if (!state.audio) state.audio = new (window.AudioContext || window.webkitAudioContext)();
     const ctx = state.audio;
     if (ctx.state === "suspended") { $("sound").hidden = false; return; }
-    const tones = escalated ? [880, 660, 880, 660] : [880, 660];
-    tones.forEach((f, i) => {
+    const runs = [...sig.pattern.matchAll(/x+/g)];
+    for (const run of runs) {
       const o = ctx.createOscillator(), g = ctx.createGain();
-      o.frequency.value = f; g.gain.value = escalated ? 0.5 : 0.25;
+      o.type = "square"; o.frequency.value = PITCH[priority] || 660;
+      g.gain.value = escalated ? 0.4 : 0.2;
       o.connect(g); g.connect(ctx.destination);
-      o.start(ctx.currentTime + i * 0.25); o.stop(ctx.currentTime + i * 0.25 + 0.2);
-    });
+      const at = ctx.currentTime + run.index * 0.1;
+      o.start(at); o.stop(at + run[0].length * 0.1);
+    }
   } catch (e) { /* no audio device: the banner still shows */ }
+}
+
+const RANK = { high: 0, medium: 1, low: 2 };
+const MARKS = { high: "!!!", medium: "!!", low: "!" }; // IEC 60601-1-8's priority markings
+function priorityWords(p) { return `${MARKS[p] || "!!"} ${t("priority_" + p)}`; }
+function highest(alerts) {
+  return alerts.reduce((best, a) => (best === null || RANK[a.priority] < RANK[best] ? a.priority : best), null);
 }
 
 // ---- rendering. Elements are updated in place, keyed by strap (tiles) and alert id (banner
@@ -52,6 +65,7 @@ function render(snap) {
   for (const a of snap.alerts) if (!(a.id in state.firstSeen)) state.firstSeen[a.id] = now;
   renderBanner(snap);
   const tiles = $("tiles");
+  layout(tiles, snap.tiles.length);
   const boxes = new Map([...tiles.querySelectorAll("article.tile")].map((b) => [b.dataset.strap, b]));
   const empty = tiles.querySelector("p.empty");
   if (!snap.tiles.length && !empty) tiles.append(el("p", "empty", t("no_beds")));
@@ -65,6 +79,23 @@ function render(snap) {
   for (const gone of boxes.values()) gone.remove();
   if (state.openBed && Date.now() - state.detailAt > 2000) loadDetail(state.openBed, false);
 }
+
+// a large ward on one screen, without scrolling: beyond COMPACT_FROM beds the tiles shrink to
+// bed, temperature, band, state, KMC hours and alarms, in as many columns as make them fit
+const COMPACT_FROM = 13;
+function layout(tiles, n) {
+  const compact = n >= COMPACT_FROM;
+  tiles.classList.toggle("compact", compact);
+  if (!compact) { tiles.style.removeProperty("--cols"); tiles.style.removeProperty("--rows"); return; }
+  const r = tiles.getBoundingClientRect();
+  const w = Math.max(1, window.innerWidth), h = Math.max(1, window.innerHeight - r.top);
+  // tiles about 1.3 times as wide as tall: columns for the screen's shape
+  const cols = Math.max(1, Math.min(n, Math.round(Math.sqrt((n * w) / (h * 1.3)))));
+  const rows = Math.ceil(n / cols);
+  if (tiles.style.getPropertyValue("--cols") !== String(cols)) tiles.style.setProperty("--cols", cols);
+  if (tiles.style.getPropertyValue("--rows") !== String(rows)) tiles.style.setProperty("--rows", rows);
+}
+window.addEventListener("resize", () => { if (state.snap) layout($("tiles"), state.snap.tiles.length); });
 
 // a keyed list: the children of `parent` matching `selector`, one per item (by `key`), made
 // by `make` when new and refreshed by `update` when its `sig` changed, in the items' order just
@@ -87,35 +118,58 @@ function syncList(parent, selector, items, key, sig, make, update, before) {
   }
 }
 
+const BANNER_LINES = 3; // the rest of the alarms: "+ N more", their tiles carry them
 function renderBanner(snap) {
   const banner = $("banner");
-  const open = snap.alerts.filter((a) => a.thermal && a.state === "active" && !a.acked_by);
+  // the server sends alerts most urgent first (priority, then kind); low ones stay on the tiles
+  const unacked = snap.alerts.filter((a) => a.state === "active" && !a.acked_by);
+  const open = unacked.filter((a) => a.priority !== "low");
   banner.hidden = open.length === 0;
+  const top = highest(open);
+  banner.className = top ? `prio-${top}` : "";
   banner.classList.toggle("escalated", open.some((a) => a.escalated));
-  const fresh = open.filter((a) => !state.heard.has(a.id));
+  const fresh = unacked.filter((a) => !state.heard.has(a.id));
   fresh.forEach((a) => state.heard.add(a.id));
   const escalated = open.some((a) => a.escalated);
-  if (fresh.length) cue(escalated);
-  else if (escalated && Date.now() - state.lastEscalatedCue > 10000) { cue(true); state.lastEscalatedCue = Date.now(); }
-  syncList(banner, "div.item", open, (a) => a.id,
-    (a) => JSON.stringify([a.extreme_c, a.escalated, bedOf(snap, a.strap)]),
+  const now = Date.now();
+  if (fresh.length) {
+    cue(highest(fresh), escalated);
+    state.lastCueAt = now;
+  } else if (top) { // repeat the highest open priority's burst while it is not acknowledged
+    const every = state.cfg.signals[top].repeat_s * 1000;
+    if (every > 0 && now - state.lastCueAt >= (escalated ? Math.min(every, 10000) : every)) {
+      cue(top, escalated);
+      state.lastCueAt = now;
+    }
+  }
+  syncList(banner, "div.item", open.slice(0, BANNER_LINES), (a) => a.id,
+    (a) => JSON.stringify([a.extreme_c, a.escalated, a.priority, bedOf(snap, a.strap)]),
     (a) => {
       const item = el("div", "item");
       item.dataset.alert = a.id;
-      item.append(el("span", "what"), ackButton(a));
+      item.append(el("span", "lamp"), el("span", "prio"), el("span", "what"), ackButton(a));
       return item;
     },
     (item, a) => {
       const tile = snap.tiles.find((x) => x.strap === a.strap) || {};
+      item.className = `item prio-${a.priority}`;
+      item.dataset.priority = a.priority;
+      item.querySelector(".prio").textContent = priorityWords(a.priority);
       item.querySelector(".what").textContent = `${t("bed")} ${tile.bed || "?"} · ${tile.infant || a.strap} · ${t("alert_" + a.kind)}` +
         (a.extreme_c ? ` · ${t("lowest")} ${a.extreme_c.toFixed(1)} °C` : "") + ` · ${t("since")} ${clock(a.start)}` +
         (a.escalated ? ` · ${t("escalated")}` : "");
-    }, null);
+    }, banner.querySelector("p.more"));
+  let more = banner.querySelector("p.more");
+  const rest = open.length - BANNER_LINES;
+  if (rest > 0 && !more) { more = el("p", "more"); banner.append(more); }
+  if (more) { if (rest > 0) more.textContent = `+ ${rest} ${t("more_alarms")}`; else more.remove(); }
 }
 function bedOf(snap, strap) { const x = snap.tiles.find((y) => y.strap === strap); return x ? [x.bed, x.infant] : null; }
 
-function ackButton(a) {
-  const b = el("button", "ack", t("acknowledge"));
+function ackButton(a, onTile) {
+  const b = el("button", "ack");
+  b.append(el("span", "long", t("acknowledge")));
+  if (onTile) b.append(el("span", "short", t("acknowledge_short")));
   b.dataset.alert = a.id;
   b.addEventListener("click", (ev) => { ev.stopPropagation(); askAck(a); });
   return b;
@@ -143,9 +197,10 @@ function setText(box, selector, text) {
 }
 
 function updateTile(box, tile, snap) {
-  const cls = `tile band-${tile.band}`;
+  const cls = `tile band-${tile.band}` + (tile.priority ? ` prio-${tile.priority}` : "");
   if (box.className !== cls) box.className = cls;
   box.dataset.state = tile.state;
+  box.dataset.priority = tile.priority || "";
   setText(box, ".bedno", `${t("bed")} ${tile.bed || "?"}`);
   setText(box, ".infant", tile.infant || tile.strap);
   setText(box, ".temp", tile.state === "no_signal" || tile.state === "off" ? "--.-" : fmtTemp(tile.infant_c));
@@ -154,10 +209,14 @@ function updateTile(box, tile, snap) {
   syncList(box, "div.alert", tile.alerts, (a) => a.id, (a) => JSON.stringify([a.acked_by, a.escalated]),
     () => el("div", "alert"),
     (line, a) => {
-      line.className = "alert" + (a.acked_by ? " acked" : "") + (a.escalated && !a.acked_by ? " escalated" : "");
+      line.className = "alert" + (a.acked_by ? " acked" : ` prio-${a.priority}`) + (a.escalated && !a.acked_by ? " escalated" : "");
       line.dataset.alert = a.id;
-      line.replaceChildren(el("span", null, t("alert_" + a.kind) + (a.acked_by ? ` · ${t("acknowledged_by")} ${a.acked_by}` : "")));
-      if (!a.acked_by) line.append(document.createTextNode(" "), ackButton(a));
+      // compact tiles (a large ward) hide the priority's word and the long button label
+      const what = el("span", "what");
+      if (!a.acked_by) what.append(el("span", "marks", MARKS[a.priority] + " "), el("span", "word", t("priority_" + a.priority) + " · "));
+      what.append(t("alert_" + a.kind) + (a.acked_by ? ` · ${t("acknowledged_by")} ${a.acked_by}` : ""));
+      line.replaceChildren(el("span", "lamp"), what);
+      if (!a.acked_by) line.append(document.createTextNode(" "), ackButton(a, true));
     }, box.querySelector(".kmc"));
   setText(box, ".kmc", `${t("kmc_today")}: ${tile.kmc_hours_today.toFixed(1)} / ${snap.target_h} ${t("h")}`);
   box.querySelector(".bar > div").style.width = `${Math.min(100, (100 * tile.kmc_hours_today) / snap.target_h)}%`;
