@@ -50,6 +50,7 @@ class ColdAlarm:
         self.priority = None  # HIGH or MEDIUM while active
         self._very_cold_since = None
         self._sounding_since = None  # ticks_ms the burst started from
+        self._sounding = None  # the priority whose burst that is
         self._cold_since = None
         self._warm_since = None
         self.settle_max_s = settle_max_s
@@ -140,14 +141,15 @@ class ColdAlarm:
         beep = flash = False
         if self.active and self.priority is not None:
             pattern, repeat_ms, period_ms, on_ms = SIGNALS[self.priority]
-            if self._sounding_since is None:
-                self._sounding_since = now_ms
+            if self._sounding_since is None or self._sounding != self.priority:
+                self._sounding_since = now_ms  # a new or changed priority: its burst from the start
+                self._sounding = self.priority
             since = ticks_diff(now_ms, self._sounding_since)
             step = (since % repeat_ms) // 100
             beep = step < len(pattern) and pattern[step] == "x"
             flash = since % period_ms < on_ms
         else:
-            self._sounding_since = None
+            self._sounding_since = self._sounding = None
         if self._identify_until is not None and ticks_diff(self._identify_until, now_ms) <= 0:
             self._identify_until = None  # done: a deadline left over would blink after a wrap
         blink = flash or (self._identify_until is not None and now_ms % 2000 < 1000)

@@ -105,9 +105,11 @@ class Strap:
             await asyncio.sleep_ms(100)
 
     async def alarm_task(self):
+        # every 50 ms: the bursts are drawn in 100 ms steps, and a loop of 100 ms plus its own
+        # run time would now and then skip a step (merging or losing a pulse)
         while True:
             self.alarm.drive(time.ticks_ms())
-            await asyncio.sleep_ms(100)
+            await asyncio.sleep_ms(50)
 
     async def supervise(self, name, factory, pause_ms=1000):
         """Run factory() forever: an exception is logged and the task restarted."""

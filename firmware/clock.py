@@ -11,11 +11,17 @@ PORT_EPOCH_OFFSET = 0 if time.gmtime(0)[0] == 2000 else EPOCH_2000_UNIX
 TICKS_PERIOD = 1 << 30  # MicroPython's ticks_ms wraps here: every 12.4 days of uptime
 
 
+# 1 << 30 itself is not a small int on a 32-bit port (they end at 2**30 - 1): the arithmetic
+# below keeps to these two, so the alarm task calling it every 50 ms allocates nothing
+_TICKS_MASK = (1 << 30) - 1
+_TICKS_HALF = 1 << 29
+
+
 def ticks_diff(a, b):
     """a - b in ms for ticks_ms values across a wrap (as time.ticks_diff, which the emulator's
     CPython lacks); right while the two are less than 6.2 days apart."""
-    d = (a - b) & (TICKS_PERIOD - 1)
-    return d - TICKS_PERIOD if d >= TICKS_PERIOD // 2 else d
+    d = (a - b) & _TICKS_MASK
+    return d - _TICKS_MASK - 1 if d >= _TICKS_HALF else d
 
 
 class Clock:

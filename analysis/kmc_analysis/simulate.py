@@ -295,17 +295,29 @@ def simulate_strap(
 
 
 def _truth_episodes(strap: Strap, cfg: DetectorConfig) -> list[tuple[str, float, float, float]]:
-    """Cold/warm episodes from the true skin temperature while worn, and strap detachments."""
+    """Cold/warm episodes from the true skin temperature while worn, and strap detachments.
+    A radio gap inside an episode (no data, short enough to be bridged and too short for the
+    sensor to settle again) does not split it: docs/detector.md."""
     out: list[tuple[str, float, float, float]] = []
     worn = (strap.worn == 1) & strap.present
+    longest = min(cfg.bridge_s, cfg.assume_removed_after_gap_s - 2 * cfg.sample_period_s)
     for band in cfg.thermal_bands:
         if band.direction == "below":
             beyond = worn & (strap.true_infant_c < band.threshold)
         else:
             beyond = worn & (strap.true_infant_c > band.threshold)
         edges = np.flatnonzero(np.diff(np.concatenate(([0], beyond.astype(np.int8), [0]))))
-        for a, b in edges.reshape(-1, 2):
-            seg = strap.true_infant_c[a:b]
+        spans = edges.reshape(-1, 2).tolist()
+        joined: list[list[int]] = []
+        for a, b in spans:
+            if joined:
+                prev_b = joined[-1][1]
+                if a - prev_b <= longest and not strap.present[prev_b:a].any():
+                    joined[-1][1] = b  # only missing data between them: one episode
+                    continue
+            joined.append([a, b])
+        for a, b in joined:
+            seg = strap.true_infant_c[a:b][strap.present[a:b]]  # what a strap could report
             ext = float(seg.min() if band.direction == "below" else seg.max())
             out.append((band.kind, strap.t0 + a, strap.t0 + b, round(ext, 2)))
     for s, e in strap.plan.detached:

@@ -169,3 +169,70 @@ def test_settling_is_the_same_in_any_chunks():
         whole = detect("S1", s)
         for seed in range(4):
             assert_same_results(whole, detect_in_chunks(s, random_cuts(len(s), 120, seed), "S1"))
+
+
+def test_a_data_gap_inside_a_cold_episode_keeps_it_one_episode():
+    """docs/detector.md: a gap of at most bridge_s (300 s) with readings beyond the threshold
+    on both sides does not end the episode (no second raise, one row); a longer gap, or one
+    with the reading back in the margin after it, does. Live (in chunks) as offline."""
+    from conftest import drop_rows
+
+    whole = signal(cot(900, OK), cot(1200, 35.8), cot(900, OK))
+    gapped = drop_rows(whole, 1400, 1580)  # 3 min missing, 35.8 C before and after
+    assert episodes(gapped, "cold_stress") == [(900.0, 2100.0, 35.8)]
+    assert episodes(gapped, "moderate_hypothermia") == [(900.0, 2100.0, 35.8)]
+    assert episodes(drop_rows(whole, 1400, 1650), "cold_stress") == [(900.0, 2100.0, 35.8)]
+    # 300 s missing: the strap may have been off (assume_removed_after_gap_s), it settles again
+    assert len(episodes(drop_rows(whole, 1400, 1700), "cold_stress")) == 2
+    for cuts in ([1399, 1580], [1580], [1200, 1581, 1590], random_cuts(len(gapped), 7, seed=3)):
+        assert_same_results(detect("S1", gapped), detect_in_chunks(gapped, cuts, "S1"))
+    # longer than bridge_s: two episodes (the second after the sensor settles again)
+    long_gap = drop_rows(signal(cot(900, OK), cot(2400, 35.8), cot(900, OK)), 1400, 1710)
+    assert [e[:2] for e in episodes(long_gap, "cold_stress")] == [(900.0, 1400.0), (2010.0, 3300.0)]
+    # back in the hysteresis margin after the gap: the episode ended at the gap
+    margin = signal(cot(900, OK), cot(500, 35.8), cot(180, 36.0), cot(100, 36.55), cot(600, 35.8))
+    margin = drop_rows(margin, 1400, 1580)  # the gap swallows the 36.0 C, 36.55 C follows it
+    assert [e[:2] for e in episodes(margin, "cold_stress")] == [(900.0, 1400.0), (1680.0, 2280.0)]
+
+
+def test_gaps_placed_inside_the_simulators_cold_episodes_raise_nothing_twice():
+    """The ward simulator's babies (kmc_analysis.simulate), with 2 minutes of data taken out
+    of the middle of every cold episode where the readings on both sides are well below
+    36.5 C: every episode is still one, with the same start, live and offline. Without the
+    bridge each gap would split its episode in two (a second raise, a second alerts.csv row)."""
+    from kmc_analysis.simulate import simulate_strap
+    from kmc_host.samples import Samples
+
+    gaps = 0
+    for index in range(12):
+        st = simulate_strap(np.random.default_rng(100 + index), index, 2.0, T0, 2)
+        keep = st.present
+        s = Samples.from_columns(
+            (st.t0 + st.time[keep]).astype(float),
+            st.infant_c[keep],
+            st.outer_c[keep],
+            st.contact[keep],
+            st.worn[keep],
+        )
+        before = detect("S1", s).episodes["cold_stress"]
+        drop = np.zeros(len(s), bool)
+        for a, b in zip(before.start, before.end, strict=True):
+            if b - a < 600:
+                continue
+            mid = int(np.searchsorted(s.time, (a + b) / 2))
+            lo, hi = mid - 60, mid + 60
+            contiguous = s.time[hi] - s.time[lo] == hi - lo
+            if contiguous and s.infant_c[lo - 1] < 36.3 and s.infant_c[hi] < 36.3:
+                drop[lo:hi] = True
+                gaps += 1
+        keep = ~drop
+        gapped = Samples(
+            s.time[keep], s.infant_c[keep], s.outer_c[keep], s.contact[keep], s.worn[keep], None
+        )
+        after = detect("S1", gapped)
+        assert np.array_equal(after.episodes["cold_stress"].start, before.start), index
+        assert len(after.episodes["cold_stress"]) == len(before)
+        assert_same_results(
+            after, detect_in_chunks(gapped, random_cuts(len(gapped), 9, index), "S1")
+        )
+    assert gaps >= 5  # the simulator's ward has cold spells to cut into

@@ -277,6 +277,16 @@ def test_ward_screen_live_alert_ack_and_restart(ward):
 
         # 4. an alert left unacknowledged escalates (30 s in this configuration)
         expect(page.locator("#banner.escalated")).to_be_visible(timeout=150_000)
+        # the open high alarm (the baby went on cooling) repeats its burst every 8 s, on the
+        # page's own timer (docs/alarms.md), escalated at least every 10 s: never faster
+        page.wait_for_function(
+            "() => window.kmc.cueLog.filter(c => c.priority === 'high').length >= 3",
+            timeout=60_000,
+        )
+        highs = page.evaluate("window.kmc.cueLog.filter(c => c.priority === 'high').map(c => c.at)")
+        gaps = [b - a for a, b in zip(highs, highs[1:], strict=False)]
+        print(f"high-priority bursts every {gaps} s")
+        assert all(7.9 <= g <= 9.0 for g in gaps), gaps
         page.screenshot(path=str(ARTIFACTS / "4-escalated.png"), full_page=True)
 
         # 5. a bed's detail: trace with KMC shaded, alert history

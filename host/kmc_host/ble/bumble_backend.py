@@ -115,14 +115,15 @@ class QuietHost(Host):
         if _bumble_host_log.isEnabledFor(logging.DEBUG):
             super().on_hci_packet(packet)
             return
+        if not isinstance(packet, hci.HCI_Event | hci.HCI_AclDataPacket):
+            super().on_hci_packet(packet)  # commands, SCO, ISO: rare here; bumble's own path
+            return
         if self.snooper:
             self.snooper.snoop(bytes(packet), Snooper.Direction.CONTROLLER_TO_HOST)
         if isinstance(packet, hci.HCI_Event):
             self.on_hci_event_packet(packet)
-        elif isinstance(packet, hci.HCI_AclDataPacket):
+        else:
             self.on_hci_acl_data_packet(packet)
-        else:  # commands, SCO and ISO: rare on a gateway; bumble's path, log line and all
-            super().on_hci_packet(packet)
 
     def send_hci_packet(self, packet: hci.HCI_Packet) -> None:
         if _bumble_host_log.isEnabledFor(logging.DEBUG):

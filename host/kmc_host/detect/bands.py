@@ -8,7 +8,9 @@ Each valid sample is classed against one band:
 Runs join into stretches across excursions shorter than `glitch_s` (noise around a threshold).
 A BEYOND stretch lasting `persist_s` enters the band; the episode starts where it started.
 A BACK stretch lasting `persist_s` leaves it; the episode ends where that stretch started. An
-INVALID run or a data gap ends an open episode at the last valid sample. The state machine runs
+INVALID run or a data gap ends an open episode at the last valid sample, except a gap of at
+most `bridge_s` with BEYOND readings on both sides: the baby was beyond the threshold before
+and after the missing minutes, so it is one episode, raised once (docs/detector.md). The state machine runs
 over stretches, not samples, so it is a handful of vectorised operations on short arrays.
 """
 
@@ -139,9 +141,12 @@ class _State:
     ep_start: float = np.nan
     ep_extreme: float = np.nan
     last_end: float = np.nan  # end of the last stretch processed
+    last_cls: int = INVALID  # class of the last stretch processed
 
 
-def _machine(st: Runs, state: _State, band: Band, reduce: np.ufunc) -> tuple[Episodes, _State]:
+def _machine(
+    st: Runs, state: _State, band: Band, reduce: np.ufunc, bridge_s: float
+) -> tuple[Episodes, _State]:
     """Run the state machine over stretches from `state`; return ended episodes and new state."""
     kind = band.kind
     n = len(st)
@@ -152,7 +157,10 @@ def _machine(st: Runs, state: _State, band: Band, reduce: np.ufunc) -> tuple[Epi
     run_tag[(st.cls == BEYOND) & long_enough] = ENTER
     run_tag[((st.cls == BACK) & long_enough) | (st.cls == INVALID)] = EXIT
     prev_end = np.concatenate(([state.last_end], st.end[:-1]))
-    gap_tag = np.where(st.start > prev_end + _TOUCH, EXIT, 0).astype(np.int8)
+    prev_cls = np.concatenate(([state.last_cls], st.cls[:-1]))
+    gap = st.start - prev_end
+    bridged = (gap <= bridge_s + _TOUCH) & (prev_cls == BEYOND) & (st.cls == BEYOND)
+    gap_tag = np.where((gap > _TOUCH) & ~bridged, EXIT, 0).astype(np.int8)
 
     # Events in time order: for stretch k, first the gap before it, then the stretch itself.
     tag = np.stack((gap_tag, run_tag), axis=1).ravel()
@@ -190,14 +198,17 @@ def _machine(st: Runs, state: _State, band: Band, reduce: np.ufunc) -> tuple[Epi
         else:
             ep_start = float(starts_t[-1])
         ep_extreme = ext
-    return closed, _State(inside, ep_start, ep_extreme, float(st.end[-1]))
+    return closed, _State(inside, ep_start, ep_extreme, float(st.end[-1]), int(st.cls[-1]))
 
 
 class BandTracker:
-    """Incremental episodes of one band; chunking never changes the result."""
+    """Incremental episodes of one band; chunking never changes the result. `bridge_s`: the
+    longest data gap an episode survives when it is beyond the threshold on both sides (0: a
+    gap always ends it)."""
 
-    def __init__(self, band: Band, period: float) -> None:
+    def __init__(self, band: Band, period: float, bridge_s: float = 0.0) -> None:
         self.band = band
+        self.bridge_s = bridge_s
         self.runs = RunTracker(period, "min" if band.direction == "below" else "max")
         self._reduce: np.ufunc = np.fmin if band.direction == "below" else np.fmax
         self._pending = Runs.empty()  # closed runs whose stretch is not complete yet
@@ -232,7 +243,7 @@ class BandTracker:
             return Episodes.empty(self.band.kind)
         parts = Runs.concat([self._pending, run.as_runs()])
         stretches, _ = merge_glitches(parts, self.band.glitch_s, self._reduce, True)
-        episodes, _ = _machine(stretches, self._state, self.band, self._reduce)
+        episodes, _ = _machine(stretches, self._state, self.band, self._reduce, self.bridge_s)
         return self._untold(episodes, remember=True)
 
     def _untold(self, episodes: Episodes, remember: bool = False) -> Episodes:
@@ -262,7 +273,7 @@ class BandTracker:
             np.array([st.ep_extreme]),
             np.array([st.ep_start + self.band.persist_s]),
         )
-        self._state = _State(last_end=st.last_end)
+        self._state = _State(last_end=st.last_end, last_cls=st.last_cls)
         return Episodes.concat(self.band.kind, [done, last])
 
     def active(self) -> tuple[float, float] | None:
@@ -271,7 +282,7 @@ class BandTracker:
         if self.runs.open is not None:
             parts.append(self.runs.open.as_runs())
         stretches, _ = merge_glitches(Runs.concat(parts), self.band.glitch_s, self._reduce, True)
-        _, st = _machine(stretches, self._state, self.band, self._reduce)
+        _, st = _machine(stretches, self._state, self.band, self._reduce, self.bridge_s)
         return (st.ep_start, st.ep_extreme) if st.inside else None
 
     def push_invalid(self, t: NDArray[np.float64], brk: NDArray[np.bool_]) -> Episodes:
@@ -284,5 +295,7 @@ class BandTracker:
         runs = Runs.concat([self._pending, runs])
         stretches, k = merge_glitches(runs, self.band.glitch_s, self._reduce, final)
         self._pending = runs.slice(k, len(runs))
-        episodes, self._state = _machine(stretches, self._state, self.band, self._reduce)
+        episodes, self._state = _machine(
+            stretches, self._state, self.band, self._reduce, self.bridge_s
+        )
         return self._untold(episodes)

@@ -81,7 +81,8 @@ class StrapDetector:
         self._sessions = SessionTracker(cfg)
         self._worn = RunTracker(period)
         self._monitored = RunTracker(period)
-        self._bands = [BandTracker(b, period) for b in cfg.thermal_bands]
+        # a thermal episode survives a data gap up to bridge_s with readings beyond on both sides
+        self._bands = [BandTracker(b, period, cfg.bridge_s) for b in cfg.thermal_bands]
         self._battery = BandTracker(cfg.battery_band, period)
         self._kinds = [b.kind for b in cfg.thermal_bands] + [STRAP_OFF, cfg.battery_band.kind]
         # Final results, accumulated as lists of arrays.

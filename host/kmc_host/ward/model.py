@@ -79,6 +79,7 @@ class Alert:
     acked_by: str | None = None
     acked_at: float | None = None
     escalated: bool = False
+    given_priority: str | None = None  # the gateway's, from the message
 
     @property
     def thermal(self) -> bool:
@@ -86,7 +87,8 @@ class Alert:
 
     @property
     def priority(self) -> str:
-        return alarm_of(self.kind).priority
+        """The gateway's priority for it (a newer gateway's kind has one), else the kind's."""
+        return self.given_priority or alarm_of(self.kind).priority
 
     @property
     def rank(self) -> tuple[int, int]:
@@ -206,6 +208,7 @@ class WardModel:
         if alert is None:
             alert = self.alerts[key] = Alert(key, msg.strap, msg.kind, msg.start, received=now)
             events.append(("raised", alert))
+        alert.given_priority = msg.priority
         if msg.extreme_c is not None:
             alert.extreme_c = _num(msg.extreme_c)
         if msg.state == ENDED and alert.state != ENDED:

@@ -114,6 +114,10 @@ def test_the_priority_is_medium_for_cold_stress_and_high_below_36():
     assert a.priority == "medium"  # not yet 60 s below 36.0
     feed(a, 120, 2, 35.9)
     assert a.priority == "high"
+    a.drive(15050)  # raised to high: the high burst starts at once, not mid-pattern
+    assert buzzer.value() == 1
+    a.drive(15150)
+    assert buzzer.value() == 0
     feed(a, 122, 5, 36.05)
     assert a.priority == "high"  # within the hysteresis
     feed(a, 127, 1, 36.2)

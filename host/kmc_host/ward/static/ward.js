@@ -3,7 +3,7 @@
 // person can read. Everything the server needs to decide is decided on the server.
 "use strict";
 
-const state = { cfg: null, S: {}, snap: null, csrf: null, heard: new Set(), cues: 0, cueLog: [], lastCueAt: 0, audio: null, openBed: null, detailAt: 0, detailAsk: 0 };
+const state = { cfg: null, S: {}, snap: null, csrf: null, heard: new Set(), cues: 0, cueLog: [], lastPlayed: {}, audio: null, openBed: null, detailAt: 0, detailAsk: 0 };
 window.kmc = state; // for the browser tests: cues counted, first-seen times of alerts
 state.firstSeen = {};
 
@@ -64,6 +64,7 @@ function render(snap) {
   const now = Date.now() / 1000;
   for (const a of snap.alerts) if (!(a.id in state.firstSeen)) state.firstSeen[a.id] = now;
   renderBanner(snap);
+  soundTick();
   const tiles = $("tiles");
   layout(tiles, snap.tiles.length);
   const boxes = new Map([...tiles.querySelectorAll("article.tile")].map((b) => [b.dataset.strap, b]));
@@ -118,6 +119,35 @@ function syncList(parent, selector, items, key, sig, make, update, before) {
   }
 }
 
+// the sound, checked every 250 ms (not only when a snapshot comes): a new alarm plays the burst
+// of the highest priority among the new ones; the highest open priority repeats every its
+// `repeat_s`, each priority on its own timer (a new low alarm does not hold off a high one's
+// repeat); escalated, at least every 10 s
+function soundTick() {
+  const snap = state.snap;
+  if (!snap || !state.cfg) return;
+  const unacked = snap.alerts.filter((a) => a.state === "active" && !a.acked_by);
+  const open = unacked.filter((a) => a.priority !== "low");
+  const escalated = open.some((a) => a.escalated);
+  const fresh = unacked.filter((a) => !state.heard.has(a.id));
+  fresh.forEach((a) => state.heard.add(a.id));
+  const now = Date.now();
+  if (fresh.length) {
+    const p = highest(fresh);
+    cue(p, escalated);
+    state.lastPlayed[p] = now;
+    return;
+  }
+  const top = highest(open);
+  if (!top) return;
+  const every = state.cfg.signals[top].repeat_s * 1000;
+  const due = escalated ? Math.min(every, 10000) : every;
+  if (every > 0 && now - (state.lastPlayed[top] || 0) >= due) {
+    cue(top, escalated);
+    state.lastPlayed[top] = now;
+  }
+}
+
 const BANNER_LINES = 3; // the rest of the alarms: "+ N more", their tiles carry them
 function renderBanner(snap) {
   const banner = $("banner");
@@ -128,20 +158,6 @@ function renderBanner(snap) {
   const top = highest(open);
   banner.className = top ? `prio-${top}` : "";
   banner.classList.toggle("escalated", open.some((a) => a.escalated));
-  const fresh = unacked.filter((a) => !state.heard.has(a.id));
-  fresh.forEach((a) => state.heard.add(a.id));
-  const escalated = open.some((a) => a.escalated);
-  const now = Date.now();
-  if (fresh.length) {
-    cue(highest(fresh), escalated);
-    state.lastCueAt = now;
-  } else if (top) { // repeat the highest open priority's burst while it is not acknowledged
-    const every = state.cfg.signals[top].repeat_s * 1000;
-    if (every > 0 && now - state.lastCueAt >= (escalated ? Math.min(every, 10000) : every)) {
-      cue(top, escalated);
-      state.lastCueAt = now;
-    }
-  }
   syncList(banner, "div.item", open.slice(0, BANNER_LINES), (a) => a.id,
     (a) => JSON.stringify([a.extreme_c, a.escalated, a.priority, bedOf(snap, a.strap)]),
     (a) => {
@@ -370,6 +386,7 @@ async function start() {
   $("ackcancel").addEventListener("click", () => { $("ackdialog").hidden = true; });
   $("ackform").addEventListener("submit", submitAck);
   setInterval(() => { $("clock").textContent = new Date().toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }); }, 1000);
+  setInterval(soundTick, 250);
   connect();
 }
 start();
