@@ -79,6 +79,13 @@ def clean(raw, log=print):
             log("config: bad %s %r, using %r" % (key, value, DEFAULTS[key]))
             continue
         cfg[key] = float(value) if isinstance(DEFAULTS[key], float) else int(value)
+    # high priority is the colder one (both numbers by now: DEFAULTS types them for mypy as object)
+    if cfg["alarm_high_below_c"] > cfg["alarm_below_c"]:  # type: ignore[operator]
+        log(
+            "config: alarm_high_below_c %r is above alarm_below_c %r, using %r"
+            % (cfg["alarm_high_below_c"], cfg["alarm_below_c"], cfg["alarm_below_c"])
+        )
+        cfg["alarm_high_below_c"] = cfg["alarm_below_c"]
     return cfg
 
 

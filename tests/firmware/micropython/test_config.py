@@ -42,6 +42,17 @@ def test_bad_values_fall_back_one_by_one():
     assert any("colour" in line for line in LOGS)
 
 
+def test_the_high_priority_threshold_is_never_above_the_alarms():
+    """alarm_high_below_c (high priority) is the colder of the two: one above alarm_below_c
+    would sound high before the alarm itself; it is lowered to it, and said."""
+    cfg = config.clean({"alarm_high_below_c": 37.0}, log)
+    assert cfg["alarm_high_below_c"] == 36.5 and "above alarm_below_c" in LOGS[-1]
+    cfg = config.clean({"alarm_below_c": 35.5}, log)
+    assert cfg["alarm_high_below_c"] == 35.5
+    cfg = config.clean({"alarm_high_below_c": 35.0}, log)
+    assert cfg["alarm_high_below_c"] == 35.0 and cfg["alarm_below_c"] == 36.5
+
+
 def test_not_an_object():
     assert config.clean([1, 2], log) == config.DEFAULTS
 
