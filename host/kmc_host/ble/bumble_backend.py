@@ -566,6 +566,4 @@ def _uuid_le(raw: bytes) -> str:
 
 def _uuid(uuid: Any) -> str:
     """bumble UUID -> bleak's lower-case 128-bit string."""
-    raw = bytes(reversed(uuid.to_bytes(force_128=True)))  # bumble keeps UUIDs little-endian
-    h = raw.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return _uuid_le(uuid.to_bytes(force_128=True))  # bumble keeps UUIDs little-endian

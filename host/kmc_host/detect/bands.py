@@ -10,8 +10,9 @@ A BEYOND stretch lasting `persist_s` enters the band; the episode starts where i
 A BACK stretch lasting `persist_s` leaves it; the episode ends where that stretch started. An
 INVALID run or a data gap ends an open episode at the last valid sample, except a gap of at
 most `bridge_s` with BEYOND readings on both sides: the baby was beyond the threshold before
-and after the missing minutes, so it is one episode, raised once (docs/detector.md). The state machine runs
-over stretches, not samples, so it is a handful of vectorised operations on short arrays.
+and after the missing minutes, so it is one episode, raised once (docs/detector.md). The state
+machine runs over stretches, not samples, so it is a handful of vectorised operations on short
+arrays.
 """
 
 from __future__ import annotations

@@ -49,11 +49,15 @@ function cue(priority, escalated) {
   } catch (e) { /* no audio device: the banner still shows */ }
 }
 
-const RANK = { high: 0, medium: 1, low: 2 };
 const MARKS = { high: "!!!", medium: "!!", low: "!" }; // IEC 60601-1-8's priority markings
 function priorityWords(p) { return `${MARKS[p] || "!!"} ${t("priority_" + p)}`; }
-function highest(alerts) {
-  return alerts.reduce((best, a) => (best === null || RANK[a.priority] < RANK[best] ? a.priority : best), null);
+// the server sends the alerts most urgent first (priority, then kind: WardModel.snapshot), so
+// of any of them kept in that order the first has the highest priority
+function highest(alerts) { return alerts.length ? alerts[0].priority : null; }
+// the unacknowledged active alarms, and those of them that take the banner (not low)
+function unacknowledged(snap) {
+  const unacked = snap.alerts.filter((a) => a.state === "active" && !a.acked_by);
+  return { unacked, open: unacked.filter((a) => a.priority !== "low") };
 }
 
 // ---- rendering. Elements are updated in place, keyed by strap (tiles) and alert id (banner
@@ -126,8 +130,7 @@ function syncList(parent, selector, items, key, sig, make, update, before) {
 function soundTick() {
   const snap = state.snap;
   if (!snap || !state.cfg) return;
-  const unacked = snap.alerts.filter((a) => a.state === "active" && !a.acked_by);
-  const open = unacked.filter((a) => a.priority !== "low");
+  const { unacked, open } = unacknowledged(snap);
   const escalated = open.some((a) => a.escalated);
   const fresh = unacked.filter((a) => !state.heard.has(a.id));
   fresh.forEach((a) => state.heard.add(a.id));
@@ -151,9 +154,7 @@ function soundTick() {
 const BANNER_LINES = 3; // the rest of the alarms: "+ N more", their tiles carry them
 function renderBanner(snap) {
   const banner = $("banner");
-  // the server sends alerts most urgent first (priority, then kind); low ones stay on the tiles
-  const unacked = snap.alerts.filter((a) => a.state === "active" && !a.acked_by);
-  const open = unacked.filter((a) => a.priority !== "low");
+  const { open } = unacknowledged(snap); // low ones stay on the tiles
   banner.hidden = open.length === 0;
   const top = highest(open);
   banner.className = top ? `prio-${top}` : "";
