@@ -7,10 +7,20 @@ Validation happens here, at the edge, so the pipeline below can trust its inputs
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
-from ..clinical import BATTERY_LOW, STRAP_OFF, WHO_BANDS
+from ..clinical import (
+    BATTERY_LOW,
+    COLD_STRESS,
+    HYPERTHERMIA,
+    MODERATE_HYPOTHERMIA,
+    SEVERE_HYPOTHERMIA,
+    STRAP_OFF,
+    WHO_BANDS,
+)
 from ..errors import ConfigError
 
 Direction = Literal["below", "above"]
@@ -130,16 +140,94 @@ class DetectorConfig:
         if len(set(kinds)) != len(kinds):
             raise ConfigError(f"alert kinds must be unique, got {kinds}")
 
+    def threshold_c(self, kind: str) -> float | None:
+        """The threshold of the thermal band `kind` (on infant_c + axillary_offset_c), if any."""
+        return next((b.threshold for b in self.thermal_bands if b.kind == kind), None)
+
+    def describe(self) -> dict[str, Any]:
+        """Every setting as plain values (bands by kind), for an output to name what made it."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "thermal_bands":
+                value = {b.kind: _band_values(b) for b in value}
+            elif isinstance(value, Band):
+                value = _band_values(value)
+            out[f.name] = value
+        return out
+
+    def digest(self) -> str:
+        """A short fingerprint of `describe()`: two outputs with the same digest were made with
+        the same settings (12 hex digits of SHA-256 over the sorted JSON)."""
+        text = json.dumps(self.describe(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
     @classmethod
     def from_mapping(cls, values: dict[str, Any]) -> DetectorConfig:
-        """Build from a parsed config file section; unknown keys and wrong types are errors."""
+        """Build from a parsed config file section; unknown keys and wrong types are errors.
+
+        Scalars override the fields of the same name; a `thresholds_c` table moves WHO bands'
+        thresholds by kind (`[detector.thresholds_c]` with `cold_stress = 36.4`, ...), for a
+        ward whose protocol sets its own."""
+        values = dict(values)
+        thresholds = values.pop("thresholds_c", None)
         known = {f.name for f in fields(cls)} - {"thermal_bands", "battery_band"}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ConfigError(f"unknown detector setting(s): {', '.join(unknown)}")
+            raise ConfigError(
+                f"unknown detector setting(s): {', '.join(unknown)} (known: thresholds_c, "
+                f"{', '.join(sorted(known))})"
+            )
         clean: dict[str, Any] = {}
         for key, value in values.items():
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ConfigError(f"detector setting {key} must be a number, got {value!r}")
             clean[key] = float(value)
-        return replace(cls(), **clean)
+        base = replace(cls(), **clean)
+        if thresholds is None:
+            return base
+        return replace(base, thermal_bands=_moved_bands(base.thermal_bands, thresholds))
+
+
+def _band_values(band: Band) -> dict[str, Any]:
+    values = asdict(band)
+    del values["kind"]
+    return values
+
+
+THRESHOLD_RANGE_C = (30.0, 40.0)
+
+
+def _moved_bands(bands: tuple[Band, ...], thresholds: Any) -> tuple[Band, ...]:
+    """`bands` with the thresholds of `thresholds` (kind -> degrees C), checked: known kinds,
+    numbers within THRESHOLD_RANGE_C, and the WHO order kept (severe < moderate < cold stress <
+    hyperthermia), so a typo cannot turn a band inside out."""
+    if not isinstance(thresholds, dict):
+        raise ConfigError(
+            f"detector thresholds_c must be a table of kind = degrees C, got {thresholds!r}"
+        )
+    kinds = [b.kind for b in bands]
+    unknown = sorted(set(thresholds) - set(kinds))
+    if unknown:
+        raise ConfigError(
+            f"detector thresholds_c: unknown kind(s) {', '.join(unknown)} (known: {', '.join(kinds)})"
+        )
+    lo, hi = THRESHOLD_RANGE_C
+    for kind, value in thresholds.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"detector thresholds_c.{kind} must be a number, got {value!r}")
+        if not lo <= value <= hi:
+            raise ConfigError(
+                f"detector thresholds_c.{kind} must be within {lo}-{hi} C, got {value}"
+            )
+    moved = tuple(replace(b, threshold=float(thresholds.get(b.kind, b.threshold))) for b in bands)
+    by_kind = {b.kind: b.threshold for b in moved}
+    rising = (SEVERE_HYPOTHERMIA, MODERATE_HYPOTHERMIA, COLD_STRESS, HYPERTHERMIA)
+    order = [k for k in rising if k in by_kind]
+    values = [by_kind[k] for k in order]
+    if values != sorted(values) or len(set(values)) != len(values):
+        said = ", ".join(f"{k} {by_kind[k]}" for k in order)
+        raise ConfigError(
+            f"detector thresholds_c must rise from severe hypothermia to hyperthermia, got {said}"
+        )
+    return moved
