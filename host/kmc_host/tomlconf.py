@@ -3,7 +3,9 @@
 The gateway and the sink are configured the same way (a TOML file, validated at start into frozen
 dataclasses); these helpers are what they share: required/optional keys with their types, unknown
 keys refused (a typo must not silently fall back to a default), secrets read from a file or an
-environment variable rather than written in the file, and the `[mqtt]` section.
+environment variable rather than written in the file, the `[mqtt]` section, and the `[detector]`
+section (`detector_config`: the gateway's settings, which `kmc analyze`, `report`, `export` and
+`validate` read from the same file with `--config`).
 """
 
 from __future__ import annotations
@@ -13,10 +15,19 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from .detect import ConfigError
+from .detect import ConfigError, DetectorConfig
 from .mqtt import BrokerConfig
 
-__all__ = ["ConfigError", "read_toml", "section", "get", "unknown", "secret", "broker_config"]
+__all__ = [
+    "ConfigError",
+    "read_toml",
+    "section",
+    "get",
+    "unknown",
+    "secret",
+    "broker_config",
+    "detector_config",
+]
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -94,3 +105,14 @@ def broker_config(m: dict[str, Any], where: str, default_client_id: str) -> Brok
         ca_file=ca_file,
         client_id=get(m, "client_id", str, where, default_client_id),
     )
+
+
+def detector_config(raw: dict[str, Any], path: Path | str) -> DetectorConfig:
+    """The optional `[detector]` section (with its `[detector.thresholds_c]` table) of the file
+    `raw` was read from; without it, the defaults. Other sections are not looked at: the
+    offline commands take a gateway's whole file as it is. Errors name the file and the key."""
+    values = section(raw, "detector", str(path), required=False)
+    try:
+        return DetectorConfig.from_mapping(values)
+    except ConfigError as exc:
+        raise ConfigError(f"{path} [detector]: {exc}") from None
