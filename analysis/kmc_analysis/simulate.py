@@ -411,8 +411,12 @@ def simulate_ward(
     start: str = DEFAULT_START,
     truth_dir: str | Path | None = None,
     noise_c: float = 0.02,
+    config: DetectorConfig | None = None,
 ) -> tuple[Path, Path, int]:
-    """Write the samples file (CSV or Parquet by extension) and the truth folder; return rows."""
+    """Write the samples file (CSV or Parquet by extension) and the truth folder; return rows.
+
+    The truth's episodes are judged on the bands of `config` (None: the design's defaults, the
+    rules the detector is scored against), its sessions by the care plan."""
     if devices < 1 or days <= 0:
         raise BadInput("need at least one strap and a positive number of days")
     if not 0 <= noise_c <= 0.5:
@@ -422,7 +426,7 @@ def simulate_ward(
     rng = np.random.default_rng(seed)
     t0 = start_time(start, tz)
     width = max(2, len(str(devices)))
-    truth_w = TruthWriter(truth, tz, DetectorConfig())
+    truth_w = TruthWriter(truth, tz, config or DetectorConfig())
     out.parent.mkdir(parents=True, exist_ok=True)
     parquet = out.suffix.lower() in (".parquet", ".pq")
     writer: pq.ParquetWriter | pacsv.CSVWriter | None = None
