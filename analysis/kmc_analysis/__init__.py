@@ -7,6 +7,9 @@ Read top-down, along the data:
 - `sources`: where a report's samples come from (`SampleSource`: `FileSource`,
   `InfluxSource`; `open_source`)
 - `roster`: strap -> infant pseudonym, birth time and weight (`Infant`, `load_roster`)
+- `settings`: the detector settings a command runs with (`--config FILE`'s `[detector]`, read as
+  the gateway reads it, else the defaults) and how outputs name them (`Settings`,
+  `load_settings`)
 - `detection`: the detector over a whole recording (`detect_period`, `within`)
 - `tables`: the tables `kmc analyze` and `kmc report` share (sessions, daily, rolling 24 h,
   day of life, alerts), built once from the detector's results; each command only picks their

@@ -11,6 +11,9 @@ columns, numbers with fixed decimals:
 and with a roster also
   day_of_life.csv  device,infant_id,day_of_life,kmc_hours,monitored_hours
   coverage.csv     per infant and per cohort (see coverage.py)
+and settings.json, the detector settings all of them were made with (settings.py: the digest,
+the config file or "defaults", every value), which the summary's first lines name too; the CSVs
+keep the DESIGN.md columns and nothing above their header.
 Rows go strap by strap. Times are ISO 8601 UTC; dates are local calendar dates of the facility's
 time zone.
 """
@@ -25,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kmc_host.detect import DetectorConfig, zone
+from kmc_host.detect import zone
 from kmc_host.timefmt import iso_utc_array
 
 from . import tables
@@ -39,6 +42,7 @@ from .coverage import (
 from .detection import detect_period
 from .roster import Infant, load_roster
 from .samples_io import LoadReport, SampleReader
+from .settings import Settings
 from .tables import Strap, Table
 
 SESSIONS_HEADER = ["device", "start", "end", "duration_min", "effective"]
@@ -72,6 +76,7 @@ class StrapSummary:
 class AnalysisSummary:
     load: LoadReport
     tz: str
+    settings: Settings
     straps: list[StrapSummary] = field(default_factory=list)
     infants: list[InfantCoverage] = field(default_factory=list)
     not_in_roster: list[str] = field(default_factory=list)
@@ -80,6 +85,7 @@ class AnalysisSummary:
     def lines(self) -> list[str]:
         """The short human summary `kmc analyze` prints."""
         out = list(self.load.lines())
+        out.append(self.settings.line())
         out.append(f"time zone {self.tz}; per strap:")
         out.append(
             f"  {'strap':<12} {'days':>4} {'KMC h/day':>9} {'data h/day':>10} {'sessions':>8} "
@@ -115,18 +121,20 @@ def analyze_file(
     tz: str = "UTC",
     roster_path: str | Path | None = None,
     skip_invalid: bool = False,
-    config: DetectorConfig | None = None,
+    settings: Settings | None = None,
     min_monitored_hours: float = DEFAULT_MIN_MONITORED_H,
 ) -> AnalysisSummary:
-    """Run `kmc analyze`; errors in the inputs raise `SamplesFileError` before any output."""
-    cfg = config or DetectorConfig()
+    """Run `kmc analyze` with `settings` (None: the defaults, named so in settings.json);
+    errors in the inputs raise `SamplesFileError` before any output."""
+    settings = settings or Settings()
+    cfg = settings.detector
     zone_info = zone(tz)
     roster: dict[str, Infant] = load_roster(roster_path) if roster_path else {}
     out = Path(out_dir)
     reader = SampleReader(samples_path, skip_invalid=skip_invalid)
     detected = reader.consume(lambda chunks: detect_period(chunks, cfg, keep_trace=False))
     straps = tables.straps(detected, zone_info, roster)
-    summary = AnalysisSummary(reader.report, tz)
+    summary = AnalysisSummary(reader.report, tz, settings)
     for s in straps:
         summary.straps.append(_strap_summary(s))
         if s.infant is not None:
@@ -162,6 +170,7 @@ def analyze_file(
             w.writerow(header)
             w.writerows(rows)
         summary.files.append(path)
+    summary.files.append(settings.write(out))
     return summary
 
 

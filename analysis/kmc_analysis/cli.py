@@ -8,6 +8,10 @@
 - `kmc simulate --out FILE`: a simulated ward's samples and its ground truth
 
 `make_report` is the report's whole job as a function (the demo calls it on its InfluxDB).
+
+analyze, report, export and validate take `--config FILE`: the `[detector]` section of a TOML
+file, a gateway's whole file as it is (settings.py), read before any sample; each names the
+settings it ran with in its output and its summary.
 """
 
 from __future__ import annotations
@@ -20,20 +24,31 @@ from typing import TYPE_CHECKING, Any
 from kmc_host.errors import BadInput
 
 if TYPE_CHECKING:  # the commands load what they use when they run, not when kmc starts
+    from .settings import Settings
     from .sources import SampleSource
 
 __all__ = ["add_commands", "make_report"]
 
 
+def _settings(args: argparse.Namespace) -> Settings:
+    """`--config FILE`'s detector settings, or the defaults; read first, so a bad file stops
+    the command before any sample is read."""
+    from .settings import load_settings
+
+    return load_settings(args.config)
+
+
 def _analyze(args: argparse.Namespace) -> int:
     from .analyze import analyze_file
 
+    settings = _settings(args)
     summary = analyze_file(
         args.samples,
         args.out,
         tz=args.tz,
         roster_path=args.roster,
         skip_invalid=args.skip_invalid,
+        settings=settings,
         min_monitored_hours=args.min_monitored_hours,
     )
     print("\n".join(summary.lines()))
@@ -82,15 +97,14 @@ def _build_report(
     site: str,
     ward: str,
     min_monitored_hours: float,
+    settings: Settings,
 ) -> Any:
-    from kmc_host.detect import DetectorConfig
-
     from .detection import detect_period
     from .report import build_report
     from .roster import load_roster
 
     roster = load_roster(roster_path) if roster_path else None
-    cfg = DetectorConfig()
+    cfg = settings.detector
     detected = src.consume(lambda chunks: detect_period(chunks, cfg, keep_trace=keep_trace))
     for line in src.notes():
         print(line)
@@ -103,13 +117,14 @@ def _build_report(
         ward=ward,
         period=src.period,
         source=src.label,
-        config=cfg,
+        settings=settings,
         min_monitored_hours=min_monitored_hours,
     )
 
 
-def _report_args(args: argparse.Namespace) -> dict[str, Any]:
+def _report_args(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     return {
+        "settings": settings,
         "tz": args.tz,
         "roster_path": args.roster,
         "site": args.site or "",
@@ -127,12 +142,15 @@ def make_report(
     site: str = "",
     ward: str = "",
     min_monitored_hours: float = 20.0,
+    settings: Settings | None = None,
 ) -> None:
-    """`kmc report`: the tables (CSV, Parquet) and report.html of `src` in `out`; prints a
-    two-line summary."""
+    """`kmc report`: the tables (CSV, Parquet), report.html and settings.json of `src` in
+    `out`, made with `settings` (None: the defaults); prints a three-line summary."""
     from .report import write_tables
     from .report_html import write_html
+    from .settings import Settings
 
+    settings = settings or Settings()
     rep = _build_report(
         src,
         True,
@@ -141,9 +159,11 @@ def make_report(
         site=site,
         ward=ward,
         min_monitored_hours=min_monitored_hours,
+        settings=settings,
     )
     files = write_tables(rep, out)
     html_path = write_html(rep, out / "report.html")
+    settings_path = settings.write(out)
     cohort = rep.tables["cohort"].columns
     mean = float(cohort["mean_kmc_hours"][0])
     print(
@@ -151,11 +171,13 @@ def make_report(
         f"{cohort['infant_days'][0]} observed days; mean KMC "
         + ("n/a" if mean != mean else f"{mean:.1f} h/day")
     )
-    print(f"wrote {html_path} and {len(files)} table files in {out}")
+    print(settings.line())
+    print(f"wrote {html_path}, {settings_path.name} and {len(files)} table files in {out}")
 
 
 def _report(args: argparse.Namespace) -> int:
-    make_report(_source(args), Path(args.out), **_report_args(args))
+    settings = _settings(args)
+    make_report(_source(args), Path(args.out), **_report_args(args, settings))
     return 0
 
 
@@ -169,14 +191,16 @@ def _export(args: argparse.Namespace) -> int:
     )
 
     out = Path(args.out)
+    settings = _settings(args)
     if args.format == "dhis2":
         if not args.mapping:
             raise BadInput("dhis2 needs --mapping FILE (data element and org unit ids)")
         mapping = load_dhis2_mapping(args.mapping)
-        rep = _build_report(_source(args), False, **_report_args(args))
+        rep = _build_report(_source(args), False, **_report_args(args, settings))
         doc = dhis2_data_value_set(rep, mapping)
         write_json(doc, out)
         months = sorted({v["period"] for v in doc["dataValues"]})
+        print(settings.line())
         print(f"wrote {len(doc['dataValues'])} data values for {', '.join(months)} to {out}")
         return 0
     # fhir: one more pass over the samples for the temperature intervals
@@ -191,37 +215,46 @@ def _export(args: argparse.Namespace) -> int:
     points = src.consume(lambda chunks: temperature_points(chunks, every))
     for line in src.notes():
         print(line)
-    doc = fhir_bundle(points, infants, every)
+    doc = fhir_bundle(points, infants, every, settings)
     write_json(doc, out)
+    print(settings.line())
     print(f"wrote {len(doc['entry'])} Observations of {len(points)} straps to {out}")
     return 0
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from kmc_host.detect import DetectorConfig, zone
+    from kmc_host.detect import zone
 
     from .detection import detect_period
     from .roster import load_roster
     from .validate import compare, load_observer_log, write_agreement
 
-    zone(args.tz)  # a bad zone fails before the file is read
+    zone(args.tz)  # a bad zone or config file fails before the samples are read
+    settings = _settings(args)
     roster = load_roster(args.roster) if args.roster else None
     observed = load_observer_log(args.observer_log, roster)
     from .samples_io import SampleReader
 
     reader = SampleReader(args.samples, skip_invalid=args.skip_invalid)
     detected = reader.consume(
-        lambda chunks: detect_period(chunks, DetectorConfig(), keep_trace=False)
+        lambda chunks: detect_period(chunks, settings.detector, keep_trace=False)
     )
     for line in reader.report.lines():
         print(line)
+    print(settings.line())
     agreement = compare({d: r for d, (r, _) in detected.items()}, observed, args.tz)
     for line in agreement.lines():
         print(line)
     if args.out:
-        files = write_agreement(agreement, Path(args.out))
+        files = write_agreement(agreement, Path(args.out), settings)
         print("wrote " + ", ".join(str(p) for p in files))
     return 0
+
+
+CONFIG_HELP = (
+    "TOML file whose [detector] section (and [detector.thresholds_c]) sets the detector, as the "
+    "gateway reads it; a gateway's whole config file will do (default: the built-in settings)"
+)
 
 
 def add_commands(sub: Any) -> None:
@@ -244,6 +277,7 @@ def add_commands(sub: Any) -> None:
         default=20.0,
         help="hours of data a day needs to count in the coverage indicators (default 20)",
     )
+    a.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
     a.set_defaults(run=_analyze)
 
     x = sub.add_parser("export", help="DHIS2 dataValueSets or a FHIR R4 Bundle of temperatures")
@@ -261,6 +295,7 @@ def add_commands(sub: Any) -> None:
     x.add_argument("--roster", help="roster CSV (eligibility, infant pseudonyms)")
     x.add_argument("--skip-invalid", action="store_true")
     x.add_argument("--min-monitored-hours", type=float, default=20.0)
+    x.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
     x.set_defaults(run=_export)
 
     r = sub.add_parser(
@@ -280,6 +315,7 @@ def add_commands(sub: Any) -> None:
     )
     r.add_argument("--skip-invalid", action="store_true", help="files: leave out invalid rows")
     r.add_argument("--min-monitored-hours", type=float, default=20.0)
+    r.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
     r.set_defaults(run=_report)
 
     v = sub.add_parser(
@@ -293,6 +329,7 @@ def add_commands(sub: Any) -> None:
         "--out", help="folder for session_agreement.csv, daily_agreement.csv, agreement.csv"
     )
     v.add_argument("--skip-invalid", action="store_true", help="leave out invalid sample rows")
+    v.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
     v.set_defaults(run=_validate)
 
     s = sub.add_parser("simulate", help="write a simulated ward's samples and its ground truth")

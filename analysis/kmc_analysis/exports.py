@@ -14,12 +14,24 @@ so DHIS2 can aggregate facilities and compute its own indicators (numerator / de
   baby_days                 monitored time of eligible infants, in days (alerts per baby-day)
 
 The mapping file says which DHIS2 data element (and optional category option combo) each count
-goes to and which org unit each site/ward is; only mapped counts are exported.
+goes to and which org unit each site/ward is; only mapped counts are exported. Each data value's
+`comment` names the detector settings its count was made with (`kmc-sense detector settings
+<digest>`, 40 characters): a data value set has no other place for it (its top level holds only
+DHIS2's own fields), and a comment is a data value's own field, stored with the value and shown
+beside it in data entry.
 
 FHIR: body temperature as Observations (vital-signs profile: LOINC 8310-5, UCUM `Cel`), one per
 strap per interval (the median of the readings while the strap was worn), with the strap as the
 Device and the infant pseudonym as the subject, in a transaction Bundle of PUTs with ids derived
-from strap and time, so sending the same export twice updates instead of duplicating.
+from strap and time, so sending the same export twice updates instead of duplicating. The values
+are the strap's readings, which no detector setting changes; what the settings say about them is
+each Observation's `referenceRange` (type `normal`): from the cold stress to the hyperthermia
+threshold, moved onto the chest-skin reading (threshold - axillary_offset_c, as the detector
+judges infant_c + axillary_offset_c), its text naming the thresholds, the offset and the digest.
+The digest is also a `meta.tag` (a Coding of system `urn:kmc-sense:detector-settings`): tags are
+FHIR R4's place for marks that sort resources by how they were made without changing their
+meaning, and a server keeps them with the resource and can search by them (`_tag`), so the
+Observations exported under one set of settings can be found again.
 """
 
 from __future__ import annotations
@@ -34,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from kmc_host.clinical import THERMAL
+from kmc_host.clinical import COLD_STRESS, HYPERTHERMIA
 from kmc_host.detect import ConfigError, zone
 from kmc_host.samples import Samples
 from kmc_host.timefmt import iso_utc
@@ -42,6 +54,7 @@ from kmc_host.tomlconf import get, read_toml, section, unknown
 
 from .coverage import BANDS_H
 from .report import Report
+from .settings import Settings
 
 # -- DHIS2
 
@@ -127,7 +140,7 @@ def monthly_counts(rep: Report) -> dict[str, dict[str, float]]:
         dtype=str,
     )
     alert_dev = np.asarray(alerts["device"], dtype=object).astype(str)
-    thermal = np.isin(np.asarray(alerts["kind"], dtype=object).astype(str), THERMAL)
+    thermal = np.isin(np.asarray(alerts["kind"], dtype=object).astype(str), rep.thermal_kinds())
     out: dict[str, dict[str, float]] = {}
     for month in sorted(set(months.tolist())):
         in_month = months == month
@@ -151,8 +164,10 @@ def monthly_counts(rep: Report) -> dict[str, dict[str, float]]:
 
 
 def dhis2_data_value_set(rep: Report, mapping: Dhis2Mapping) -> dict[str, Any]:
-    """A DHIS2 `dataValueSets` import document (JSON) for the report's site/ward and months."""
+    """A DHIS2 `dataValueSets` import document (JSON) for the report's site/ward and months,
+    each value's comment naming the report's detector settings."""
     unit = mapping.org_units.get(f"{rep.site}/{rep.ward}", mapping.org_unit)
+    comment = dhis2_comment(rep.settings)
     values = []
     for month, counts in monthly_counts(rep).items():
         for key, (element, combo) in mapping.data_elements.items():
@@ -161,6 +176,7 @@ def dhis2_data_value_set(rep: Report, mapping: Dhis2Mapping) -> dict[str, Any]:
                 "period": month,
                 "orgUnit": unit,
                 "value": _dhis2_value(counts[key]),
+                "comment": comment,
             }
             if combo:
                 value["categoryOptionCombo"] = combo
@@ -170,6 +186,10 @@ def dhis2_data_value_set(rep: Report, mapping: Dhis2Mapping) -> dict[str, Any]:
         doc["dataSet"] = mapping.data_set
     doc["dataValues"] = values
     return doc
+
+
+def dhis2_comment(settings: Settings) -> str:
+    return f"kmc-sense detector settings {settings.digest}"
 
 
 def _dhis2_value(x: float) -> str:
@@ -182,6 +202,9 @@ def _dhis2_value(x: float) -> str:
 
 LOINC_BODY_TEMPERATURE = "8310-5"
 VITAL_SIGNS = "http://terminology.hl7.org/CodeSystem/observation-category"
+REFERENCE_RANGE_MEANING = "http://terminology.hl7.org/CodeSystem/referencerange-meaning"
+UCUM = "http://unitsofmeasure.org"
+SETTINGS_TAG = "urn:kmc-sense:detector-settings"
 
 
 def temperature_points(
@@ -220,12 +243,56 @@ def _medians(bins: np.ndarray, values: np.ndarray, every_s: float) -> tuple[np.n
     return bins[starts] * every_s, np.round(meds, 2)
 
 
+def _celsius(value: float) -> dict[str, Any]:
+    return {"value": round(value, 2), "unit": "Cel", "system": UCUM, "code": "Cel"}
+
+
+def reference_range(settings: Settings) -> list[dict[str, Any]]:
+    """The settings' normal range on the strap's reading: above the cold stress and below the
+    hyperthermia threshold, each less the axillary offset (the detector judges infant_c +
+    axillary_offset_c); [] when the settings have neither band."""
+    cfg = settings.detector
+    off = cfg.axillary_offset_c
+    cold, hot = cfg.threshold_c(COLD_STRESS), cfg.threshold_c(HYPERTHERMIA)
+    if cold is None and hot is None:
+        return []
+    said = [
+        f"{name} ({side} {t:g} C)"
+        for name, side, t in (("cold stress", "below", cold), ("hyperthermia", "above", hot))
+        if t is not None
+    ]
+    limits: dict[str, Any] = {}
+    if cold is not None:
+        limits["low"] = _celsius(cold - off)
+    if hot is not None:
+        limits["high"] = _celsius(hot - off)
+    judged = (
+        f"this reading {'+' if off > 0 else '-'} {abs(off):g} C axillary offset"
+        if off
+        else "this reading"
+    )
+    text = (
+        f"within the ward's thresholds of {' and '.join(said)}, judged on {judged} "
+        f"(kmc-sense detector settings {settings.digest})"
+    )
+    meaning = {"system": REFERENCE_RANGE_MEANING, "code": "normal", "display": "Normal Range"}
+    return [limits | {"type": {"coding": [meaning]}, "text": text}]
+
+
 def fhir_bundle(
     points: dict[str, tuple[np.ndarray, np.ndarray]],
     infants: dict[str, str],
     every_s: float,
+    settings: Settings,
 ) -> dict[str, Any]:
-    """A FHIR R4 transaction Bundle of body-temperature Observations (PUT, idempotent)."""
+    """A FHIR R4 transaction Bundle of body-temperature Observations (PUT, idempotent), each
+    tagged with `settings`' digest and holding their reference range."""
+    tag = {
+        "system": SETTINGS_TAG,
+        "code": settings.digest,
+        "display": f"kmc-sense detector settings {settings.digest}",
+    }
+    ranges = reference_range(settings)
     entries = []
     for device in sorted(points):
         times, temps = points[device]
@@ -235,7 +302,10 @@ def fhir_bundle(
             obs: dict[str, Any] = {
                 "resourceType": "Observation",
                 "id": oid,
-                "meta": {"profile": ["http://hl7.org/fhir/StructureDefinition/bodytemp"]},
+                "meta": {
+                    "profile": ["http://hl7.org/fhir/StructureDefinition/bodytemp"],
+                    "tag": [tag],
+                },
                 "status": "final",
                 "category": [
                     {
@@ -258,15 +328,12 @@ def fhir_bundle(
                     "start": iso_utc(t, truncate=True),
                     "end": iso_utc(t + every_s, truncate=True),
                 },
-                "valueQuantity": {
-                    "value": c,
-                    "unit": "Cel",
-                    "system": "http://unitsofmeasure.org",
-                    "code": "Cel",
-                },
+                "valueQuantity": {"value": c, "unit": "Cel", "system": UCUM, "code": "Cel"},
                 "device": {"reference": f"Device/{_fhir_id(device)}", "display": device},
                 "note": [{"text": f"median of the readings while worn over {every_s / 60:g} min"}],
             }
+            if ranges:
+                obs["referenceRange"] = ranges
             obs["subject"] = {"reference": f"Patient/{_fhir_id(subject)}", "display": subject}
             entries.append(
                 {

@@ -18,12 +18,16 @@ built by tables.py for both commands (here with every column, alerts in time ord
 
 Each table is written as CSV and Parquet (`write_tables`); `report_html.write_html` turns the same
 tables into a self-contained HTML page with plots. Definitions: coverage.py and docs/report.md.
+The detector settings (`Report.settings`: a ward's `[detector]`, or the defaults) are those of the
+detection, of the thermal counts here and of the page's temperature lines; the Parquet files carry
+their digest and values in their schema metadata, the page in its method paragraph.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -32,7 +36,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from kmc_host.clinical import STRAP_OFF, THERMAL
+from kmc_host.clinical import STRAP_OFF
 from kmc_host.detect import DetectorConfig, StrapResult, zone
 from kmc_host.errors import BadInput
 from kmc_host.samples import Samples
@@ -49,6 +53,7 @@ from .coverage import (
 )
 from .detection import detect_period
 from .roster import Infant
+from .settings import Settings
 from .tables import Strap, Table
 
 DAY_S = 86400.0
@@ -62,12 +67,21 @@ class Report:
     tz: str
     period: tuple[float, float] | None
     source: str
-    config: DetectorConfig
+    settings: Settings
     min_monitored_hours: float
     straps: list[Strap]
     tables: dict[str, Table] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     has_roster: bool = False
+
+    @property
+    def config(self) -> DetectorConfig:
+        return self.settings.detector
+
+    def thermal_kinds(self) -> list[str]:
+        """The kinds of the detector's thermal bands (the WHO four): what `thermal_alerts`
+        counts."""
+        return [b.kind for b in self.config.thermal_bands]
 
 
 # -- the report
@@ -83,10 +97,10 @@ def build_report(
     ward: str = "",
     period: tuple[float, float] | None = None,
     source: str = "",
-    config: DetectorConfig | None = None,
+    settings: Settings | None = None,
     min_monitored_hours: float = DEFAULT_MIN_MONITORED_H,
 ) -> Report:
-    cfg = config or DetectorConfig()
+    """The report of what `detect_period` found with `settings` (None: the defaults)."""
     roster = roster or {}
     straps = tables.straps(detected, zone(tz), roster, infant_tags)
     title = "KMC report" + (f": {site}" if site else "") + (f" / {ward}" if ward else "")
@@ -97,7 +111,7 @@ def build_report(
         tz,
         period,
         source,
-        cfg,
+        settings or Settings(),
         min_monitored_hours,
         straps,
         has_roster=bool(roster),
@@ -122,7 +136,7 @@ def build_report(
             alerts.take(by_time),
         )
     }
-    infants, coverage = _infants(straps, min_monitored_hours, bool(roster))
+    infants, coverage = _infants(straps, min_monitored_hours, bool(roster), rep.thermal_kinds())
     rep.tables["infants"] = infants
     rep.tables["cohort"] = _cohort(infants, coverage)
     rep.tables["ward_coverage"] = _ward_coverage(rep.tables["daily"], infants)
@@ -130,10 +144,11 @@ def build_report(
 
 
 def _infants(
-    straps: list[Strap], min_h: float, with_roster: bool
+    straps: list[Strap], min_h: float, with_roster: bool, thermal_kinds: list[str]
 ) -> tuple[Table, list[InfantCoverage]]:
     """Per infant: the `infants` table and the coverage indicators the cohort is built from
-    (without a roster every strap counts as eligible)."""
+    (without a roster every strap counts as eligible); `thermal_alerts` counts the episodes of
+    `thermal_kinds`."""
     coverage = []
     cols: dict[str, list[Any]] = {
         k: []
@@ -176,7 +191,7 @@ def _infants(
             admitted, source = first_data, "first data"
         first_kmc = float(r.session_start[0]) if r.session_start.size else np.nan
         baby_days = float(d.monitored_hours.sum()) / 24.0
-        thermal = sum(len(r.episodes[k]) for k in THERMAL if k in r.episodes)
+        thermal = sum(len(r.episodes[k]) for k in thermal_kinds if k in r.episodes)
         cols["device"].append(s.device)
         cols["infant_id"].append(s.infant_id)
         cols["birth_weight_g"].append(weight)
@@ -282,9 +297,19 @@ def _csv_value(v: Any) -> Any:
     return v
 
 
+PARQUET_DIGEST = b"kmc_sense.detector_digest"
+PARQUET_SETTINGS = b"kmc_sense.detector_settings"
+
+
 def write_tables(rep: Report, out: Path) -> list[Path]:
-    """Every table as `<name>.csv` and `<name>.parquet`."""
+    """Every table as `<name>.csv` and `<name>.parquet`; each Parquet file names the detector
+    settings in its schema metadata (the digest, and settings.json's record as JSON): CSV has no
+    place for it that every reader skips."""
     out.mkdir(parents=True, exist_ok=True)
+    metadata = {
+        PARQUET_DIGEST: rep.settings.digest.encode(),
+        PARQUET_SETTINGS: json.dumps(rep.settings.record()).encode(),
+    }
     written = []
     for table in rep.tables.values():
         columns = dict(table.columns)
@@ -311,7 +336,7 @@ def write_tables(rep: Report, out: Path) -> list[Path]:
             else:
                 arrays[k] = pa.array(np.asarray(v))
         path = out / f"{table.name}.parquet"
-        pq.write_table(pa.table(arrays), path)
+        pq.write_table(pa.table(arrays).replace_schema_metadata(metadata), path)
         written.append(path)
     return written
 

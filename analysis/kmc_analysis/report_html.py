@@ -2,7 +2,9 @@
 
 Self-contained so it can be e-mailed, archived with a study or opened on a ward PC with no
 network. Plots: the ward's coverage over time, and per infant the daily KMC hours against the
-8/18/20 h targets and the last 24 h of temperature with KMC sessions shaded and alerts marked.
+8/18/20 h targets and the last 24 h of temperature with KMC sessions shaded, the report's thermal
+bands drawn (`band_lines`) and alerts marked. The method paragraph names the detector settings:
+their digest, where they came from and every value that differs from the defaults.
 Colour is never the only cue: lines are labelled and alert spans carry their kind as text.
 matplotlib (Agg backend, no display) was chosen as the well-kept plotting library for PNGs.
 """
@@ -32,10 +34,8 @@ from kmc_host.clinical import (  # noqa: E402
     MODERATE_HYPOTHERMIA,
     SEVERE_HYPOTHERMIA,
     STRAP_OFF,
-    THERMAL,
-    WHO_BANDS,
 )
-from kmc_host.detect import zone  # noqa: E402
+from kmc_host.detect import DetectorConfig, zone  # noqa: E402
 
 from .coverage import BANDS_H  # noqa: E402
 from .report import Report  # noqa: E402
@@ -50,12 +50,31 @@ ALERT_COLOURS = {
     STRAP_OFF: "#bbbbbb",
     BATTERY_LOW: "#dddddd",
 }
-# the WHO bands' thresholds as dotted lines (severe hypothermia lies below the usual axis)
-WHO_LINES = tuple(
-    (b.threshold_c, f"{b.threshold_c:.1f} " + b.kind.replace("_hypothermia", "").replace("_", " "))
-    for b in WHO_BANDS
-    if b.kind != SEVERE_HYPOTHERMIA
-)
+
+
+def _c(x: float) -> str:
+    """Degrees C as a label shows them: one or two decimals (36.5, 36.0, 36.45)."""
+    text = f"{x:.2f}"
+    return text[:-1] if text.endswith("0") else text
+
+
+def band_lines(cfg: DetectorConfig) -> list[tuple[float, str]]:
+    """Where each thermal band of `cfg` lies on the temperature plot, and its label.
+
+    The plot shows the strap's reading, infant_c (chest skin). The detector judges infant_c +
+    axillary_offset_c against each band's threshold, so a band is crossed where the plotted
+    reading crosses threshold - axillary_offset_c: that is the height of the band's line. The
+    label gives that height and the band; with an offset, also the threshold as configured and
+    the offset ("36.0 cold stress (36.5 - 0.5 offset)"). Bands in the settings' order."""
+    off = cfg.axillary_offset_c
+    lines = []
+    for band in cfg.thermal_bands:
+        level = band.threshold - off
+        text = f"{_c(level)} " + band.kind.replace("_hypothermia", "").replace("_", " ")
+        if off:
+            text += f" ({_c(band.threshold)} {'-' if off > 0 else '+'} {_c(abs(off))} offset)"
+        lines.append((level, text))
+    return lines
 
 
 def _x(t: Any) -> Any:
@@ -112,7 +131,17 @@ def daily_plot(s: Strap) -> str | None:
     return _png(fig)
 
 
-def trace_plot(s: Strap, tz: str) -> str | None:
+def trace_plot(s: Strap, tz: str, cfg: DetectorConfig) -> str | None:
+    """The last 24 h of `s`'s temperature as a PNG (base64), or None without two samples."""
+    fig = trace_figure(s, tz, cfg)
+    return None if fig is None else _png(fig)
+
+
+def trace_figure(s: Strap, tz: str, cfg: DetectorConfig) -> Figure | None:
+    """The strap's reading (1-minute medians) over its last 24 h, KMC sessions shaded, alert
+    episodes as labelled bars, and a dotted line per thermal band of `cfg` where the reading
+    crosses it (`band_lines`), for the bands within the plotted range (35-38 C, wider when the
+    reading goes beyond): a band the axis does not reach, the reading did not reach either."""
     tr = s.trace
     if tr is None or len(tr) < 2:
         return None
@@ -145,15 +174,17 @@ def trace_plot(s: Strap, tz: str) -> str | None:
             label="KMC session" if k == 0 else None,
         )
     ax.plot(when, infant, color="#222222", lw=1.2, label="infant skin temperature")
-    for level, text in WHO_LINES:
-        ax.axhline(level, color="#b2182b" if level < 37 else "#ef8a62", ls=":", lw=1)
-        ax.text(when[0], level + 0.03, text, fontsize=7, color="#67001f")
     finite = infant[np.isfinite(infant)]
     lo = min(35.0, float(finite.min()) - 0.3) if finite.size else 35.0
     hi = max(38.0, float(finite.max()) + 0.3) if finite.size else 38.0
     ax.set_ylim(lo, hi)
+    for (level, text), band in zip(band_lines(cfg), cfg.thermal_bands, strict=True):
+        if lo <= level <= hi:
+            colour = "#ef8a62" if band.direction == "above" else "#b2182b"
+            ax.axhline(level, color=colour, ls=":", lw=1)
+            ax.text(when[0], level + 0.03, text, fontsize=7, color="#67001f")
     row = 0
-    for kind in (*THERMAL, STRAP_OFF):
+    for kind in (*(b.kind for b in cfg.thermal_bands), STRAP_OFF):
         ep = r.episodes.get(kind)
         if ep is None or len(ep) == 0:
             continue
@@ -183,7 +214,7 @@ def trace_plot(s: Strap, tz: str) -> str | None:
     ax.legend(loc="lower left", fontsize=8)
     ax.grid(alpha=0.3)
     fig.autofmt_xdate()
-    return _png(fig)
+    return fig
 
 
 # -- HTML
@@ -309,7 +340,7 @@ def render_html(rep: Report) -> str:
         )
         for png, alt in (
             (daily_plot(s), "KMC hours per day"),
-            (trace_plot(s, rep.tz), "temperature, last 24 h"),
+            (trace_plot(s, rep.tz, rep.config), "temperature, last 24 h"),
         ):
             if png:
                 parts.append(_img(png, f"{s.infant_id or s.device}: {alt}"))
@@ -332,19 +363,52 @@ def render_html(rep: Report) -> str:
                 lambda k, dev=dev: sessions.columns["device"][k] == dev,
             )
         )
-    cfg = rep.config
-    parts.append(
+    parts.append(method_html(rep))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def method_html(rep: Report) -> str:
+    """The method paragraph: the rules with the values the detector used, and the settings
+    named by digest and origin, with every value that differs from the defaults."""
+    cfg, settings = rep.config, rep.settings
+    off = cfg.axillary_offset_c
+    bands = ", ".join(
+        f"{b.kind.replace('_', ' ')} {b.direction} {_c(b.threshold)} C" for b in cfg.thermal_bands
+    )
+    first = cfg.thermal_bands[0] if cfg.thermal_bands else None
+    persistence = (
+        f" with {first.persist_s:g} s persistence and {first.hysteresis:g} C hysteresis"
+        if first
+        else ""
+    )
+    offset = f" {'+' if off > 0 else '-'} {abs(off):g} C axillary offset" if off else ""
+    changed = settings.changed()
+    changes = (
+        "; changed from the defaults: "
+        + ", ".join(f"{k} = {_plain(v)} (default {_plain(d)})" for k, (v, d) in changed.items())
+        if changed
+        else "; every value the default"
+    )
+    return (
         "<h2>Method</h2><p class=meta>Sessions: caregiver contact and strap worn, runs under "
         f"{cfg.min_contact_s:g} s ignored, interruptions up to {cfg.bridge_s / 60:g} min bridged, "
         f"sessions under {cfg.min_session_s / 60:g} min dropped, effective from "
-        f"{cfg.effective_session_s / 60:g} min. Alerts: WHO bands with {cfg.thermal_bands[0].persist_s:g} s "
-        "persistence and hysteresis; none while the strap is off or settling. Tables as CSV "
+        f"{cfg.effective_session_s / 60:g} min. Alerts on the chest-skin reading{offset}: "
+        f"{html.escape(bands)}"
+        f"{persistence}; none while the strap is off or settling. The temperature plots "
+        "show the reading itself, each band's dotted line where the reading crosses it "
+        f"{' (threshold - offset)' if off else ''}. Tables as CSV "
         "and Parquet beside this file, their times in UTC (ISO 8601 with Z in CSV, UTC "
         "timestamps in Parquet) so that files from wards in other zones combine; their "
         "dates are local calendar days.</p>"
+        f"<p class=meta>Detector settings {settings.digest} ({html.escape(settings.origin())})"
+        f"{html.escape(changes)}. Every value: settings.json beside this file.</p>"
     )
-    parts.append("</body></html>")
-    return "\n".join(parts)
+
+
+def _plain(v: object) -> str:
+    return f"{v:g}" if isinstance(v, float | int) else str(v)
 
 
 def _pct(x: float) -> str:

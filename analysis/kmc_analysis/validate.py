@@ -16,6 +16,10 @@ This compares those with the sessions the detector finds in the same babies' sam
 The observer log: `device,start,end` (or `infant_id,start,end` with a roster to map infants to
 straps); times in ISO 8601 with offset or Unix seconds. Only days present in the log count:
 the observer is assumed to have covered those days whole.
+
+The agreement is that of the detector with the settings it ran with (`--config`, else the
+defaults): `agreement.csv` names their digest in its `detector_digest` column, and settings.json
+beside it holds every value.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from kmc_host.timefmt import iso_utc_array
 
 from .roster import Infant
 from .samples_io import NOT_TEXT, SamplesFileError, parse_time_value
+from .settings import Settings
 
 
 @dataclass
@@ -320,7 +325,9 @@ def compare(
     return ag
 
 
-def write_agreement(ag: Agreement, out: Path) -> list[Path]:
+def write_agreement(ag: Agreement, out: Path, settings: Settings) -> list[Path]:
+    """session_agreement.csv, daily_agreement.csv, agreement.csv (the summary, with the
+    detector's digest) and settings.json in `out`."""
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name, rows in (("session_agreement", ag.session_rows), ("daily_agreement", ag.daily_rows)):
@@ -349,6 +356,7 @@ def write_agreement(ag: Agreement, out: Path) -> list[Path]:
         "sd_h": round(ba["sd_h"], 3),
         "loa_lower_h": round(ba["lower_h"], 3),
         "loa_upper_h": round(ba["upper_h"], 3),
+        "detector_digest": settings.digest,
     }
     with path.open("w", newline="") as fh:
         plain = csv.writer(fh)
@@ -357,6 +365,7 @@ def write_agreement(ag: Agreement, out: Path) -> list[Path]:
             ["" if isinstance(v, float) and np.isnan(v) else v for v in summary.values()]
         )
     written.append(path)
+    written.append(settings.write(out))
     return written
 
 

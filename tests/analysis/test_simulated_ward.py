@@ -56,9 +56,11 @@ def test_score_detects_a_wrong_detector(tmp_path):
     """The scorer itself must fail a detector whose output is off (so the tests above can fail)."""
     samples = tmp_path / "s.csv"
     _, truth, _ = simulate_ward(samples, 2, 1.0, seed=3, truth_dir=tmp_path / "truth")
+    from kmc_analysis.settings import Settings
     from kmc_host.detect import DetectorConfig
 
-    analyze_file(samples, tmp_path / "out", config=DetectorConfig(bridge_s=10.0, settle_s=0.0))
+    wrong = Settings(DetectorConfig(bridge_s=10.0, settle_s=0.0))
+    analyze_file(samples, tmp_path / "out", settings=wrong)
     sc = score(truth, tmp_path / "out")
     assert sc.problems
 
