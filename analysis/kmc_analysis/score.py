@@ -7,7 +7,11 @@ The criteria are those the team agreed for the detector:
 - daily hours: |detected - truth| KMC hours per local day within `hours_tol` (0.25 h);
 - cold episodes of at least `min_cold_s` (6 min): an alert of the same kind starting within
   `edge_tol_s` of the truth start;
-- re-attachment: no thermal alert starting within `settle_window_s` after a strap goes back on.
+- false thermal alerts: every detected thermal episode must match a truth episode of the same
+  kind on the same strap (its start no earlier than `edge_tol_s` before the truth start and no
+  later than the truth end), wherever it is; those that start within `settle_window_s` after a
+  strap goes back on are also counted apart (`false_after_reattach`), as the re-attachment
+  criterion (no thermal alert while the sensor settles).
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ class Score:
     cold_episodes: int = 0
     cold_alerted: int = 0
     worst_alert_delay_s: float = 0.0
+    detected_thermal: int = 0
+    false_thermal: int = 0
     reattachments: int = 0
     false_after_reattach: int = 0
     problems: list[str] = field(default_factory=list)
@@ -56,7 +62,8 @@ class Score:
             f"(worst {self.worst_day_h:.3f} h)",
             f"cold episodes >= 6 min alerted {self.cold_alerted}/{self.cold_episodes} "
             f"(worst delay {self.worst_alert_delay_s / 60:.1f} min)",
-            f"false thermal alerts after {self.reattachments} re-attachments: {self.false_after_reattach}",
+            f"false thermal alerts {self.false_thermal}/{self.detected_thermal}, "
+            f"of which after {self.reattachments} re-attachments: {self.false_after_reattach}",
         ]
 
 
@@ -135,24 +142,27 @@ def score(
             sc.worst_alert_delay_s = max(sc.worst_alert_delay_s, float(delay.min()))
         else:
             sc.problems.append(f"{r['device']}: {r['kind']} from {r['start']} not alerted")
-    truth_thermal = [
-        (r["device"], parse_time_value(r["start"]), parse_time_value(r["end"]))
-        for r in ta
-        if r["kind"] in THERMAL
-    ]
+    truth_thermal: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    put_back_on: dict[str, list[float]] = {}
     for r in ta:
-        if r["kind"] != STRAP_OFF:
+        a, b = parse_time_value(r["start"]), parse_time_value(r["end"])
+        if r["kind"] in THERMAL:
+            truth_thermal.setdefault((r["device"], r["kind"]), []).append((a, b))
+        elif r["kind"] == STRAP_OFF:
+            sc.reattachments += 1
+            put_back_on.setdefault(r["device"], []).append(b)
+    for d_ in da:
+        if d_["kind"] not in THERMAL:
             continue
-        sc.reattachments += 1
-        on = parse_time_value(r["end"])
-        for d_ in da:
-            if d_["device"] != r["device"] or d_["kind"] not in THERMAL:
-                continue
-            s = parse_time_value(d_["start"])
-            real = any(dv == r["device"] and a - edge_tol_s <= s <= b for dv, a, b in truth_thermal)
-            if on <= s <= on + settle_window_s and not real:
-                sc.false_after_reattach += 1
-                sc.problems.append(
-                    f"{r['device']}: {d_['kind']} at {d_['start']} right after re-attachment"
-                )
+        sc.detected_thermal += 1
+        s = parse_time_value(d_["start"])
+        truth = truth_thermal.get((d_["device"], d_["kind"]), [])
+        if any(a - edge_tol_s <= s <= b for a, b in truth):
+            continue
+        sc.false_thermal += 1
+        where = "no truth episode"
+        if any(on <= s <= on + settle_window_s for on in put_back_on.get(d_["device"], [])):
+            sc.false_after_reattach += 1
+            where = "right after re-attachment"
+        sc.problems.append(f"{d_['device']}: false {d_['kind']} at {d_['start']} ({where})")
     return sc
