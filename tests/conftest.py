@@ -130,6 +130,8 @@ def documented_examples() -> list[tuple[str, dict[str, Any]]]:
     decoder = json.JSONDecoder()
     for section in re.split(r"^## ", text, flags=re.M)[1:]:
         leaf = section.split(None, 1)[0]
+        if leaf == "sink":  # a sink's own status: not a leaf of the gateway's (sink_examples)
+            continue
         for block in re.findall(r"^```json\n(.*?)^```", section, re.S | re.M):
             k = 0
             while True:
@@ -140,6 +142,14 @@ def documented_examples() -> list[tuple[str, dict[str, Any]]]:
                 obj, k = decoder.raw_decode(block, k)
                 out.append((leaf, obj))
     return out
+
+
+def sink_examples() -> list[dict[str, Any]]:
+    """The JSON examples under docs/mqtt.md's `## sink status`."""
+    text = (ROOT / "docs" / "mqtt.md").read_text()
+    section = text.split("\n## sink status", 1)[1].split("\n## ", 1)[0]
+    block = re.findall(r"^```json\n(.*?)^```", section, re.S | re.M)[0]
+    return [json.loads(line) for line in block.splitlines() if line.strip()]
 
 
 @cache

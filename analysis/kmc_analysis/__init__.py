@@ -17,6 +17,8 @@ Read top-down, along the data:
   `Table`)
 - `coverage`: the 8/18/20 h indicators per infant and cohort (`infant_coverage`,
   `cohort_coverage`)
+- `alarm_load`: alarms per baby-day by priority, the ward's alarm burden (`alarm_load`,
+  `AlarmLoad`)
 - `analyze`: `kmc analyze` (`analyze_file`); `report`, `report_html`: `kmc report`
   (`build_report`, `write_tables`, `write_html`); `exports`: `kmc export` (DHIS2, FHIR);
   `validate`: `kmc validate`

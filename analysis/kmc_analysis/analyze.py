@@ -32,6 +32,7 @@ from kmc_host.detect import zone
 from kmc_host.timefmt import iso_utc_array
 
 from . import tables
+from .alarm_load import AlarmLoad, alarm_load
 from .coverage import (
     DEFAULT_MIN_MONITORED_H,
     InfantCoverage,
@@ -81,6 +82,7 @@ class AnalysisSummary:
     infants: list[InfantCoverage] = field(default_factory=list)
     not_in_roster: list[str] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
+    alarms: AlarmLoad | None = None
 
     def lines(self) -> list[str]:
         """The short human summary `kmc analyze` prints."""
@@ -97,6 +99,8 @@ class AnalysisSummary:
                 f"  {s.device:<12} {s.days:>4} {s.kmc_hours_per_day:>9.1f} "
                 f"{s.monitored_hours_per_day:>10.1f} {s.sessions:>8} {s.effective_sessions:>7}  {alerts}"
             )
+        if self.alarms is not None:
+            out.append(self.alarms.line())
         if self.infants:
             c = cohort_coverage(self.infants)
             shares = ", ".join(
@@ -134,7 +138,7 @@ def analyze_file(
     reader = SampleReader(samples_path, skip_invalid=skip_invalid)
     detected = reader.consume(lambda chunks: detect_period(chunks, cfg, keep_trace=False))
     straps = tables.straps(detected, zone_info, roster)
-    summary = AnalysisSummary(reader.report, tz, settings)
+    summary = AnalysisSummary(reader.report, tz, settings, alarms=alarm_load(straps))
     for s in straps:
         summary.straps.append(_strap_summary(s))
         if s.infant is not None:

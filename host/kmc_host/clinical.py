@@ -8,6 +8,13 @@ They are defined here once; a module that needs one imports it instead of spelli
   `COLD_STRESS`, `MODERATE_HYPOTHERMIA`, `SEVERE_HYPOTHERMIA`, `HYPERTHERMIA`, with their default
   thresholds in `WHO_BANDS` (the detector's `who_thermal_bands` builds its bands from them).
 - Device kinds: `STRAP_OFF` (detector), `BATTERY_LOW` (detector), `SIGNAL_LOST` (gateway).
+  `ALERT_KINDS`, thermal and device, are the kinds of the gateway's MQTT `alert` messages.
+- Chain kinds (`CHAIN`): the monitoring chain itself failing, raised by the ward screen, not
+  sent over MQTT: `GATEWAY_OFFLINE` (its retained status says offline: a clean stop or its last
+  will), `GATEWAY_SILENT` (nothing from it for `gateway_silent_after_min`), `ADAPTER_DOWN` (its
+  status says a radio has not scanned for a while), `BROKER_UNREACHABLE` (the ward service
+  cannot reach the broker) and `SERVICE_LOST` (raised by the page itself: no snapshot from the
+  ward service for a few seconds).
 - `THERMAL` is the report's column order (mildest first); `COLD` its cold subset.
 - `SEVERITY_ORDER` is the ward screen's: the most urgent first, thermal before device.
 - `ALARMS`: each kind's alarm priority after IEC 60601-1-8 (high, medium, low; physiological or
@@ -23,6 +30,12 @@ from typing import Literal, NamedTuple
 __all__ = [
     "ALARMS",
     "ALERT_KINDS",
+    "ADAPTER_DOWN",
+    "BROKER_UNREACHABLE",
+    "CHAIN",
+    "GATEWAY_OFFLINE",
+    "GATEWAY_SILENT",
+    "SERVICE_LOST",
     "HIGH",
     "LOW",
     "MEDIUM",
@@ -53,12 +66,25 @@ HYPERTHERMIA = "hyperthermia"
 STRAP_OFF = "strap_off"
 BATTERY_LOW = "battery_low"
 SIGNAL_LOST = "signal_lost"
+GATEWAY_OFFLINE = "gateway_offline"
+GATEWAY_SILENT = "gateway_silent"
+ADAPTER_DOWN = "adapter_down"
+BROKER_UNREACHABLE = "broker_unreachable"
+SERVICE_LOST = "service_lost"
 
 COLD = (COLD_STRESS, MODERATE_HYPOTHERMIA, SEVERE_HYPOTHERMIA)
 THERMAL = (*COLD, HYPERTHERMIA)
 DEVICE = (SIGNAL_LOST, STRAP_OFF, BATTERY_LOW)
 ALERT_KINDS = (*THERMAL, *DEVICE)
-SEVERITY_ORDER = (SEVERE_HYPOTHERMIA, MODERATE_HYPOTHERMIA, HYPERTHERMIA, COLD_STRESS, *DEVICE)
+CHAIN = (SERVICE_LOST, BROKER_UNREACHABLE, GATEWAY_OFFLINE, GATEWAY_SILENT, ADAPTER_DOWN)
+SEVERITY_ORDER = (
+    *CHAIN,  # the whole ward unwatched comes before any one baby
+    SEVERE_HYPOTHERMIA,
+    MODERATE_HYPOTHERMIA,
+    HYPERTHERMIA,
+    COLD_STRESS,
+    *DEVICE,
+)
 
 HIGH = "high"
 MEDIUM = "medium"
@@ -87,6 +113,13 @@ ALARMS = (
     # awareness: the strap needs a hand, the baby is not known to be in danger
     Alarm(STRAP_OFF, LOW, True),
     Alarm(BATTERY_LOW, LOW, True),
+    # the chain is broken: every bed (or every bed of a radio) is unwatched and the screen
+    # cannot say so per bed; a nurse checks the babies by hand until it is mended (high)
+    Alarm(SERVICE_LOST, HIGH, True),
+    Alarm(BROKER_UNREACHABLE, HIGH, True),
+    Alarm(GATEWAY_OFFLINE, HIGH, True),
+    Alarm(GATEWAY_SILENT, HIGH, True),
+    Alarm(ADAPTER_DOWN, HIGH, True),
 )
 _ALARM = {a.kind: a for a in ALARMS}
 

@@ -181,3 +181,51 @@ def test_several_adapters_each_with_their_slots(tmp_path):
         {"bluez": {"adapter": "hci1"}},
     ]
     gw.publisher.outbox.close()
+
+
+@pytest.mark.parametrize(("value", "ok"), [(4, False), (5, True), (300, True), (301, False)])
+def test_status_every_s_range(tmp_path, value, ok):
+    path = write_config(tmp_path, 1883)
+    path.write_text(path.read_text().replace("data_dir", f"status_every_s = {value}\ndata_dir"))
+    if ok:
+        assert load_config(path).status_every_s == value
+    else:
+        with pytest.raises(ConfigError, match="status_every_s must be 5..300"):
+            load_config(path)
+
+
+def test_the_status_says_the_radios_and_the_detector_settings_it_alerts_with(tmp_path):
+    """The status carries the configured [detector]: the digest, the offset and the moved
+    thresholds, and the heartbeat period; a radio not scanning for ADAPTER_DOWN_AFTER_S is
+    down, since when it stopped."""
+    extra = (
+        '[[ble.adapters]]\nname = "hci0"\n[[ble.adapters]]\nname = "hci1"\n'
+        "[detector]\naxillary_offset_c = 0.3\n[detector.thresholds_c]\ncold_stress = 36.4\n"
+    )
+    path = write_config(tmp_path, 1883, extra=extra)
+    path.write_text(path.read_text().replace("data_dir", "status_every_s = 12\ndata_dir"))
+    cfg = load_config(path)
+    clock = [1000.0]
+    gw = Gateway(cfg, now=lambda: 1_783_684_800.0 + clock[0], elapsed=lambda: clock[0])
+    try:
+        status = gw.status()
+        assert status.every_s == 12 and status.detector == {
+            "digest": cfg.detector.digest(),
+            "axillary_offset_c": 0.3,
+            "thresholds_c": {
+                "cold_stress": 36.4,
+                "moderate_hypothermia": 36.0,
+                "severe_hypothermia": 32.0,
+                "hyperthermia": 37.5,
+            },
+        }
+        assert [r["scanning"] for r in status.adapters] == [True, True]  # just started
+        gw.adapters[0].up = True
+        clock[0] += service.ADAPTER_DOWN_AFTER_S
+        gw._watch_radios()
+        assert gw.status().adapters == [
+            {"name": "hci0", "scanning": True, "down_since": None},
+            {"name": "hci1", "scanning": False, "down_since": "2026-07-10T12:16:40Z"},
+        ]
+    finally:
+        gw.publisher.outbox.close()

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import ROOT, contract_errors, documented_examples, validator
+from conftest import ROOT, contract_errors, documented_examples, sink_examples, validator
 from kmc_host import protocol as P
 from kmc_host.clinical import (
     ALARMS,
@@ -41,6 +41,7 @@ from kmc_host.mqtt import (
     OFFLINE,
     ONLINE,
     SCHEMA_VERSION,
+    SINK_STATES,
     STATES,
     STRAP_LEAVES,
     AlertMessage,
@@ -49,10 +50,12 @@ from kmc_host.mqtt import (
     MessageError,
     SamplesMessage,
     SessionMessage,
+    SinkStatusMessage,
     StateMessage,
     StatusMessage,
     TopicTree,
     read,
+    sink_status_topic,
 )
 from kmc_host.mqtt.schema import field_table, generated_leaves, main, render_doc, schema
 from kmc_host.ward.model import MessageIgnored
@@ -266,6 +269,28 @@ CASES = [
         DailyMessage(**IDS, date="2026-07-10", kmc_hours=6.25, monitored_hours=11.9),
     ),
     ("kmc/site1/ward-a/gateway/status", b'{"v":1,"state":"online"}', StatusMessage(state=ONLINE)),
+    (  # a heartbeat: the radios, one of them down, and the detector settings
+        "kmc/site1/ward-a/gateway/status",
+        b'{"v":1,"state":"online","time":1783684800.5,"every_s":30.0,"adapters":['
+        b'{"name":"hci0","scanning":true,"down_since":null},'
+        b'{"name":"usb:1","scanning":false,"down_since":"2026-07-10T11:58:20Z"}],'
+        b'"detector":{"digest":"0123456789ab","axillary_offset_c":0.3,'
+        b'"thresholds_c":{"cold_stress":36.4,"moderate_hypothermia":36.0}}}',
+        StatusMessage(
+            state=ONLINE,
+            time=1783684800.5,
+            every_s=30.0,
+            adapters=[
+                {"name": "hci0", "scanning": True, "down_since": None},
+                {"name": "usb:1", "scanning": False, "down_since": "2026-07-10T11:58:20Z"},
+            ],
+            detector={
+                "digest": "0123456789ab",
+                "axillary_offset_c": 0.3,
+                "thresholds_c": {"cold_stress": 36.4, "moderate_hypothermia": 36.0},
+            },
+        ),
+    ),
     ("kmc/site1/ward-a/gateway/status", b'{"v":1,"state":"offline"}', StatusMessage(state=OFFLINE)),
 ]
 
@@ -350,6 +375,32 @@ def test_any_state_message_round_trips(state, temp, seq, alerts, session_start):
     ("leaf", "body", "words"),
     [
         ("status", b'{"v":1,"state":"asleep"}', "status 'asleep' is not online or offline"),
+        ("status", b'{"v":1,"state":"online","every_s":0}', "every_s = 0 should be above 0"),
+        ("status", b'{"v":1,"state":"online","adapters":{}}', "adapters = {} should be a list"),
+        (
+            "status",
+            b'{"v":1,"state":"online","adapters":[{"name":"hci0","scanning":"no",'
+            b'"down_since":null}]}',
+            "adapters[0]: scanning = 'no' should be true or false",
+        ),
+        (
+            "status",
+            b'{"v":1,"state":"online","adapters":[{"name":"hci0","scanning":false,'
+            b'"down_since":"yesterday"}]}',
+            "adapters[0]: down_since = 'yesterday' is not an ISO 8601",
+        ),
+        (
+            "status",
+            b'{"v":1,"state":"online","detector":{"digest":"0123456789ab",'
+            b'"axillary_offset_c":0,"thresholds_c":{"cold_stress":"cold"}}}',
+            "detector: thresholds_c: cold_stress = 'cold' should be a number",
+        ),
+        (
+            "status",
+            b'{"v":1,"state":"online","detector":{"digest":"0123456789ab",'
+            b'"axillary_offset_c":0,"thresholds_c":{}}}',
+            "detector: thresholds_c = {} should be an object of kind: degrees C",
+        ),
         ("samples", b'{"v":1,"strap":"S1","seq":[1],"time":[NaN]}', "not JSON: NaN"),
         ("samples", b'{"v":1,"strap":"S1","seq":[1],"time":[1e999]}', "time holds an infinite"),
         (
@@ -382,7 +433,7 @@ def test_any_state_message_round_trips(state, temp, seq, alerts, session_start):
     ],
 )
 def test_a_message_that_breaks_the_contract_is_refused_by_name(leaf, body, words):
-    topic = f"kmc/site1/ward-a/S1/{leaf}"
+    topic = f"kmc/site1/ward-a/{'gateway' if leaf == 'status' else 'S1'}/{leaf}"
     with pytest.raises(MessageError) as err:
         MESSAGE_TYPES[leaf].parse(body, topic)
     assert str(err.value).startswith(f"{topic}: ") and words in str(err.value)
@@ -514,3 +565,20 @@ def test_every_leaf_the_gateway_publishes_is_checked(tmp_path: Path, mqtt_contra
     alerts = [json.loads(m.payload) for m in queued if m.topic.endswith("/alert")]
     kinds = {(a["kind"], a["state"]) for a in alerts}
     assert {(SIGNAL_LOST, ACTIVE), (SIGNAL_LOST, ENDED), ("cold_stress", ENDED)} <= kinds
+
+
+def test_the_sinks_status_documented_is_read_and_written_back_as_it_is():
+    """docs/mqtt.md's sink status examples parse to SinkStatusMessage and encode to the same
+    bytes; its topic has four levels, outside the strap topics' `<prefix>/+/+/+/+`."""
+    examples = sink_examples()
+    assert [e["state"] for e in examples] == list(SINK_STATES)[:2] + ["offline"]
+    for example in examples:
+        msg = SinkStatusMessage.parse(compact(example), "kmc/sink/kmc-sink/status")
+        assert msg.encode() == compact(example)
+    assert sink_status_topic("kmc", "kmc-sink") == "kmc/sink/kmc-sink/status"
+    with pytest.raises(MessageError, match="sink status 'asleep' is not one of"):
+        SinkStatusMessage.parse(b'{"v":1,"state":"asleep"}', "kmc/sink/x/status")
+    with pytest.raises(MessageError, match="held = 1.5 should be an integer"):
+        SinkStatusMessage.parse(b'{"v":1,"state":"stalled","held":1.5}', "kmc/sink/x/status")
+    with pytest.raises(BadInput):
+        sink_status_topic("kmc", "a/b")

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from kmc_host.mqtt import BrokerConfig, MqttPublisher, TopicError, TopicTree
+from kmc_host.mqtt import BrokerConfig, MqttPublisher, StatusMessage, TopicError, TopicTree
 from kmc_host.mqtt.messages import payload
 from servers import Listener, Mosquitto
 
@@ -58,10 +58,47 @@ def test_messages_arrive_in_order_with_the_schema_version(broker, tmp_path):
     wait_for(lambda: len(listener.bodies(topic)) == 500)
     got = listener.bodies(topic)
     assert [b["n"] for b in got] == list(range(500)) and all(b["v"] == 1 for b in got)
-    assert listener.bodies(TOPICS.gateway_status)[-1] == {"v": 1, "state": "online"}
+    online = listener.bodies(TOPICS.gateway_status)[-1]
+    assert online["state"] == "online" and abs(online["time"] - time.time()) < 60
     pub.stop()
     wait_for(lambda: listener.bodies(TOPICS.gateway_status)[-1]["state"] == "offline")
+    offline = listener.bodies(TOPICS.gateway_status)[-1]
+    assert set(offline) == {"v", "state", "time"}  # a clean stop says when
     listener.close()
+
+
+def test_the_status_heartbeat_goes_straight_to_the_broker_and_only_while_connected(
+    tmp_path,
+):
+    """`publish_status()` sends the gateway's `status()` at once, retained, when connected, and
+    nothing (False) when not: a heartbeat never waits in the outbox to be replayed stale."""
+    (tmp_path / "mq").mkdir()
+    broker = Mosquitto(tmp_path / "mq")
+    beats = iter(range(1, 1000))
+    status = lambda: StatusMessage(state="online", time=float(next(beats)), every_s=5.0)  # noqa: E731
+    pub = MqttPublisher(BrokerConfig(port=broker.port), TOPICS, tmp_path / "o.db", status=status)
+    pub.start()
+    assert pub.publish_status() is False  # no broker yet
+    assert pub.pending() == 0  # and nothing queued for later
+    broker.start()
+    try:
+        listener = Listener(broker.port)
+        wait_for(pub.connected.is_set, timeout=20)
+        assert pub.publish_status() is True
+        wait_for(lambda: len(listener.bodies(TOPICS.gateway_status)) >= 1)
+        assert pub.publish_status() is True
+        wait_for(lambda: len(listener.bodies(TOPICS.gateway_status)) >= 2)
+        got = listener.bodies(TOPICS.gateway_status)
+        assert [b["every_s"] for b in got] == [5.0] * len(got)
+        assert [b["time"] for b in got] == sorted(b["time"] for b in got)  # each one fresh
+        late = Listener(broker.port)  # retained: a reader arriving now gets the newest
+        wait_for(lambda: late.bodies(TOPICS.gateway_status) != [])
+        assert late.bodies(TOPICS.gateway_status)[-1]["time"] == got[-1]["time"]
+        late.close()
+        listener.close()
+    finally:
+        pub.stop()
+        broker.stop()
 
 
 def test_broker_down_for_a_while_loses_nothing_even_across_a_gateway_restart(tmp_path):
@@ -153,12 +190,13 @@ def test_the_last_will_says_offline_when_the_gateway_dies(broker, tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "o.db")])
     try:
         wait_for(
-            lambda: listener.bodies(TOPICS.gateway_status)[-1:] == [{"v": 1, "state": "online"}]
+            lambda: [b["state"] for b in listener.bodies(TOPICS.gateway_status)[-1:]] == ["online"]
         )
         proc.kill()  # no clean disconnect: the broker publishes the will
         wait_for(
             lambda: listener.bodies(TOPICS.gateway_status)[-1]["state"] == "offline", timeout=10
         )
+        assert listener.bodies(TOPICS.gateway_status)[-1] == {"v": 1, "state": "offline"}
     finally:
         proc.kill()
         proc.wait()

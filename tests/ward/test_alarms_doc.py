@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from kmc_host.clinical import ALARMS, ALERT_KINDS, PRIORITIES, SIGNALS, WHO_BANDS
+from kmc_host.clinical import ALARMS, ALERT_KINDS, CHAIN, PRIORITIES, SIGNALS, WHO_BANDS
 from kmc_host.detect import DetectorConfig
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "alarms.md"
@@ -24,7 +24,7 @@ def test_the_documented_priorities_are_the_codes():
     table = rows("Priority of each alert kind")
     documented = [(k.strip("`"), p, t == "yes") for k, p, t, _ in table]
     assert documented == [(a.kind, a.priority, a.technical) for a in ALARMS]
-    assert {a.kind for a in ALARMS} == set(ALERT_KINDS)  # every kind has its priority
+    assert {a.kind for a in ALARMS} == {*ALERT_KINDS, *CHAIN}  # every kind has its priority
 
 
 def test_the_documented_thresholds_are_the_detectors_defaults():
@@ -65,3 +65,25 @@ def test_the_signals_keep_to_iec_60601_1_8():
     counts = {p: len(re.findall("x+", s.pattern)) for p, s in sig.items()}
     assert counts["high"] == 10 and counts["medium"] == 3 and counts["low"] in (1, 2)
     assert 2.5 <= sig["high"].repeat_s <= 15 and 2.5 <= sig["medium"].repeat_s <= 30
+
+
+def test_the_documented_chain_timings_are_the_codes():
+    """The technical alarms of the chain fire after the times the page says."""
+    from kmc_host.gateway.service import ADAPTER_DOWN_AFTER_S
+    from kmc_host.ward.config import WardConfig
+    from kmc_host.ward.model import BROKER_GRACE_S
+    from kmc_host.ward.server import SERVICE_LOST_AFTER_S, STREAM_EVERY_S
+
+    said = {k.strip("`"): when for k, _, _, when in rows("Priority of each alert kind")}
+    assert (
+        f"no snapshot from the ward service for {SERVICE_LOST_AFTER_S:.0f} s"
+        in said["service_lost"]
+    )
+    assert f"the broker for {BROKER_GRACE_S:.0f} s" in said["broker_unreachable"]
+    assert f"not scanned for {ADAPTER_DOWN_AFTER_S:.0f} s" in said["adapter_down"]
+    silent = WardConfig.__dataclass_fields__["gateway_silent_after_s"].default
+    assert f"`gateway_silent_after_min`, {silent / 60:.0f} min" in said["gateway_silent"]
+    text = DOC.read_text()
+    assert f"sends one at least every {STREAM_EVERY_S:.0f} s" in text
+    pause = WardConfig.__dataclass_fields__["audio_pause_s"].default
+    assert f"`audio_pause_min` (ward.toml, 0.5-5 min, {pause / 60:.0f} by default)" in text

@@ -191,8 +191,39 @@ def test_audit_log_keeps_alerts_and_acknowledgements_across_a_restart(tmp_path: 
     assert restored.acked_by == "JN" and restored.kind == "severe_hypothermia"
     assert [e["event"] for e in again.events()] == ["raised", "acknowledged"]
     text = again.csv()
-    assert text.splitlines()[0] == "time_utc,event,strap,kind,start,initials,alert_id"
+    assert text.splitlines()[0] == "time_utc,event,strap,kind,start,initials,alert_id,detail"
     assert "acknowledged,A,severe_hypothermia,2026-07-10T12:00:00Z,JN" in text
+
+
+def test_an_audit_log_from_before_audio_pauses_gets_its_detail_column(tmp_path: Path):
+    """A ward's existing audit.db (no `detail` column) is opened, extended, and its rows kept."""
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "audit.db")
+    db.execute(
+        "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, event TEXT"
+        " NOT NULL, alert_id TEXT NOT NULL, strap TEXT, kind TEXT, start TEXT, initials TEXT)"
+    )
+    db.execute(
+        "INSERT INTO events (at, event, alert_id, strap, kind, start, initials) VALUES"
+        " (5.0, 'acknowledged', 'A|cold_stress|x', 'A', 'cold_stress', 'x', 'JN')"
+    )
+    db.commit()
+    db.close()
+    log = AuditLog(tmp_path / "audit.db")
+    assert log.events() == [
+        {
+            "at": 5.0,
+            "event": "acknowledged",
+            "strap": "A",
+            "kind": "cold_stress",
+            "start": "x",
+            "initials": "JN",
+            "alert_id": "A|cold_stress|x",
+            "detail": None,
+        }
+    ]
+    log.close()
 
 
 def test_pin_sessions_csrf_and_attempt_limit():

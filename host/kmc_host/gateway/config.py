@@ -8,6 +8,7 @@ data_dir = "/var/lib/kmc-gateway"   # cursors and the MQTT outbox
 max_connections = 7                 # straps connected at once per adapter (1..32)
 max_age_s = 30                      # the longest a strap's newest data waits on it (5..600)
 outbox_reserve_mb = 64              # disk kept free: below it, samples stay on the straps
+status_every_s = 30                 # the status heartbeat the ward screen watches (5..300)
 
 [mqtt]
 host = "127.0.0.1"
@@ -49,7 +50,7 @@ from pathlib import Path
 from ..deploy import STRAP_ID
 from ..detect import ConfigError, DetectorConfig, zone
 from ..mqtt import BrokerConfig, TopicError, TopicTree, topic_part
-from ..tomlconf import broker_config, get, read_toml, section, unknown
+from ..tomlconf import broker_config, detector_config, get, read_toml, section, unknown
 
 BLE_ADDRESS = re.compile(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}")
 
@@ -91,6 +92,7 @@ class GatewayConfig:
     outbox_reserve_mb: float = 64.0
     max_age_s: float = 30.0
     adapters: tuple[AdapterEntry, ...] = ()  # [[ble.adapters]]; empty: one, from hci above
+    status_every_s: float = 30.0  # the retained status repeated this often (a heartbeat)
 
     def radios(self) -> tuple[AdapterEntry, ...]:
         """The adapters to drive: [[ble.adapters]], or the one [ble] hci / BlueZ names."""
@@ -115,6 +117,7 @@ def load_config(path: str | Path) -> GatewayConfig:
             "max_connections",
             "max_age_s",
             "outbox_reserve_mb",
+            "status_every_s",
         },
         where,
     )
@@ -136,6 +139,12 @@ def load_config(path: str | Path) -> GatewayConfig:
     if not 5 <= max_age <= 600:
         raise ConfigError(
             f"{where}: max_age_s must be 5..600 (seconds a strap's newest data may wait on it)"
+        )
+    status_every = float(get(g, "status_every_s", (int, float), where, 30.0))
+    if not 5 <= status_every <= 300:
+        raise ConfigError(
+            f"{where}: status_every_s must be 5..300 (seconds between the gateway's status "
+            "heartbeats; the ward screen's gateway_silent_after_min must be longer)"
         )
 
     where = f"{path} [mqtt]"
@@ -177,10 +186,7 @@ def load_config(path: str | Path) -> GatewayConfig:
     if len(set(ids)) != len(ids):
         raise ConfigError(f"{path}: a strap id is listed twice in [[straps]]")
 
-    try:
-        detector = DetectorConfig.from_mapping(section(raw, "detector", str(path), required=False))
-    except ConfigError as exc:
-        raise ConfigError(f"{path} [detector]: {exc}") from None
+    detector = detector_config(raw, path)
     reserve = float(get(g, "outbox_reserve_mb", (int, float), f"{path} [gateway]", 64.0))
     if not 0 <= reserve <= 100_000:
         raise ConfigError(f"{path} [gateway]: outbox_reserve_mb must be 0..100000")
@@ -203,6 +209,7 @@ def load_config(path: str | Path) -> GatewayConfig:
         reserve,
         max_age,
         adapters,
+        status_every,
     )
 
 

@@ -10,7 +10,10 @@ counted from its last data or, after a (re)start, from the start: a strap that n
 is reported too, a strap heard advertising while it waits for its turn is not; an episode open at a restart is kept and ended with its start (silence.py).
 
 Topics under `<prefix>/<site>/<ward>/<strap>/`: `samples`, `state` (retained), `session`,
-`alert`; the gateway's own `.../gateway/status` (retained, with a last will). docs/mqtt.md.
+`alert`; the gateway's own `.../gateway/status` (retained, with a last will), repeated every
+`status_every_s` as a heartbeat with its radios and detector settings, and at once when a radio
+stops or starts scanning, so the ward screen can tell a live gateway from a dead one and a dead
+radio from a quiet ward. docs/mqtt.md.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from ..detect import STATE_NAMES, StrapDetector, zone
 from ..mqtt import (
     ACTIVE,
     ENDED,
+    ONLINE,
+    AdapterStatus,
     AlertMessage,
     DailyMessage,
     Ids,
@@ -41,6 +46,7 @@ from ..mqtt import (
     SamplesMessage,
     SessionMessage,
     StateMessage,
+    StatusMessage,
 )
 from ..samples import Samples
 from ..timefmt import iso_utc
@@ -56,6 +62,7 @@ Radios = BleAccess | Mapping[str, BleAccess | OpenRadio]
 
 SIGNAL_LOST_S = 120.0
 FLUSH_S = 2.0  # a clean stop waits this long for the broker to acknowledge the outbox
+ADAPTER_DOWN_AFTER_S = 20.0  # a radio not scanning this long is reported down (a reopen: 5 s)
 SAVE_ARRIVALS_S = 60.0  # last arrivals go to disk at most this often (and at a clean stop)
 
 
@@ -119,13 +126,22 @@ class Gateway:
         self.silences = SilenceBook(cfg.data_dir / "silences.json")
         self.started = now()  # a strap never heard from is silent since the gateway started
         self.publisher = MqttPublisher(
-            cfg.broker, cfg.topics, cfg.data_dir / "outbox.db", reserve_mb=cfg.outbox_reserve_mb
+            cfg.broker,
+            cfg.topics,
+            cfg.data_dir / "outbox.db",
+            reserve_mb=cfg.outbox_reserve_mb,
+            status=self.status,
         )
         self.straps: dict[str, StrapState] = {}
         self.adapters = [
             Adapter(radio.label, _access_for(radio, access), radio.max_connections)
             for radio in cfg.radios()
         ]
+        # each radio's stop: (monotonic, wall clock) when it last stopped scanning, while it is
+        # not; a gateway starting counts as stopped, so a radio that never opens is reported
+        self._not_scanning: dict[str, tuple[float, float]] = {
+            a.name: (elapsed(), now()) for a in self.adapters
+        }
         for entry in cfg.straps:
             link = StrapLink(
                 entry.id,
@@ -159,6 +175,7 @@ class Gateway:
             await asyncio.gather(
                 self.publisher.run(stop),
                 self._watchdog(stop),
+                self._heartbeat(stop),
                 self.scheduler.run(stop),
             )
             # what the straps sent before the stop goes to the broker now, not at next start
@@ -344,6 +361,59 @@ class Gateway:
                         )
                     )
                     self._save_silences(st)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=period_s)
+
+    # -- the gateway's own status
+
+    def status(self) -> StatusMessage:
+        """Online, now: each radio scanning or down since when (down once it has not scanned
+        for ADAPTER_DOWN_AFTER_S), and the detector settings the alerts are raised with."""
+        elapsed = self.elapsed()
+        adapters = []
+        for a in self.adapters:
+            stopped = self._not_scanning.get(a.name)
+            down = stopped is not None and elapsed - stopped[0] >= ADAPTER_DOWN_AFTER_S
+            adapters.append(
+                AdapterStatus(
+                    name=a.name,
+                    scanning=not down,
+                    down_since=iso_utc(stopped[1]) if down and stopped else None,
+                )
+            )
+        d = self.cfg.detector
+        return StatusMessage(
+            state=ONLINE,
+            time=round(self.now(), 3),
+            every_s=self.cfg.status_every_s,
+            adapters=adapters,
+            detector={
+                "digest": d.digest(),
+                "axillary_offset_c": d.axillary_offset_c,
+                "thresholds_c": {b.kind: b.threshold for b in d.thermal_bands},
+            },
+        )
+
+    def _watch_radios(self) -> None:
+        """Note when each radio stops and starts scanning (the status says how long)."""
+        for a in self.adapters:
+            if a.up:
+                self._not_scanning.pop(a.name, None)
+            elif a.name not in self._not_scanning:
+                self._not_scanning[a.name] = (self.elapsed(), self.now())
+
+    async def _heartbeat(self, stop: asyncio.Event, period_s: float = 1.0) -> None:
+        """The status every `status_every_s`, and at once when a radio goes down or comes
+        back (published straight to the broker while connected: see MqttPublisher)."""
+        sent_at, sent_radios = self.elapsed(), None
+        while not stop.is_set():
+            self._watch_radios()
+            radios = [(r["name"], r["scanning"]) for r in self.status().adapters or []]
+            due = self.elapsed() - sent_at >= self.cfg.status_every_s
+            if (due or radios != sent_radios) and self.publisher.publish_status():
+                if radios != sent_radios and sent_radios is not None:
+                    log.warning("radios scanning: %s", ", ".join(f"{n} {s}" for n, s in radios))
+                sent_at, sent_radios = self.elapsed(), radios
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=period_s)
 

@@ -8,11 +8,13 @@ spells a topic, a leaf, the schema version or a payload field of its own.
 - `messages`: `SCHEMA_VERSION`; one message type per leaf (`StatusMessage`, `SamplesMessage`,
   `StateMessage`, `AlertMessage`, `SessionMessage`, `DailyMessage`), each with `encode()` ->
   bytes and `parse(body, topic)` -> itself or `MessageError`; `read(topic, body, prefix)` for a
-  received per-strap message and its `Origin`; `iso_seconds` for the times they carry.
+  received per-strap message and its `Origin`, `read_status` for the gateway's status (its
+  radios as `AdapterStatus`, its `DetectorSettings`); `iso_seconds` for the times they carry.
 - `schema`: `schema(leaf)`, the JSON Schema of each message (`schemas/<leaf>.schema.json`); the
   field tables of docs/mqtt.md are generated from them (`python -m kmc_host.mqtt.schema`).
 - `client`: `BrokerConfig` and `mqtt_client`, the paho client with login, TLS and reconnect.
 - `outbox`: `Outbox`, the durable FIFO behind the publisher (and the sink's spool); `OutboxFull`.
+- `SinkStatusMessage` on `sink_status_topic`: a sink's own state (online, stalled, offline).
 - `publisher`: `MqttPublisher`, outbox -> broker with QoS 1, in order, retained status and will.
 """
 
@@ -24,21 +26,26 @@ from .messages import (
     OFFLINE,
     ONLINE,
     SCHEMA_VERSION,
+    SINK_STATES,
     STATES,
+    AdapterStatus,
     AlertMessage,
     DailyMessage,
+    DetectorSettings,
     Ids,
     Message,
     MessageError,
     Origin,
     SamplesMessage,
     SessionMessage,
+    SinkStatusMessage,
     StateMessage,
     StatusMessage,
     StrapMessage,
     iso_seconds,
     parse_topic,
     read,
+    read_status,
 )
 from .outbox import Outbox, OutboxFull
 from .publisher import MqttPublisher
@@ -54,6 +61,7 @@ from .topics import (
     STRAP_LEAVES,
     TopicError,
     TopicTree,
+    sink_status_topic,
     topic_part,
 )
 
@@ -70,13 +78,16 @@ __all__ = [
     "SAMPLES",
     "SCHEMA_VERSION",
     "SESSION",
+    "SINK_STATES",
     "STATE",
     "STATES",
     "STATUS",
     "STRAP_LEAVES",
+    "AdapterStatus",
     "AlertMessage",
     "BrokerConfig",
     "DailyMessage",
+    "DetectorSettings",
     "Ids",
     "Message",
     "MessageError",
@@ -86,6 +97,7 @@ __all__ = [
     "OutboxFull",
     "SamplesMessage",
     "SessionMessage",
+    "SinkStatusMessage",
     "StateMessage",
     "StatusMessage",
     "StrapMessage",
@@ -95,5 +107,7 @@ __all__ = [
     "mqtt_client",
     "parse_topic",
     "read",
+    "read_status",
+    "sink_status_topic",
     "topic_part",
 ]

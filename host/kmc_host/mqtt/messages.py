@@ -41,8 +41,12 @@ __all__ = [
     "OFFLINE",
     "ONLINE",
     "SCHEMA_VERSION",
+    "SINK_STATES",
     "STATES",
+    "SinkStatusMessage",
+    "AdapterStatus",
     "AlertMessage",
+    "DetectorSettings",
     "DailyMessage",
     "Ids",
     "Message",
@@ -56,6 +60,7 @@ __all__ = [
     "iso_seconds",
     "parse_topic",
     "read",
+    "read_status",
 ]
 
 SCHEMA_VERSION = 1
@@ -117,6 +122,14 @@ class _Fields:
                 f"schema version {msg.get('v')!r}, expected schema version {SCHEMA_VERSION}"
             )
         self.msg: dict[str, Any] = msg
+
+    @classmethod
+    def of(cls, msg: dict[str, Any], topic: str) -> _Fields:
+        """An object nested in a payload, read with the same checks; errors name `topic`
+        (the payload's topic and the path to the object)."""
+        nested = cls.__new__(cls)
+        nested.topic, nested.msg = topic, msg
+        return nested
 
     def error(self, text: str) -> MessageError:
         return MessageError(f"{self.topic}: {text}")
@@ -216,21 +229,127 @@ class Message:
         raise NotImplementedError
 
 
+SINK_STATES = ("online", "stalled", "offline")  # SinkStatusMessage.state
+
+
 @dataclass(frozen=True, kw_only=True)
-class StatusMessage(Message):
-    """The gateway's own state, retained: `online` on connect, `offline` on a clean stop and as
-    its last will."""
+class SinkStatusMessage(Message):
+    """A sink's own state, retained on `<prefix>/sink/<client id>/status`: `online` while it
+    stores what it receives; `stalled` while its spool cannot take messages (a full disk), which
+    it then holds unacknowledged (`held`) and the broker queues; `offline` on a clean stop and as
+    its last will. `spool`: messages on disk, not yet in InfluxDB. docs/mqtt.md."""
 
     LEAF: ClassVar[str] = STATUS
     RETAIN: ClassVar[bool] = True
     state: str
+    time: float | None = field(default=None, metadata=OMITTED)
+    spool: int | None = field(default=None, metadata=OMITTED)
+    held: int | None = field(default=None, metadata=OMITTED)
+    reason: str | None = field(default=None, metadata=OMITTED)
+
+    @classmethod
+    def _read(cls, f: _Fields, strap: str | None) -> Self:
+        state = f.text("state")
+        if state not in SINK_STATES:
+            raise f.error(f"sink status {state!r} is not one of {', '.join(SINK_STATES)}")
+        counts = {}
+        for key in ("spool", "held"):
+            counts[key] = None if f.msg.get(key) is None else f.integer(key)
+        reason = f.msg.get("reason")
+        return cls(
+            state=state,
+            time=f.number("time"),
+            spool=counts["spool"],
+            held=counts["held"],
+            reason=None if reason is None else f.text("reason"),
+        )
+
+
+class AdapterStatus(TypedDict):
+    """One radio of the gateway, in its status: scanning, or not since `down_since`."""
+
+    name: str
+    scanning: bool
+    down_since: str | None
+
+
+class DetectorSettings(TypedDict):
+    """The detector settings the gateway raises alerts with (DetectorConfig): its digest, the
+    chest-to-axillary offset added to infant_c, and each thermal band's threshold by kind."""
+
+    digest: str
+    axillary_offset_c: float
+    thresholds_c: dict[str, float]
+
+
+@dataclass(frozen=True, kw_only=True)
+class StatusMessage(Message):
+    """The gateway's own state, retained: `online` on connect and again every `every_s` (a
+    heartbeat, with its radios and its detector settings), `offline` on a clean stop and as
+    its last will (then only the state: a will is written when the gateway starts)."""
+
+    LEAF: ClassVar[str] = STATUS
+    RETAIN: ClassVar[bool] = True
+    state: str
+    time: float | None = field(default=None, metadata=OMITTED)
+    every_s: float | None = field(default=None, metadata=OMITTED)
+    adapters: list[AdapterStatus] | None = field(default=None, metadata=OMITTED)
+    detector: DetectorSettings | None = field(default=None, metadata=OMITTED)
 
     @classmethod
     def _read(cls, f: _Fields, strap: str | None) -> Self:
         state = f.text("state")
         if state not in (ONLINE, OFFLINE):
             raise f.error(f"status {state!r} is not {ONLINE} or {OFFLINE}")
-        return cls(state=state)
+        every = f.number("every_s")
+        if every is not None and every <= 0:
+            raise f.error(f"every_s = {every!r} should be above 0")
+        return cls(
+            state=state,
+            time=f.number("time"),
+            every_s=every,
+            adapters=_adapters(f),
+            detector=_detector(f),
+        )
+
+
+def _adapters(f: _Fields) -> list[AdapterStatus] | None:
+    value = f.msg.get("adapters")
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise f.error(f"adapters = {value!r} should be a list")
+    out = []
+    for k, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise f.error(f"adapters[{k}] = {item!r} should be an object")
+        one = _Fields.of(item, f"{f.topic}: adapters[{k}]")
+        out.append(
+            AdapterStatus(
+                name=one.text("name"),
+                scanning=one.flag("scanning", True),
+                down_since=one.optional_time("down_since"),
+            )
+        )
+    return out
+
+
+def _detector(f: _Fields) -> DetectorSettings | None:
+    value = f.msg.get("detector")
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise f.error(f"detector = {value!r} should be an object")
+    d = _Fields.of(value, f"{f.topic}: detector")
+    thresholds = value.get("thresholds_c")
+    if not isinstance(thresholds, dict) or not thresholds:
+        raise d.error(f"thresholds_c = {thresholds!r} should be an object of kind: degrees C")
+    t = _Fields.of(thresholds, f"{d.topic}: thresholds_c")
+    return DetectorSettings(
+        digest=d.text("digest"),
+        axillary_offset_c=d.required_number("axillary_offset_c"),
+        thresholds_c={str(kind): t.required_number(kind) for kind in thresholds},
+    )
 
 
 class Ids(TypedDict):
@@ -486,6 +605,15 @@ def parse_topic(topic: str, prefix: str) -> Origin | None:
             f"{topic}: unknown leaf {leaf!r} (expected one of {sorted(STRAP_LEAVES)})"
         )
     return Origin(site, ward, strap, leaf)
+
+
+def read_status(topic: str, body: bytes, prefix: str) -> StatusMessage | None:
+    """The gateway's status, checked, if `topic` is its status topic
+    (`<prefix>/<site>/<ward>/gateway/status`); None for any other topic."""
+    parts = topic.split("/")
+    if len(parts) != 5 or parts[0] != prefix or parts[3] != GATEWAY or parts[4] != STATUS:
+        return None
+    return StatusMessage.parse(body, topic)
 
 
 def read(topic: str, body: bytes, prefix: str) -> tuple[Origin, StrapMessage] | None:

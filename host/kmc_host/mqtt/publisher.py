@@ -8,6 +8,11 @@ nothing: the outbox grows on disk and drains when the broker is back.
 
 `send(message)` publishes a per-strap message (`messages`) on its topic of the `TopicTree`,
 retained where its leaf is; `publish(topic, body)` any body on any topic.
+
+The gateway's status is the exception to the outbox: `status()` (a heartbeat, online with the
+radios) is published straight to the broker when connected, on connect and whenever the
+gateway calls `publish_status()`. A status is about now; one kept through an outage and sent
+after it would be stale the moment it arrived.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +49,11 @@ class MqttPublisher:
         outbox_path: Path,
         window: int = 200,
         reserve_mb: float = 0.0,
+        status: Callable[[], StatusMessage] | None = None,
     ) -> None:
+        """`status`: the gateway's status now (online), for each connect and heartbeat."""
         self.broker = broker
+        self.status = status or (lambda: StatusMessage(state=ONLINE, time=time.time()))
         self.topics = topics
         self.outbox = Outbox(outbox_path, reserve_mb)
         self.window = window
@@ -84,7 +93,7 @@ class MqttPublisher:
         if self.connected.is_set():
             info = self._client.publish(
                 self.topics.gateway_status,
-                StatusMessage(state=OFFLINE).encode(),
+                StatusMessage(state=OFFLINE, time=time.time()).encode(),
                 qos=1,
                 retain=StatusMessage.RETAIN,
             )
@@ -97,6 +106,18 @@ class MqttPublisher:
         """Queue a message (durable at once); it is sent when the broker is reachable."""
         self.outbox.put(topic, body, retain)
         self._wake.set()
+
+    def publish_status(self) -> bool:
+        """Publish `status()` now, retained, if connected (else the next connect does)."""
+        if not self.connected.is_set():
+            return False
+        info = self._client.publish(
+            self.topics.gateway_status,
+            self.status().encode(),
+            qos=1,
+            retain=StatusMessage.RETAIN,
+        )
+        return info.rc == mqtt.MQTT_ERR_SUCCESS
 
     def send(self, message: StrapMessage) -> None:
         """Queue a strap's message on its topic, retained if its leaf is."""
@@ -168,7 +189,7 @@ class MqttPublisher:
         self._reset.set()  # the pump resends everything not acknowledged, oldest first
         client.publish(
             self.topics.gateway_status,
-            StatusMessage(state=ONLINE).encode(),
+            self.status().encode(),
             qos=1,
             retain=StatusMessage.RETAIN,
         )

@@ -37,6 +37,7 @@ STRAP_LEAVES = (SAMPLES, STATE, ALERT, SESSION, DAILY)  # under <prefix>/<site>/
 GATEWAY = "gateway"  # in place of a strap id: the gateway's own topics
 STATUS = "status"  # <prefix>/<site>/<ward>/gateway/status
 LEAVES = (STATUS, *STRAP_LEAVES)
+SINK = "sink"  # <prefix>/sink/<client id>/status: a sink's own status (four levels, not five)
 
 
 class TopicError(BadInput):
@@ -69,3 +70,9 @@ class TopicTree:
     @property
     def gateway_status(self) -> str:
         return f"{self.prefix}/{self.site}/{self.ward}/{GATEWAY}/{STATUS}"
+
+
+def sink_status_topic(prefix: str, client_id: str) -> str:
+    """`<prefix>/sink/<client id>/status`: a sink's retained status. Four levels, so no reader
+    of `<prefix>/+/+/+/+` (the strap topics) takes it for a strap's."""
+    return f"{topic_part('prefix', prefix)}/{SINK}/{topic_part('client id', client_id)}/{STATUS}"

@@ -1,9 +1,11 @@
-"""The ward's audit log: every alert raised, ended, escalated and acknowledged, on disk.
+"""The ward's audit log: every alert raised, ended, escalated and acknowledged, and every audio
+pause, on disk.
 
 SQLite (stdlib, crash-safe). Two tables: `events`, append-only, what happened when and who
-acknowledged (exportable as CSV for the unit's quality meetings); and `alerts`, the current
-registry, so a restarted ward service still knows which alerts are open and who acknowledged
-them (retained MQTT state brings back the beds, not the alert history).
+acknowledged or paused (exportable as CSV for the unit's quality meetings); and `alerts`, the
+current registry, so a restarted ward service still knows which alerts are open and who
+acknowledged them (retained MQTT state brings back the beds, not the alert history). An audio
+pause is not kept across a restart: the restarted service sounds every open alarm again.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ..timefmt import iso_utc
-from .model import Alert
+from .model import Alert, AudioPause
 
-COLUMNS = ("at", "event", "strap", "kind", "start", "initials", "alert_id")
+COLUMNS = ("at", "event", "strap", "kind", "start", "initials", "alert_id", "detail")
 
 
 class AuditLog:
@@ -33,17 +35,51 @@ class AuditLog:
             " at REAL NOT NULL, event TEXT NOT NULL, alert_id TEXT NOT NULL, strap TEXT,"
             " kind TEXT, start TEXT, initials TEXT)"
         )
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(events)")}
+        if "detail" not in have:  # a log from before audio pauses: the column is added
+            self._db.execute("ALTER TABLE events ADD COLUMN detail TEXT")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS alerts (id TEXT PRIMARY KEY, body TEXT NOT NULL)"
         )
 
-    def record(self, event: str, alert: Alert, at: float, initials: str | None = None) -> None:
+    def record(
+        self, event: str, what: Alert | AudioPause, at: float, initials: str | None = None
+    ) -> None:
+        """One event: an alert's (and the alert's current state in the registry), or an audio
+        pause's (who, and its length, highest priority or how it ended, in `detail`)."""
+        if isinstance(what, AudioPause):
+            self._pause(event, what, at)
+        else:
+            self._alert(event, what, at, initials)
+
+    def _pause(self, event: str, pause: AudioPause, at: float) -> None:
+        if event == "audio_paused":
+            detail = f"{pause.until - pause.since:.0f} s; open: {pause.priority or 'none'}"
+        else:
+            detail = pause.ended
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO events (at, event, alert_id, strap, kind, start, initials, detail)"
+                " VALUES (?, ?, '', '', '', ?, ?, ?)",
+                (at, event, iso_utc(pause.since), pause.by, detail),
+            )
+
+    def _alert(self, event: str, alert: Alert, at: float, initials: str | None) -> None:
         with self._lock:
             self._db.execute("BEGIN")
             self._db.execute(
-                "INSERT INTO events (at, event, alert_id, strap, kind, start, initials)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (at, event, alert.id, alert.strap, alert.kind, alert.start, initials),
+                "INSERT INTO events (at, event, alert_id, strap, kind, start, initials, detail)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    at,
+                    event,
+                    alert.id,
+                    alert.strap,
+                    alert.kind,
+                    alert.start,
+                    initials,
+                    alert.source or None,  # an alarm of the chain: what failed
+                ),
             )
             self._db.execute(
                 "INSERT OR REPLACE INTO alerts (id, body) VALUES (?, ?)",
@@ -59,7 +95,8 @@ class AuditLog:
     def events(self) -> list[dict[str, object]]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT at, event, strap, kind, start, initials, alert_id FROM events ORDER BY id"
+                "SELECT at, event, strap, kind, start, initials, alert_id, detail FROM events"
+                " ORDER BY id"
             ).fetchall()
         return [dict(zip(COLUMNS, r, strict=True)) for r in rows]
 

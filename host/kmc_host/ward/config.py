@@ -8,6 +8,8 @@ port = 8080
 data_dir = "/var/lib/kmc-ward"     # the audit log
 pin_file = "/etc/kmc/ward.pin"     # the ward PIN (4-12 digits), or $KMC_WARD_PIN
 escalate_after_min = 5             # an unacknowledged alert escalates after this long
+gateway_silent_after_min = 2       # nothing from the gateway this long: gateway_silent (0.5-60)
+audio_pause_min = 2                # a nurse's audio pause lasts this long (0.5-5)
 target_hours = 18                  # KMC hours a day each tile is measured against
 language = "en"                    # a language of static/strings.json
 
@@ -44,6 +46,8 @@ class WardConfig:
     escalate_after_s: float = 300.0
     target_hours: float = 18.0
     language: str = "en"
+    gateway_silent_after_s: float = 120.0
+    audio_pause_s: float = 120.0
 
     def __repr__(self) -> str:  # the PIN never reaches a log line
         return f"WardConfig(site={self.site!r}, ward={self.ward!r}, port={self.port})"
@@ -65,6 +69,8 @@ def load_ward_config(path: str | Path) -> WardConfig:
             "data_dir",
             "pin_file",
             "escalate_after_min",
+            "gateway_silent_after_min",
+            "audio_pause_min",
             "target_hours",
             "language",
         },
@@ -86,6 +92,18 @@ def load_ward_config(path: str | Path) -> WardConfig:
     escalate = float(get(w, "escalate_after_min", (int, float), where, 5))
     if not 0 < escalate <= 120:
         raise ConfigError(f"{where}: escalate_after_min must be within 0-120")
+    silent = float(get(w, "gateway_silent_after_min", (int, float), where, 2))
+    if not 0.5 <= silent <= 60:
+        raise ConfigError(
+            f"{where}: gateway_silent_after_min must be within 0.5-60 (minutes without a word "
+            "from the gateway before its technical alarm; above its status_every_s)"
+        )
+    pause = float(get(w, "audio_pause_min", (int, float), where, 2))
+    if not 0.5 <= pause <= 5:
+        raise ConfigError(
+            f"{where}: audio_pause_min must be within 0.5-5 (IEC 60601-1-8 keeps an audio "
+            "pause short; the alarms stay on the screen meanwhile)"
+        )
     target = float(get(w, "target_hours", (int, float), where, 18))
     if not 0 < target <= 24:
         raise ConfigError(f"{where}: target_hours must be within 0-24")
@@ -111,4 +129,6 @@ def load_ward_config(path: str | Path) -> WardConfig:
         escalate * 60.0,
         target,
         language,
+        silent * 60.0,
+        pause * 60.0,
     )

@@ -1,8 +1,24 @@
 """The ward screen's model: beds, alerts and acknowledgements from the gateway's MQTT messages.
 
-Pure logic, no I/O: `WardModel.on_message(topic, body, now)` folds in one message, and
-`snapshot(now)` is what the page shows. Kept apart from the web server so the rules nurses rely
-on (what is urgent, when an alert escalates, who acknowledged what) are tested without a browser.
+Pure logic, no I/O: `WardModel.on_message(topic, body, now)` folds in one message, `tick(now)`
+lets time pass (escalations, the chain's alarms, the audio pause's end), and `snapshot(now)` is
+what the page shows. Kept apart from the web server so the rules nurses rely on (what is urgent,
+when an alert escalates, who acknowledged or paused what, when the chain counts as broken) are
+tested without a browser.
+
+The chain fails safe (docs/alarms.md, "Technical alarms of the chain"). Besides the gateway's
+alerts, the model raises its own high-priority technical alarms: `broker_unreachable` when the
+ward service has not reached the broker for BROKER_GRACE_S, `gateway_offline` when the
+gateway's retained status says offline (a clean stop or its last will), `gateway_silent` when
+nothing live has come from the gateway for `silent_after_s`, and `adapter_down` for each radio
+the gateway's status says is not scanning. While the broker is unreachable or the gateway
+offline or silent, every tile shows "no signal": a reading the chain cannot vouch for is not
+shown as live. Retained messages (delivered again on every subscription) fill in the beds but do
+not count as hearing from the gateway.
+
+An audio pause (`pause_audio`) silences the page's alarm sound ward-wide for `pause_s`: the
+banner and the lamps stay. A new alarm of a higher priority than any open when the pause began
+ends it at once, and every pause, resume and end goes to the audit log.
 
 Urgency, most urgent first (the order of the tiles):
   1. unacknowledged alerts by alarm priority (clinical.ALARMS, docs/alarms.md): high (severe,
@@ -17,13 +33,19 @@ escalates: a louder cue and the banner marked escalated.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..clinical import (
+    ADAPTER_DOWN,
     BATTERY_LOW,
+    BROKER_UNREACHABLE,
+    CHAIN,
     COLD_STRESS,
+    GATEWAY_OFFLINE,
+    GATEWAY_SILENT,
     HYPERTHERMIA,
     MODERATE_HYPOTHERMIA,
     PRIORITIES,
@@ -31,45 +53,81 @@ from ..clinical import (
     SEVERITY_ORDER,
     SIGNAL_LOST,
     THERMAL,
-    WHO_BANDS,
     alarm_of,
 )
+from ..detect import DetectorConfig
 from ..mqtt import (
     ACTIVE,
     ENDED,
+    OFFLINE,
+    AdapterStatus,
     AlertMessage,
+    DetectorSettings,
     MessageError,
     SamplesMessage,
     SessionMessage,
     StateMessage,
+    StatusMessage,
     read,
+    read_status,
 )
+from ..timefmt import iso_utc
 
 ALERT_ORDER = SEVERITY_ORDER
-_WHO = {b.kind: b.threshold_c for b in WHO_BANDS}
-TRACE_BANDS = tuple(b for b in WHO_BANDS if b.kind != SEVERE_HYPOTHERMIA)  # 32 C: off the axis
 NO_SIGNAL_S = 120.0  # no message from a strap for this long: "no signal" even before the alert
+BROKER_GRACE_S = 10.0  # the broker unreachable this long raises broker_unreachable
+BROKEN = (BROKER_UNREACHABLE, GATEWAY_OFFLINE, GATEWAY_SILENT)  # no tile is live meanwhile,
+# nor while every radio is down
 
 
-def band(temp: float | None) -> str:
-    """The WHO band of a temperature, for the tile's colour and its text."""
+def default_settings() -> DetectorSettings:
+    """The detector's default settings, as a gateway's status would give them: what the
+    screen uses until the gateway has said its own."""
+    d = DetectorConfig()
+    return DetectorSettings(
+        digest=d.digest(),
+        axillary_offset_c=d.axillary_offset_c,
+        thresholds_c={b.kind: b.threshold for b in d.thermal_bands},
+    )
+
+
+DEFAULTS = default_settings()
+
+
+def band(temp: float | None, settings: DetectorSettings = DEFAULTS) -> str:
+    """The band of a skin temperature as the gateway's detector sees it (`settings`: the
+    offset added to the reading, and each band's threshold), for the tile's colour and text."""
     if temp is None or not math.isfinite(temp):
         return "none"
-    if temp < _WHO[SEVERE_HYPOTHERMIA]:
+    value = temp + settings["axillary_offset_c"]
+    limit = DEFAULTS["thresholds_c"] | settings["thresholds_c"]
+    if value < limit[SEVERE_HYPOTHERMIA]:
         return "severe"
-    if temp < _WHO[MODERATE_HYPOTHERMIA]:
+    if value < limit[MODERATE_HYPOTHERMIA]:
         return "moderate"
-    if temp < _WHO[COLD_STRESS]:
+    if value < limit[COLD_STRESS]:
         return "cold"
-    if temp > _WHO[HYPERTHERMIA]:
+    if value > limit[HYPERTHERMIA]:
         return "hot"
     return "normal"
 
 
+def trace_lines(settings: DetectorSettings) -> list[dict[str, Any]]:
+    """The bands' thresholds as lines on a bed's trace of skin readings: each at the reading
+    that the detector, after adding the offset, finds at the threshold (severe hypothermia's
+    32 C is left off the axis)."""
+    offset = settings["axillary_offset_c"]
+    limit = DEFAULTS["thresholds_c"] | settings["thresholds_c"]
+    return [
+        {"kind": kind, "threshold_c": round(limit[kind] - offset, 2)}
+        for kind in (COLD_STRESS, MODERATE_HYPOTHERMIA, HYPERTHERMIA)
+    ]
+
+
 @dataclass
 class Alert:
-    id: str  # strap|kind|start: the episode's key (docs/mqtt.md)
-    strap: str
+    id: str  # strap|kind|start: the episode's key (docs/mqtt.md); source|kind|start for the chain
+    strap: str  # "" for an alarm of the chain
     kind: str
     start: str
     state: str = ACTIVE  # or ENDED
@@ -80,10 +138,15 @@ class Alert:
     acked_at: float | None = None
     escalated: bool = False
     given_priority: str | None = None  # the gateway's, from the message
+    source: str = ""  # an alarm of the chain: what failed ("broker", "gateway", "adapter hci0")
 
     @property
     def thermal(self) -> bool:
         return self.kind in THERMAL
+
+    @property
+    def chain(self) -> bool:
+        return self.kind in CHAIN
 
     @property
     def priority(self) -> str:
@@ -112,7 +175,38 @@ class Alert:
             "thermal": self.thermal,
             "priority": self.priority,
             "technical": alarm_of(self.kind).technical,
+            "chain": self.chain,
+            "source": self.source,
         }
+
+
+@dataclass
+class AudioPause:
+    """The ward's alarm sound paused by a nurse (`by`) from `since` to `until`; `priority`: the
+    highest of the alarms open then (a higher one ends the pause), None if there were none."""
+
+    by: str
+    since: float
+    until: float
+    priority: str | None
+    ended: str = ""  # why it ended: "expired", "resumed", "higher priority: <kind> <where>"
+
+    def public(self) -> dict[str, Any]:
+        return {"by": self.by, "since": self.since, "until": self.until, "priority": self.priority}
+
+
+@dataclass
+class GatewayView:
+    """What the ward knows of its gateway: the last status (and when it came), and when
+    anything last came from it live (not a retained copy)."""
+
+    state: str | None = None  # online, offline; None: no status heard yet
+    status_at: float | None = None
+    status_time: float | None = None  # the gateway's clock in it
+    every_s: float | None = None
+    adapters: list[AdapterStatus] = field(default_factory=list)
+    detector: DetectorSettings | None = None
+    heard: float | None = None
 
 
 @dataclass
@@ -137,28 +231,63 @@ class MessageIgnored(MessageError):
     breaks the MQTT contract, with the contract's reason."""
 
 
+Event = tuple[str, "Alert | AudioPause"]  # what happened, to what: a line of the audit log
+
+
 class WardModel:
     def __init__(
-        self, prefix: str = "kmc", escalate_after_s: float = 300.0, target_h: float = 18.0
+        self,
+        prefix: str = "kmc",
+        escalate_after_s: float = 300.0,
+        target_h: float = 18.0,
+        *,
+        silent_after_s: float = 120.0,
+        pause_s: float = 120.0,
+        started: float | None = None,
     ):
+        """`silent_after_s`: nothing live from the gateway this long raises gateway_silent;
+        `pause_s`: an audio pause's length; `started`: when the service started, from which
+        the broker counts as unreachable until connected (None: a model fed messages without
+        a broker, as in tests of the beds, watches no chain)."""
         self.prefix = prefix
         self.escalate_after_s = escalate_after_s
         self.target_h = target_h
+        self.silent_after_s = silent_after_s
+        self.pause_s = pause_s
         self.beds: dict[str, Bed] = {}
         self.alerts: dict[str, Alert] = {}
+        self.gateway = GatewayView()
+        self.watch_chain = started is not None
+        self.broker_down_since: float | None = started  # None while connected
+        self.broker_up_since: float | None = None
+        self.pause: AudioPause | None = None
         self.version = 0
+
+    @property
+    def settings(self) -> DetectorSettings:
+        """The detector settings the gateway says it alerts with; the defaults until then."""
+        return self.gateway.detector or DEFAULTS
 
     # -- MQTT in
 
-    def on_message(self, topic: str, body: bytes, now: float) -> list[tuple[str, Alert]]:
-        """Fold one message in; returns alert events for the audit log: (what, alert).
-        MessageIgnored (with the MQTT contract's reason) for a message it cannot use."""
+    def on_message(
+        self, topic: str, body: bytes, now: float, retained: bool = False
+    ) -> list[Event]:
+        """Fold one message in; returns events for the audit log: (what, alert or pause).
+        `retained`: a stored copy the broker delivered on subscribing, not news from the
+        gateway. MessageIgnored (with the MQTT contract's reason) for a message it cannot use."""
         try:
-            received = read(topic, body, self.prefix)
+            status = read_status(topic, body, self.prefix)
+            received = None if status is not None else read(topic, body, self.prefix)
         except MessageError as exc:
             raise MessageIgnored(str(exc)) from None
-        if received is None:  # the gateway's own status
-            return []
+        if not retained:
+            self.gateway.heard = now
+        if status is not None:
+            self._status(status, now)
+            return self.chain(now)
+        if received is None:  # another of the gateway's own topics
+            return self.chain(now)
         origin, msg = received
         bed = self.beds.get(origin.strap)
         if bed is None:
@@ -181,8 +310,17 @@ class WardModel:
             bed.sessions.append((msg.start, msg.end, float(msg.duration_min)))
             del bed.sessions[:-50]
         elif isinstance(msg, AlertMessage):
-            return self._alert(msg, now)
-        return []
+            return self._alert(msg, now) + self.chain(now)
+        return self.chain(now)
+
+    def _status(self, msg: StatusMessage, now: float) -> None:
+        gw = self.gateway
+        gw.state, gw.status_at, gw.status_time = msg.state, now, msg.time
+        if msg.state != OFFLINE:  # a last will says only that it is gone
+            gw.every_s = msg.every_s
+            gw.adapters = list(msg.adapters or [])
+            gw.detector = msg.detector or gw.detector
+        self.version += 1
 
     def _trace(self, bed: Bed, msg: SamplesMessage) -> None:
         """Per-minute points for the bed's 24 h trace: the last reading of each minute."""
@@ -201,13 +339,15 @@ class WardModel:
         while bed.trace and bed.trace[0][0] < cut:
             bed.trace.pop(0)
 
-    def _alert(self, msg: AlertMessage, now: float) -> list[tuple[str, Alert]]:
+    def _alert(self, msg: AlertMessage, now: float) -> list[Event]:
         key = f"{msg.strap}|{msg.kind}|{msg.start}"
         alert = self.alerts.get(key)
-        events = []
+        events: list[Event] = []
         if alert is None:
-            alert = self.alerts[key] = Alert(key, msg.strap, msg.kind, msg.start, received=now)
-            events.append(("raised", alert))
+            alert = self.alerts[key] = Alert(
+                key, msg.strap, msg.kind, msg.start, received=now, given_priority=msg.priority
+            )
+            events += self._raised(alert, now)
         alert.given_priority = msg.priority
         if msg.extreme_c is not None:
             alert.extreme_c = _num(msg.extreme_c)
@@ -215,6 +355,118 @@ class WardModel:
             alert.state = ENDED
             alert.end = msg.end
             events.append(("ended", alert))
+        return events
+
+    def _raised(self, alert: Alert, now: float) -> list[Event]:
+        """A new alarm: for the audit log; it ends an audio pause if of a higher priority than
+        any open when the pause began."""
+        events: list[Event] = [("raised", alert)]
+        p = self.pause
+        if p is not None and (
+            p.priority is None or PRIORITIES.index(alert.priority) < PRIORITIES.index(p.priority)
+        ):
+            where = alert.strap or alert.source
+            events += self._end_pause(f"higher priority: {alert.kind} {where}")
+        return events
+
+    # -- the chain's own alarms
+
+    def broker_connected(self, now: float) -> list[Event]:
+        self.broker_down_since, self.broker_up_since = None, now
+        self.version += 1
+        return self.chain(now)
+
+    def broker_lost(self, now: float) -> list[Event]:
+        if self.broker_down_since is None:
+            self.broker_down_since, self.broker_up_since = now, None
+            self.version += 1
+        return self.chain(now)
+
+    def chain(self, now: float) -> list[Event]:
+        """Raise or end the chain's alarms for how things stand at `now` (module docstring).
+        What cannot be known while the broker is unreachable (the gateway, its radios) is left
+        as it was."""
+        events: list[Event] = []
+        if not self.watch_chain:
+            return events
+        down = self.broker_down_since
+        if down is not None and now - down >= BROKER_GRACE_S:
+            events += self._chain_raise(BROKER_UNREACHABLE, "broker", down, now)
+        elif down is None:
+            events += self._chain_end(BROKER_UNREACHABLE, "broker", now)
+        if down is not None or self.broker_up_since is None:
+            return events
+        gw = self.gateway
+        offline = gw.state == OFFLINE
+        if offline:
+            since = gw.status_time if gw.status_time is not None else gw.status_at
+            events += self._chain_raise(GATEWAY_OFFLINE, "gateway", since or now, now)
+        else:
+            events += self._chain_end(GATEWAY_OFFLINE, "gateway", now)
+        heard = max(gw.heard or 0.0, self.broker_up_since)  # silent since the later
+        if not offline and now - heard >= self.silent_after_s:
+            events += self._chain_raise(GATEWAY_SILENT, "gateway", gw.heard or heard, now)
+        else:
+            events += self._chain_end(GATEWAY_SILENT, "gateway", now)
+        if not offline:
+            listed = set()
+            for radio in gw.adapters:
+                source = f"adapter {radio['name']}"
+                listed.add(source)
+                if radio["scanning"]:
+                    events += self._chain_end(ADAPTER_DOWN, source, now)
+                else:
+                    since = _seconds(radio["down_since"]) or now
+                    events += self._chain_raise(ADAPTER_DOWN, source, since, now)
+            for a in list(self.alerts.values()):  # a radio no longer in the configuration
+                if a.kind == ADAPTER_DOWN and a.state == ACTIVE and a.source not in listed:
+                    events += self._chain_end(ADAPTER_DOWN, a.source, now)
+        return events
+
+    def _open_chain(self, kind: str, source: str) -> Alert | None:
+        return next(
+            (
+                a
+                for a in self.alerts.values()
+                if a.kind == kind and a.source == source and a.state == ACTIVE
+            ),
+            None,
+        )
+
+    def _chain_raise(self, kind: str, source: str, since: float, now: float) -> list[Event]:
+        if self._open_chain(kind, source) is not None:
+            return []
+        start = iso_utc(since)
+        alert = Alert(f"{source}|{kind}|{start}", "", kind, start, received=now, source=source)
+        self.alerts[alert.id] = alert
+        self.version += 1
+        return self._raised(alert, now)
+
+    def _chain_end(self, kind: str, source: str, now: float) -> list[Event]:
+        alert = self._open_chain(kind, source)
+        if alert is None:
+            return []
+        alert.state, alert.end = ENDED, iso_utc(now)
+        self.version += 1
+        return [("ended", alert)]
+
+    def chain_broken(self) -> bool:
+        """The broker unreachable, the gateway offline or silent, or every radio of the gateway
+        down: nothing on the screen is live. (With some radios down, the beds on the others
+        are; a bed whose radio is down goes "no signal" by its own silence.)"""
+        if any(a.kind in BROKEN and a.state == ACTIVE for a in self.alerts.values()):
+            return True
+        radios = [a for a in self.alerts.values() if a.kind == ADAPTER_DOWN and a.state == ACTIVE]
+        return bool(self.gateway.adapters) and len(radios) >= len(self.gateway.adapters)
+
+    # -- time passing
+
+    def tick(self, now: float) -> list[Event]:
+        """Escalations, the chain's alarms, an audio pause that has run out: once a second."""
+        events: list[Event] = [("escalated", a) for a in self.escalate(now)]
+        events += self.chain(now)
+        if self.pause is not None and now >= self.pause.until:
+            events += self._end_pause("expired")
         return events
 
     # -- nurses
@@ -227,6 +479,29 @@ class WardModel:
             alert.acked_by, alert.acked_at = initials, now
             self.version += 1
         return alert
+
+    def pause_audio(self, initials: str, now: float) -> list[Event]:
+        """Pause the alarm sound ward-wide for `pause_s` (again: from now); the open alarms'
+        highest priority is kept, so a higher one ends the pause."""
+        open_ = [a for a in self.alerts.values() if a.state == ACTIVE and a.acked_by is None]
+        top = min((a.priority for a in open_), key=PRIORITIES.index, default=None)
+        self.pause = AudioPause(initials, now, now + self.pause_s, top)
+        self.version += 1
+        return [("audio_paused", self.pause)]
+
+    def resume_audio(self, initials: str, now: float) -> list[Event]:
+        if self.pause is None:
+            return []
+        self.pause.by = initials  # who resumed it, for the log line
+        return self._end_pause("resumed")
+
+    def _end_pause(self, why: str) -> list[Event]:
+        pause, self.pause = self.pause, None
+        if pause is None:
+            return []
+        pause.ended = why
+        self.version += 1
+        return [("audio_resumed" if why == "resumed" else "audio_pause_ended", pause)]
 
     def escalate(self, now: float) -> list[Alert]:
         """Alerts that have just passed `escalate_after_s` unacknowledged while active."""
@@ -254,18 +529,32 @@ class WardModel:
             for a in sorted(self.alerts.values(), key=lambda a: (a.rank, -a.received))
             if a.state == ACTIVE or (a.acked_by is None and now - a.received < 3600)
         ]
+        gw = self.gateway
         return {
             "version": self.version,
             "now": now,
             "target_h": self.target_h,
             "tiles": tiles,
             "alerts": open_alerts,
+            "chain_ok": not self.chain_broken(),
+            "audio_pause": self.pause.public() if self.pause is not None else None,
+            "gateway": {
+                "state": gw.state,
+                "heard": gw.heard,
+                "adapters": gw.adapters,
+                "detector": self.settings,
+                "settings_from": "gateway" if gw.detector is not None else "defaults",
+            },
         }
 
     def _tile(self, b: Bed, now: float) -> dict[str, Any]:
         active = [a for a in self.alerts.values() if a.strap == b.strap and a.state == ACTIVE]
         active.sort(key=lambda a: (a.acked_by is not None, a.rank))
-        no_signal = now - b.updated > NO_SIGNAL_S or any(a.kind == SIGNAL_LOST for a in active)
+        no_signal = (
+            now - b.updated > NO_SIGNAL_S
+            or any(a.kind == SIGNAL_LOST for a in active)
+            or self.chain_broken()
+        )
         state = "no_signal" if no_signal else b.state
         if active:
             a = active[0]
@@ -278,7 +567,9 @@ class WardModel:
             "infant": b.infant,
             "state": state,
             "infant_c": b.infant_c,
-            "band": band(b.infant_c) if state not in ("off", "no_signal") else "none",
+            "band": band(b.infant_c, self.settings)
+            if state not in ("off", "no_signal")
+            else "none",
             "kmc_hours_today": round(b.kmc_hours_today, 2),
             "in_kmc_since": b.session_start if b.state == "kmc" else None,
             "last_session_end": b.last_session_end,
@@ -305,8 +596,8 @@ class WardModel:
             "bed": b.bed,
             "infant": b.infant,
             "trace": [{"t": t, "c": c, "kmc": k} for t, c, k in b.trace],
-            # the WHO bands' thresholds the trace is drawn against (kmc_host.clinical)
-            "bands": [{"kind": w.kind, "threshold_c": w.threshold_c} for w in TRACE_BANDS],
+            # the gateway's band thresholds, on the skin reading the trace shows
+            "bands": trace_lines(self.settings),
             "sessions": [{"start": s, "end": e, "minutes": m} for s, e, m in b.sessions],
             "in_kmc_since": b.session_start if b.state == "kmc" else None,
             "alerts": history,
@@ -317,6 +608,12 @@ def _num(v: float | None) -> float | None:
     """A reading as a float (JSON may carry it as an int); `read` has already refused anything
     that is not a finite number or null."""
     return None if v is None else float(v)
+
+
+def _seconds(iso: str | None) -> float | None:
+    return (
+        None if iso is None else dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    )
 
 
 def _bed_key(bed: str) -> tuple[int, str]:

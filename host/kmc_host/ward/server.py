@@ -3,10 +3,13 @@
     browser <--SSE /events (whole snapshot on every change)-- WardService <--MQTT-- broker
     browser --POST /api/login (PIN) -> session cookie + CSRF token
     browser --POST /api/ack (cookie + X-CSRF-Token, initials)--> re-checked, audit log
+    browser --POST /api/pause (cookie + X-CSRF-Token, initials, pause|resume)--> audit log
 
 Server-sent events rather than WebSocket: one direction is all the screen needs, and the
 browser's EventSource reconnects by itself after the service restarts. The page then gets a
-full snapshot, so nothing depends on what it saw before. aiohttp is the well-kept asyncio web
+full snapshot, so nothing depends on what it saw before. A snapshot comes at least every
+STREAM_EVERY_S; a page that has had none for SERVICE_LOST_AFTER_S raises its own alarm
+(`service_lost`): a frozen page must never look live. aiohttp is the well-kept asyncio web
 server; the MQTT client (paho) runs in its own thread and hands messages to the event loop.
 """
 
@@ -19,6 +22,7 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -29,9 +33,11 @@ from ..mqtt import mqtt_client
 from .audit import AuditLog
 from .auth import TooManyAttempts, WardAuth
 from .config import STATIC, WardConfig
-from .model import MessageIgnored, WardModel
+from .model import Alert, Event, MessageIgnored, WardModel
 
 log = logging.getLogger(__name__)
+STREAM_EVERY_S = 5.0  # a snapshot at least this often, changed or not
+SERVICE_LOST_AFTER_S = 2 * STREAM_EVERY_S + 2.0  # two missed, and some slack: the page alarms
 COOKIE = "kmc_ward_session"
 INITIALS = re.compile(r"[A-Za-z]{1,4}")
 HEADERS = {
@@ -72,7 +78,14 @@ SIGNALS_CSS = signals_css()
 class WardService:
     def __init__(self, cfg: WardConfig) -> None:
         self.cfg = cfg
-        self.model = WardModel(cfg.prefix, cfg.escalate_after_s, cfg.target_hours)
+        self.model = WardModel(
+            cfg.prefix,
+            cfg.escalate_after_s,
+            cfg.target_hours,
+            silent_after_s=cfg.gateway_silent_after_s,
+            pause_s=cfg.audio_pause_s,
+            started=time.time(),
+        )
         self.audit = AuditLog(cfg.data_dir / "audit.db")
         for alert in self.audit.alerts():  # open alerts and who acknowledged them survive a restart
             self.model.alerts[alert.id] = alert
@@ -90,34 +103,63 @@ class WardService:
         b = self.cfg.broker
         client = mqtt_client(b, clean_session=False)  # alerts sent while it was down still come
         topic = f"{self.cfg.prefix}/{self.cfg.site}/{self.cfg.ward}/#"
-        client.on_connect = lambda c, u, f, r, p: c.subscribe(topic, qos=1)
+
+        def connected(c: mqtt.Client, u: Any, f: Any, reason: Any, p: Any) -> None:
+            if getattr(reason, "is_failure", False):
+                log.warning("broker refused the connection: %s", reason)
+                self._from_paho(self.model.broker_lost)
+                return
+            c.subscribe(topic, qos=1)
+            self._from_paho(self.model.broker_connected)
+
+        def lost(c: mqtt.Client, u: Any, f: Any, reason: Any, p: Any) -> None:
+            log.warning("broker connection lost (%s)", reason)
+            self._from_paho(self.model.broker_lost)
+
+        client.on_connect = connected
+        client.on_disconnect = lost
         client.on_message = self._on_mqtt
         client.connect_async(b.host, b.port, keepalive=b.keepalive_s)
         client.loop_start()
         self._client = client
 
+    def _from_paho(self, change: Callable[[float], list[Event]]) -> None:
+        """Run a change of the model on the event loop (paho calls from its own thread)."""
+        assert self._loop is not None
+        if self._closing:  # the disconnect at shutdown: the audit log is closing
+            return
+        self._loop.call_soon_threadsafe(lambda: self._log(change(time.time())))
+
     def _on_mqtt(self, client: Any, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         assert self._loop is not None
-        self._loop.call_soon_threadsafe(self.handle, msg.topic, bytes(msg.payload), time.time())
+        self._loop.call_soon_threadsafe(
+            self.handle, msg.topic, bytes(msg.payload), time.time(), bool(msg.retain)
+        )
 
-    def handle(self, topic: str, body: bytes, now: float) -> None:
+    def handle(self, topic: str, body: bytes, now: float, retained: bool = False) -> None:
         try:
-            events = self.model.on_message(topic, body, now)
+            events = self.model.on_message(topic, body, now, retained)
         except MessageIgnored as exc:
             self.ignored += 1
             log.warning("ignored: %s", exc)
             return
-        for what, alert in events:
-            self.audit.record(what, alert, now)
+        self._log(events, now)
+
+    def _log(self, events: list[Event], now: float | None = None) -> None:
+        """Events into the audit log (and the log for the chain's), and a fresh snapshot."""
+        at = time.time() if now is None else now
+        for what, subject in events:
+            self.audit.record(what, subject, at)
+            if isinstance(subject, Alert) and subject.chain:
+                log.warning("%s %s: %s", subject.kind, subject.source, what)
         self._changed.set()
 
     async def _ticker(self) -> None:
-        """Escalations, and a fresh snapshot every few seconds (no-signal ages with time)."""
+        """Once a second: escalations, the chain's alarms, the audio pause's end."""
         while True:
-            now = time.time()
-            for alert in self.model.escalate(now):
-                self.audit.record("escalated", alert, now)
-                self._changed.set()
+            events = self.model.tick(time.time())
+            if events:
+                self._log(events)
             await asyncio.sleep(1.0)
 
     # -- HTTP
@@ -133,6 +175,7 @@ class WardService:
         app.router.add_post("/api/login", self.login)
         app.router.add_post("/api/logout", self.logout)
         app.router.add_post("/api/ack", self.ack)
+        app.router.add_post("/api/pause", self.pause)
         app.router.add_get("/api/audit.csv", self.audit_csv)
         app.router.add_static("/static/", STATIC)
         app.on_startup.append(self._on_startup)
@@ -170,6 +213,9 @@ class WardService:
                 "strings": self.strings[self.cfg.language],
                 "target_h": self.cfg.target_hours,
                 "escalate_after_s": self.cfg.escalate_after_s,
+                "audio_pause_s": self.cfg.audio_pause_s,
+                "gateway_silent_after_s": self.cfg.gateway_silent_after_s,
+                "service_lost_after_s": SERVICE_LOST_AFTER_S,
                 # how each alarm priority looks and sounds (clinical.SIGNALS, docs/alarms.md)
                 "signals": {sig.priority: sig._asdict() for sig in SIGNALS},
                 "logged_in": self._session(request) is not None,
@@ -200,7 +246,7 @@ class WardService:
                 await resp.write(f"data: {json.dumps(snap)}\n\n".encode())
                 self._changed.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), timeout=5.0)
+                    await asyncio.wait_for(self._changed.wait(), timeout=STREAM_EVERY_S)
                 await asyncio.sleep(0.1)  # coalesce bursts of messages into one snapshot
         return resp
 
@@ -231,15 +277,36 @@ class WardService:
         resp.del_cookie(COOKIE, path="/")
         return resp
 
-    async def ack(self, request: web.Request) -> web.Response:
+    async def _nurse(self, request: web.Request, doing: str) -> tuple[dict[str, Any], str]:
+        """A nurse's request: same origin, a session with its CSRF token, and her initials."""
         _same_origin(request)
         token = request.cookies.get(COOKIE)
         if not self.auth.check(token, request.headers.get("X-CSRF-Token")):
-            raise web.HTTPForbidden(text="log in with the ward PIN to acknowledge")
+            raise web.HTTPForbidden(text=f"log in with the ward PIN to {doing}")
         body = await _json(request)
         initials = str(body.get("initials", "")).strip().upper()
         if not INITIALS.fullmatch(initials):
             raise web.HTTPBadRequest(text="initials: 1-4 letters")
+        return body, initials
+
+    async def pause(self, request: web.Request) -> web.Response:
+        """Pause the alarm sound ward-wide (`action` "pause", for `audio_pause_min`) or end
+        the pause ("resume"); audited with the nurse's initials."""
+        body, initials = await self._nurse(request, "pause the alarm sound")
+        action = body.get("action", "pause")
+        now = time.time()
+        if action == "pause":
+            events = self.model.pause_audio(initials, now)
+        elif action == "resume":
+            events = self.model.resume_audio(initials, now)
+        else:
+            raise web.HTTPBadRequest(text=f"action {action!r}: pause or resume")
+        self._log(events, now)
+        pause = self.model.pause
+        return web.json_response(pause.public() if pause is not None else {"paused": False})
+
+    async def ack(self, request: web.Request) -> web.Response:
+        body, initials = await self._nurse(request, "acknowledge")
         try:
             alert = self.model.acknowledge(str(body.get("alert", "")), initials, time.time())
         except KeyError:

@@ -20,6 +20,7 @@ from dataclasses import replace
 
 import pytest
 from wards import (
+    TOPICS,
     caught_up,
     gateway_config,
     lost_alerts,
@@ -307,12 +308,22 @@ def test_a_strap_leaving_range_during_its_turn_frees_its_slot_and_loses_nothing(
     listener.close()
 
 
-def test_an_adapter_missing_at_start_then_unplugged_and_plugged_again(broker, tmp_path):
+def scanning(gw: Gateway) -> list[tuple[str, bool]]:
+    """Each radio and whether the gateway's status says it scans."""
+    return [(r["name"], r["scanning"]) for r in gw.status().adapters or []]
+
+
+def test_an_adapter_missing_at_start_then_unplugged_and_plugged_again(
+    broker, tmp_path, monkeypatch
+):
     """Two adapters 60 m apart, two straps by each. Adapter b, a bumble HCI transport (a USB
     dongle, here served over TCP), is missing when the gateway starts: the gateway runs on a
     and tries b again every few seconds. Plugged in, b takes the straps only it hears (each
     then pinned to it); pulled out, its visits end and a goes on; plugged in again, b's straps
-    hand over what they sampled meanwhile. Every sample arrives exactly once."""
+    hand over what they sampled meanwhile. Every sample arrives exactly once. Throughout, the
+    gateway's status says which radio scans (b down, from its start, while missing and
+    unplugged), at the broker too: what the ward screen's adapter_down alarm reads."""
+    monkeypatch.setattr(service, "ADAPTER_DOWN_AFTER_S", 3.0)  # 20 s on a ward
     listener = Listener(broker.port)
     port = free_port()
     spec = f"tcp-client:127.0.0.1:{port}"
@@ -342,19 +353,21 @@ def test_an_adapter_missing_at_start_then_unplugged_and_plugged_again(broker, tm
         near_a, near_b = ("KMC-0001", "KMC-0002"), ("KMC-0003", "KMC-0004")
         by_a = straps[:2]
         await sample(straps, 12.0)  # b missing: tried, failed, tried again
-        missing = {"b_up": b.up, "b_failures": b.scan_failures}
+        missing = {"b_up": b.up, "b_failures": b.scan_failures, "scanning": scanning(gw)}
         missing["b_straps_reached"] = [gw.straps[s].link.reached.is_set() for s in near_b]
         await wait_caught_up(gw, by_a, 10.0)  # what a's straps took while b was missing
         missing["a_caught_up"] = caught_up(gw, by_a)
         await dongle.plug()
         await sample(straps, 30.0, until=lambda: b.up and caught_up(gw, straps))
-        plugged = {"b_up": b.up, "caught_up": caught_up(gw, straps)}
+        await asyncio.sleep(1.5)  # the heartbeat notes b back within its 1 s tick
+        plugged = {"b_up": b.up, "caught_up": caught_up(gw, straps), "scanning": scanning(gw)}
         await dongle.unplug()
         ended = await sample(straps, 10.0, until=lambda: not b.up and not b.visits)
         cursors = {s: gw.cursors.get(s) for s in near_b}  # b's visits are over
         await sample(straps, 5.0)
         await wait_caught_up(gw, by_a, 10.0)
         unplugged = {
+            "scanning": scanning(gw),
             "ended": ended,
             "b_up": b.up,
             "b_losses": b.losses,
@@ -375,6 +388,19 @@ def test_an_adapter_missing_at_start_then_unplugged_and_plugged_again(broker, tm
 
     missing, plugged, pins, unplugged, produced, a = asyncio.run(main())
     time.sleep(0.5)
+    b_name = f"tcp-client:127.0.0.1:{port}"
+    assert missing.pop("scanning") == [("a", True), (b_name, False)]
+    assert plugged.pop("scanning") == [("a", True), (b_name, True)]
+    assert unplugged.pop("scanning") == [("a", True), (b_name, False)]
+    # the same at the broker, in order: b down from the start, up, down, up again
+    heard = [
+        [(r["name"], r["scanning"]) for r in body["adapters"]]
+        for body in listener.bodies(f"{TOPICS}/gateway/status")
+        if body["state"] == "online"
+    ]
+    changes = [h for k, h in enumerate(heard) if k == 0 or h != heard[k - 1]]
+    assert [dict(c)[b_name] for c in changes][-4:] == [False, True, False, True], changes
+    assert all(dict(c)["a"] for c in changes)
     assert missing["b_up"] is False and missing["b_failures"] >= 2  # tried again, not given up
     assert missing["a_caught_up"] and missing["b_straps_reached"] == [False, False]
     assert plugged == {"b_up": True, "caught_up": True}

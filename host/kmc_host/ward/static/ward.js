@@ -3,7 +3,7 @@
 // person can read. Everything the server needs to decide is decided on the server.
 "use strict";
 
-const state = { cfg: null, S: {}, snap: null, csrf: null, heard: new Set(), cues: 0, cueLog: [], lastPlayed: {}, audio: null, openBed: null, detailAt: 0, detailAsk: 0 };
+const state = { cfg: null, S: {}, snap: null, snapAt: 0, lostSince: null, pauseEnds: 0, csrf: null, heard: new Set(), cues: 0, cueLog: [], lastPlayed: {}, audio: null, openBed: null, detailAt: 0, detailAsk: 0 };
 window.kmc = state; // for the browser tests: cues counted, first-seen times of alerts
 state.firstSeen = {};
 
@@ -29,9 +29,9 @@ function clock(isoOrSeconds) {
 // ---- sound: each alarm priority's own burst (clinical.SIGNALS, docs/alarms.md): `pattern` in
 // 100 ms steps, "x" sounding, "." silent; high 10 pulses, medium 3, low 1. Louder when escalated.
 const PITCH = { high: 880, medium: 660, low: 520 };
-function cue(priority, escalated) {
+function cue(priority, escalated, why) {
   state.cues += 1;
-  state.cueLog.push({ priority, escalated, at: Date.now() / 1000 });
+  state.cueLog.push({ priority, escalated, why: why || "alarm", at: Date.now() / 1000 });
   const sig = state.cfg.signals[priority];
   try {
     if (!state.audio) state.audio = new (window.AudioContext || window.webkitAudioContext)();
@@ -59,12 +59,62 @@ function unacknowledged(snap) {
   const unacked = snap.alerts.filter((a) => a.state === "active" && !a.acked_by);
   return { unacked, open: unacked.filter((a) => a.priority !== "low") };
 }
+// the banner's lines: the open alarms, then the chain's acknowledged but still active ones
+// (no tile carries those: they stay in view, silent, until the chain is mended)
+function bannerLines(snap) {
+  const { open } = unacknowledged(snap);
+  return open.concat(snap.alerts.filter((a) => a.chain && a.state === "active" && a.acked_by));
+}
+
+// ---- the page's own alarm: no snapshot from the ward service for service_lost_after_s (it
+// sends one at least every 5 s). A frozen page must never look live: every tile greys, the
+// banner says since when, and the high burst repeats; no pause silences it, as nothing can be
+// paused or recorded while the service is unreachable. The first snapshot ends it.
+function watchService() {
+  if (!state.cfg || !state.snapAt) return;
+  const quiet = Date.now() - state.snapAt;
+  const lost = quiet > state.cfg.service_lost_after_s * 1000;
+  if (lost === (state.lostSince !== null)) return;
+  state.lostSince = lost ? state.snapAt : null;
+  document.body.classList.toggle("lost", lost);
+  if (state.snap) { renderBanner(state.snap); renderGateway(state.snap); }
+  soundTick();
+}
+
+// ---- the audio pause (docs/alarms.md): ward-wide, held by the server; the countdown runs on
+// this page's clock from the time left when the snapshot was made
+function pauseLeft() { return Math.max(0, state.pauseEnds - Date.now()); }
+function pauseWords() { return `${t("pause_sound")} ${Math.round(state.cfg.audio_pause_s / 6) / 10} ${t("min")}`; }
+function renderPause(snap) {
+  const p = snap.audio_pause;
+  state.pauseEnds = p ? Date.now() + (p.until - snap.now) * 1000 : 0;
+  tickPause();
+}
+function tickPause() {
+  if (!state.cfg) return;
+  const left = pauseLeft(), p = state.snap && state.snap.audio_pause;
+  const btn = $("pause"), shown = $("paused");
+  const paused = !!p && left > 0;
+  const label = paused ? t("resume_sound") : pauseWords();
+  if (btn.textContent !== label) btn.textContent = label;
+  btn.dataset.action = paused ? "resume" : "pause";
+  shown.hidden = !paused;
+  if (paused) {
+    const s = Math.ceil(left / 1000);
+    const text = `${t("sound_paused")} ${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")} · ${p.by}`;
+    if (shown.textContent !== text) shown.textContent = text;
+  }
+}
 
 // ---- rendering. Elements are updated in place, keyed by strap (tiles) and alert id (banner
 // lines, tile alert lines): a tile a nurse is tapping, or a button under her finger, is never
 // swapped for a copy between press and release, so every tap lands.
 function render(snap) {
   state.snap = snap;
+  state.snapAt = Date.now();
+  if (state.lostSince !== null) watchService(); // the service is back: the page's alarm ends
+  renderPause(snap);
+  renderGateway(snap);
   const now = Date.now() / 1000;
   for (const a of snap.alerts) if (!(a.id in state.firstSeen)) state.firstSeen[a.id] = now;
   renderBanner(snap);
@@ -83,6 +133,19 @@ function render(snap) {
   });
   for (const gone of boxes.values()) gone.remove();
   if (state.openBed && Date.now() - state.detailAt > 2000) loadDetail(state.openBed, false);
+}
+
+// the header's word on the gateway, and the detector settings the screen colours with
+function renderGateway(snap) {
+  const g = snap.gateway, box = $("gw");
+  const silent = snap.alerts.some((a) => a.kind === "gateway_silent" && a.state === "active");
+  const word = state.lostSince !== null ? "?" : silent ? t("gateway_silent") : g.state ? t("gateway_" + g.state) : "?";
+  const text = `${t("gateway")}: ${word}`;
+  if (box.textContent !== text) box.textContent = text;
+  const radios = g.adapters.every((r) => r.scanning);
+  box.className = "conn " + (state.lostSince === null && snap.chain_ok && radios && g.state === "online" ? "up" : "down");
+  box.title = `${t("settings")} ${g.detector.digest} (${g.settings_from})`;
+  box.dataset.digest = g.detector.digest;
 }
 
 // a large ward on one screen, without scrolling: beyond COMPACT_FROM beds the tiles shrink to
@@ -130,11 +193,19 @@ function syncList(parent, selector, items, key, sig, make, update, before) {
 function soundTick() {
   const snap = state.snap;
   if (!snap || !state.cfg) return;
+  const now = Date.now();
+  if (state.lostSince !== null) { // the page's own alarm, whatever the last snapshot said
+    if (now - (state.lastPlayed.service_lost || 0) >= state.cfg.signals.high.repeat_s * 1000) {
+      cue("high", false, "service_lost");
+      state.lastPlayed.service_lost = now;
+    }
+    return;
+  }
   const { unacked, open } = unacknowledged(snap);
   const escalated = open.some((a) => a.escalated);
   const fresh = unacked.filter((a) => !state.heard.has(a.id));
   fresh.forEach((a) => state.heard.add(a.id));
-  const now = Date.now();
+  if (pauseLeft() > 0) return; // paused: new alarms of no higher priority wait for its end
   if (fresh.length) {
     const p = highest(fresh);
     cue(p, escalated);
@@ -154,32 +225,47 @@ function soundTick() {
 const BANNER_LINES = 3; // the rest of the alarms: "+ N more", their tiles carry them
 function renderBanner(snap) {
   const banner = $("banner");
-  const { open } = unacknowledged(snap); // low ones stay on the tiles
-  banner.hidden = open.length === 0;
-  const top = highest(open);
+  // low ones stay on the tiles; the page's own alarm, when the service is lost, comes first
+  const lost = state.lostSince === null ? [] : [{ id: "service_lost", kind: "service_lost", priority: "high", chain: true,
+    source: "", start: new Date(state.lostSince).toISOString(), page: true }];
+  const lines = lost.concat(bannerLines(snap));
+  banner.hidden = lines.length === 0;
+  const top = highest(lines);
   banner.className = top ? `prio-${top}` : "";
-  banner.classList.toggle("escalated", open.some((a) => a.escalated));
-  syncList(banner, "div.item", open.slice(0, BANNER_LINES), (a) => a.id,
-    (a) => JSON.stringify([a.extreme_c, a.escalated, a.priority, bedOf(snap, a.strap)]),
+  banner.classList.toggle("escalated", lines.some((a) => a.escalated && !a.acked_by));
+  syncList(banner, "div.item", lines.slice(0, BANNER_LINES), (a) => a.id,
+    (a) => JSON.stringify([a.extreme_c, a.escalated, a.priority, a.acked_by, bedOf(snap, a.strap)]),
     (a) => {
       const item = el("div", "item");
       item.dataset.alert = a.id;
-      item.append(el("span", "lamp"), el("span", "prio"), el("span", "what"), ackButton(a));
+      item.append(el("span", "lamp"), el("span", "prio"), el("span", "what"));
+      if (!a.page) item.append(ackButton(a));
       return item;
     },
     (item, a) => {
-      const tile = snap.tiles.find((x) => x.strap === a.strap) || {};
-      item.className = `item prio-${a.priority}`;
+      item.className = `item prio-${a.priority}` + (a.acked_by ? " acked" : "");
       item.dataset.priority = a.priority;
       item.querySelector(".prio").textContent = priorityWords(a.priority);
-      item.querySelector(".what").textContent = `${t("bed")} ${tile.bed || "?"} · ${tile.infant || a.strap} · ${t("alert_" + a.kind)}` +
-        (a.extreme_c ? ` · ${t("lowest")} ${a.extreme_c.toFixed(1)} °C` : "") + ` · ${t("since")} ${clock(a.start)}` +
-        (a.escalated ? ` · ${t("escalated")}` : "");
+      item.querySelector(".what").textContent = alarmText(snap, a);
+      const ack = item.querySelector("button.ack");
+      if (ack) ack.hidden = !!a.acked_by;
     }, banner.querySelector("p.more"));
   let more = banner.querySelector("p.more");
-  const rest = open.length - BANNER_LINES;
+  const rest = lines.length - BANNER_LINES;
   if (rest > 0 && !more) { more = el("p", "more"); banner.append(more); }
   if (more) { if (rest > 0) more.textContent = `+ ${rest} ${t("more_alarms")}`; else more.remove(); }
+}
+// a banner line's words: the bed and baby, or for the chain what failed, then what and since
+function alarmText(snap, a) {
+  let who;
+  if (a.chain) who = a.source.startsWith("adapter ") ? `${t("alert_" + a.kind)} ${a.source.slice(8)}` : t("alert_" + a.kind);
+  else {
+    const tile = snap.tiles.find((x) => x.strap === a.strap) || {};
+    who = `${t("bed")} ${tile.bed || "?"} · ${tile.infant || a.strap} · ${t("alert_" + a.kind)}`;
+  }
+  return who + (a.extreme_c ? ` · ${t("lowest")} ${a.extreme_c.toFixed(1)} °C` : "") + ` · ${t("since")} ${clock(a.start)}` +
+    (a.chain ? ` · ${t("check_by_hand")}` : "") +
+    (a.acked_by ? ` · ${t("acknowledged_by")} ${a.acked_by}` : a.escalated ? ` · ${t("escalated")}` : "");
 }
 function bedOf(snap, strap) { const x = snap.tiles.find((y) => y.strap === strap); return x ? [x.bed, x.infant] : null; }
 
@@ -246,14 +332,23 @@ function updateTile(box, tile, snap) {
   setText(box, ".battery", tile.battery_low ? `${t("battery_low")} ${batt}` : batt);
 }
 
-// ---- acknowledgement: PIN (once per session) and initials; the server re-checks everything
+// ---- a nurse's action (acknowledge, pause or resume the sound): PIN (once per session) and
+// initials; the server re-checks everything
 function askAck(a) {
+  ask("ack", `${t("acknowledge")}: ${t("alert_" + a.kind)} (${a.strap || a.source})`, a.id);
+}
+function askPause() {
+  const action = $("pause").dataset.action || "pause";
+  ask(action, action === "pause" ? pauseWords() : t("resume_sound"), "");
+}
+function ask(action, title, alertId) {
   const dlg = $("ackdialog");
-  $("acktitle").textContent = `${t("acknowledge")}: ${t("alert_" + a.kind)} (${a.strap})`;
+  $("acktitle").textContent = title;
   $("pinrow").hidden = !!state.csrf;
   $("pin").value = "";
   $("ackerror").textContent = "";
-  dlg.dataset.alert = a.id;
+  dlg.dataset.action = action;
+  dlg.dataset.alert = alertId;
   dlg.hidden = false;
   (state.csrf ? $("initials") : $("pin")).focus();
 }
@@ -268,7 +363,9 @@ async function submitAck(ev) {
     state.csrf = (await r.json()).csrf;
     showSession();
   }
-  const r = await fetch("/api/ack", { method: "POST", headers: { "Content-Type": "application/json", "X-CSRF-Token": state.csrf }, body: JSON.stringify({ alert: $("ackdialog").dataset.alert, initials }) });
+  const dlg = $("ackdialog"), action = dlg.dataset.action;
+  const [url, body] = action === "ack" ? ["/api/ack", { alert: dlg.dataset.alert, initials }] : ["/api/pause", { action, initials }];
+  const r = await fetch(url, { method: "POST", headers: { "Content-Type": "application/json", "X-CSRF-Token": state.csrf }, body: JSON.stringify(body) });
   if (r.status === 403) { state.csrf = null; showSession(); $("pinrow").hidden = false; $("ackerror").textContent = await r.text(); return; }
   if (!r.ok) { $("ackerror").textContent = await r.text(); return; }
   $("ackdialog").hidden = true;
@@ -386,8 +483,10 @@ async function start() {
   $("ackcancel").textContent = t("cancel");
   $("ackcancel").addEventListener("click", () => { $("ackdialog").hidden = true; });
   $("ackform").addEventListener("submit", submitAck);
+  $("pause").addEventListener("click", askPause);
   setInterval(() => { $("clock").textContent = new Date().toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }); }, 1000);
   setInterval(soundTick, 250);
+  setInterval(() => { watchService(); tickPause(); }, 500);
   connect();
 }
 start();
