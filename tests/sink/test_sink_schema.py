@@ -231,6 +231,14 @@ def test_sink_config_validates_and_reads_secrets_from_files(tmp_path: Path, monk
     assert load_sink_config(cfg_file).influx.password == "pw-from-env"
 
 
+def test_sink_spool_reserve_defaults_to_64_mb_and_takes_0(tmp_path: Path):
+    f = tmp_path / "sink.toml"
+    f.write_text('[sink]\ndata_dir = "d"\n[influx]\n')
+    assert load_sink_config(f).spool_reserve_mb == 64.0
+    f.write_text('[sink]\ndata_dir = "d"\nspool_reserve_mb = 0\n[influx]\n')
+    assert load_sink_config(f).spool_reserve_mb == 0.0
+
+
 @pytest.mark.parametrize(
     "text, words",
     [
@@ -241,6 +249,12 @@ def test_sink_config_validates_and_reads_secrets_from_files(tmp_path: Path, monk
         ('[sink]\ndata_dir = "d"\nbatch_lines = 0\n[influx]\n', "batch_lines must be"),
         ("[influx]\n", "[sink] section is missing"),
         ('[sink]\ndata_dir = "d"\n[mqtt]\nprefix = "a/b"\n[influx]\n', "prefix"),
+        ('[sink]\ndata_dir = "d"\n[mqtt]\nclient_id = "a+b"\n[influx]\n', "client_id 'a+b'"),
+        (
+            '[sink]\ndata_dir = "d"\nspool_reserve_mb = 0.5\n[influx]\n',
+            "spool_reserve_mb must be 0",
+        ),
+        ('[sink]\ndata_dir = "d"\nspool_reserve_mb = -1\n[influx]\n', "spool_reserve_mb must be 0"),
     ],
 )
 def test_sink_config_errors_name_the_key(tmp_path: Path, text, words):

@@ -119,8 +119,24 @@ class Outbox:
                 self._db.execute("DELETE FROM outbox WHERE id = ?", (message_id,))
 
     def remove_many(self, message_ids: list[int]) -> None:
+        """Delete in one transaction: each page the rows are on goes to the WAL once, not once
+        per row (which on a nearly full disk is the difference between fitting and not)."""
+        rows = [(i,) for i in message_ids]
         with self._lock:
-            self._db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in message_ids])
+            try:
+                self._delete(rows)
+            except sqlite3.OperationalError:  # a full disk: empty the WAL into the table, retry
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                self._delete(rows)
+
+    def _delete(self, rows: list[tuple[int]]) -> None:
+        self._db.execute("BEGIN")
+        try:
+            self._db.executemany("DELETE FROM outbox WHERE id = ?", rows)
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def __len__(self) -> int:
         with self._lock:

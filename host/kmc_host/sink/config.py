@@ -4,6 +4,9 @@
 data_dir = "/var/lib/kmc-sink"      # the spool (messages not yet in InfluxDB) and rejected.jsonl
 batch_lines = 5000                  # points per write
 max_backoff_s = 60                  # retry delay cap while InfluxDB is away
+spool_reserve_mb = 64               # disk kept free: below it the spool takes no more messages
+                                    # (held unacknowledged; the broker queues them) and the room
+                                    # left lets SQLite delete what InfluxDB took (0: none)
 
 [mqtt]                              # as the gateway's; client_id must stay the same across
 host = "127.0.0.1"                  # restarts: the broker keeps the session's queue under it
@@ -51,6 +54,7 @@ class SinkConfig:
     batch_lines: int = 5000
     max_backoff_s: float = 60.0
     create_database: bool = False
+    spool_reserve_mb: float = 64.0
 
 
 def load_sink_config(path: str | Path) -> SinkConfig:
@@ -60,7 +64,7 @@ def load_sink_config(path: str | Path) -> SinkConfig:
 
     where = f"{path} [sink]"
     s = section(raw, "sink", str(path))
-    unknown(s, {"data_dir", "batch_lines", "max_backoff_s"}, where)
+    unknown(s, {"data_dir", "batch_lines", "max_backoff_s", "spool_reserve_mb"}, where)
     data_dir = Path(get(s, "data_dir", str, where))
     batch = get(s, "batch_lines", int, where, 5000)
     if not 1 <= batch <= 100_000:
@@ -68,12 +72,19 @@ def load_sink_config(path: str | Path) -> SinkConfig:
     backoff = float(get(s, "max_backoff_s", (int, float), where, 60.0))
     if not 1 <= backoff <= 3600:
         raise ConfigError(f"{where}: max_backoff_s must be 1..3600")
+    reserve = float(get(s, "spool_reserve_mb", (int, float), where, 64.0))
+    if not (reserve == 0 or 1 <= reserve <= 100_000):
+        raise ConfigError(
+            f"{where}: spool_reserve_mb must be 0 (none) or 1..100000 (at least the 0.4 MB "
+            "the spool's write-ahead log may hold, to delete what InfluxDB took)"
+        )
 
     where = f"{path} [mqtt]"
     m = section(raw, "mqtt", str(path), required=False)
     broker = broker_config(m, where, "kmc-sink")
     try:
         prefix = topic_part("prefix", get(m, "prefix", str, where, "kmc"))
+        topic_part("client_id", broker.client_id)  # it names the sink's status topic
     except TopicError as exc:
         raise ConfigError(f"{where}: {exc}") from None
 
@@ -88,6 +99,7 @@ def load_sink_config(path: str | Path) -> SinkConfig:
         batch,
         backoff,
         get(i, "create_database", bool, where, False),
+        reserve,
     )
 
 

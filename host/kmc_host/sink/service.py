@@ -13,11 +13,22 @@ implies overwrite instead of duplicating.
 
 A message that can never be stored (not JSON, wrong schema, a point InfluxDB refuses) is not
 dropped silently: it goes with the reason to `rejected.jsonl` beside the spool and is counted.
+
+A spool that cannot take a message (its disk full) does not stall the sink. The message is held
+in memory, unacknowledged, and so is every message after it, in order; the broker stops sending
+once its in-flight window is full (`max_inflight_messages`, 200 in deploy/mosquitto/kmc.conf)
+and queues the rest. The writer thread tries the held messages again every second. Space comes
+back when InfluxDB takes the spool's batches (SQLite reuses the freed pages) or when the disk is
+freed. Each held message is then spooled and acknowledged, oldest first, and the broker goes
+on. A sink killed meanwhile loses nothing: the broker resends what was not acknowledged. The
+condition is logged and published: `<prefix>/sink/<client id>/status`, retained, is `stalled`
+with the count held, `online` again after, and `offline` as the last will.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import random
@@ -29,7 +40,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from ..mqtt import Outbox, mqtt_client
+from ..mqtt import Outbox, OutboxFull, SinkStatusMessage, mqtt_client, sink_status_topic
 from ..mqtt.outbox import Message
 from .config import SinkConfig
 from .influx import InfluxError, InfluxQL, Writer, make_writer, quote_ident
@@ -45,14 +56,25 @@ class SinkStats:
     rejected: int = 0  # messages in rejected.jsonl
     written_points: int = 0  # points InfluxDB accepted
     write_failures: int = 0  # failed write attempts (each retried)
-    store_failures: int = 0  # messages not acknowledged because the spool could not take them
+    store_failures: int = 0  # messages held unacknowledged because the spool could not take them
+    stalls: int = 0  # times the spool could not take a message (each ends by itself)
+
+
+@dataclass
+class Held:
+    """A message received but not yet on disk: acknowledged once it is."""
+
+    mid: int
+    qos: int
+    topic: str
+    payload: bytes
 
 
 class Sink:
     def __init__(self, cfg: SinkConfig, writer: Writer | None = None) -> None:
         self.cfg = cfg
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
-        self.spool = Outbox(cfg.data_dir / "spool.db")
+        self.spool = Outbox(cfg.data_dir / "spool.db", cfg.spool_reserve_mb)
         self.rejected_path = cfg.data_dir / "rejected.jsonl"
         self.writer = writer or make_writer(cfg.influx)
         self.stats = SinkStats()
@@ -62,6 +84,10 @@ class Sink:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._reject_lock = threading.Lock()
+        self._held: list[Held] = []  # in arrival order; while any is held, all later ones are
+        self._held_lock = threading.Lock()
+        self.stalled_since: float | None = None
+        self.status_topic = sink_status_topic(cfg.prefix, cfg.broker.client_id)
         self._thread = threading.Thread(target=self._drain_loop, name="sink-writer", daemon=True)
         self._client = self._make_client()
 
@@ -76,7 +102,13 @@ class Sink:
         self._client.loop_start()
 
     def stop(self, drain_timeout_s: float = 0.0) -> None:
-        """Disconnect from the broker; optionally wait for the spool to reach InfluxDB."""
+        """Say offline, disconnect from the broker; optionally wait for the spool to reach
+        InfluxDB."""
+        if self.connected.is_set():
+            body = SinkStatusMessage(state="offline", time=round(time.time(), 3)).encode()
+            info = self._client.publish(self.status_topic, body, qos=1, retain=True)
+            with contextlib.suppress(RuntimeError, ValueError):
+                info.wait_for_publish(timeout=2)
         self._client.disconnect()
         self._client.loop_stop()
         deadline = time.monotonic() + drain_timeout_s
@@ -93,11 +125,33 @@ class Sink:
     def pending(self) -> int:
         return len(self.spool)
 
+    def held(self) -> int:
+        """Messages received that the spool could not take yet (unacknowledged)."""
+        with self._held_lock:
+            return len(self._held)
+
+    def _status(self, state: str, reason: str | None = None) -> SinkStatusMessage:
+        return SinkStatusMessage(
+            state=state,
+            time=round(time.time(), 3),
+            spool=len(self.spool),
+            held=len(self._held),
+            reason=reason,
+        )
+
+    def _publish_status(self, state: str, reason: str | None = None) -> None:
+        body = self._status(state, reason).encode()
+        self._client.publish(self.status_topic, body, qos=1, retain=True)
+
     # -- MQTT side (paho's thread)
 
     def _make_client(self) -> mqtt.Client:
         client = mqtt_client(self.cfg.broker, clean_session=False)  # the broker queues for us
         client.manual_ack_set(True)  # PUBACK only once the message is on disk
+        offline = SinkStatusMessage(state="offline").encode()
+        client.will_set(
+            sink_status_topic(self.cfg.prefix, self.cfg.broker.client_id), offline, 1, True
+        )
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -112,12 +166,16 @@ class Sink:
             return
         client.subscribe(f"{self.cfg.prefix}/+/+/+/+", qos=1)
         self.connected.set()
+        stalled = self.stalled_since is not None
+        self._publish_status("stalled" if stalled else "online", "spool full" if stalled else None)
         log.info("sink connected to %s:%d", self.cfg.broker.host, self.cfg.broker.port)
 
     def _on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
     ) -> None:
         self.connected.clear()
+        with self._held_lock:  # their ids were this connection's: the broker sends them again
+            self._held.clear()
         log.warning("sink lost the broker (%s); paho reconnects", reason)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
@@ -130,23 +188,60 @@ class Sink:
             client.ack(msg.mid, msg.qos)
             return
         if lines:
-            try:
-                self.spool.put(msg.topic, "\n".join(lines).encode())
-            except sqlite3.Error as exc:  # disk full, say: not acknowledged, the broker keeps it
-                self.stats.store_failures += 1
-                log.error(
-                    "spool cannot take a message from %s (%s); not acknowledged", msg.topic, exc
-                )
-                return
-            self.stats.spooled += 1
+            held = Held(msg.mid, msg.qos, msg.topic, "\n".join(lines).encode())
+            with self._held_lock:
+                if self._held or not self._store(held):
+                    self._hold(held)
+                    return
             self._wake.set()
         client.ack(msg.mid, msg.qos)
+
+    def _store(self, m: Held) -> bool:
+        """Put a message in the spool; False if it cannot take it (a full disk)."""
+        try:
+            self.spool.ensure_room()  # the reserve: room left to delete what InfluxDB takes
+            self.spool.put(m.topic, m.payload)
+        except (OutboxFull, sqlite3.Error) as exc:
+            if self.stalled_since is None:
+                log.error(
+                    "spool cannot take messages (%s): holding them unacknowledged (the broker "
+                    "queues the rest) until there is room",
+                    exc,
+                )
+            return False
+        self.stats.spooled += 1
+        return True
+
+    def _hold(self, m: Held) -> None:
+        """Keep a message that is not on disk (the held lock is taken)."""
+        self._held.append(m)
+        self.stats.store_failures += 1
+        if self.stalled_since is None:
+            self.stalled_since = time.monotonic()
+            self.stats.stalls += 1
+            self._publish_status("stalled", "spool full")
+
+    def _store_held(self) -> None:
+        """The writer thread, every pass: spool the held messages, oldest first, acknowledging
+        each; when none is left, the stall is over."""
+        with self._held_lock:
+            while self._held and self._store(self._held[0]):
+                m = self._held.pop(0)
+                self._client.ack(m.mid, m.qos)
+            if self._held or self.stalled_since is None:
+                return
+            took = time.monotonic() - self.stalled_since
+            self.stalled_since = None
+        log.warning("spool takes messages again after %.0f s; nothing was lost", took)
+        self._publish_status("online")
 
     # -- InfluxDB side (the writer thread)
 
     def _drain_loop(self) -> None:
         failures = 0
         while not self._stop.is_set():
+            if self.stalled_since is not None:
+                self._store_held()
             batch = self._next_batch()
             if not batch:
                 self._wake.wait(timeout=1.0)
@@ -154,8 +249,14 @@ class Sink:
                 continue
             try:
                 self._write(batch)
+            except sqlite3.Error as exc:  # InfluxDB has the batch; the spool could not drop it
+                log.error("spool cannot delete what InfluxDB took (%s); retrying", exc)
+                self._pause(1.0)  # written again then: the same points, overwritten
+                continue
             except InfluxError as exc:
                 self.stats.write_failures += 1
+                if exc.status == 404 and self.cfg.create_database and self.cfg.influx.api == "v1":
+                    self._create_database()  # not created at start (InfluxDB was away)
                 if not exc.retriable:
                     self._isolate(batch)
                     continue
@@ -167,12 +268,21 @@ class Sink:
                     log.warning(
                         "%s; %d messages wait on disk, retry in %.1f s", exc, len(self.spool), delay
                     )
-                self._stop.wait(delay)
+                self._pause(delay)
                 continue
             if failures:
                 log.info("InfluxDB writes again after %d failed attempts", failures)
             failures = 0
             self.influx_ok.set()
+
+    def _pause(self, delay_s: float) -> None:
+        """Wait out a retry delay, trying the held messages every second meanwhile: a disk
+        freed while InfluxDB is away ends the stall without waiting for InfluxDB."""
+        end = time.monotonic() + delay_s
+        while not self._stop.is_set() and (left := end - time.monotonic()) > 0:
+            if self.stalled_since is not None:
+                self._store_held()
+            self._stop.wait(min(1.0, left))
 
     def _next_batch(self) -> list[Message]:
         batch: list[Message] = []
@@ -219,4 +329,7 @@ class Sink:
                 f"CREATE DATABASE {quote_ident(self.cfg.influx.database)}"
             )
         except InfluxError as exc:
-            log.warning("could not create the database (%s); the writer will keep trying", exc)
+            log.warning(
+                "could not create the database (%s); tried again when InfluxDB says it is missing",
+                exc,
+            )
