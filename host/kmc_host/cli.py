@@ -100,10 +100,11 @@ def _gateway(args: argparse.Namespace) -> int:
     """The ward gateway on this machine's Bluetooth adapter (BlueZ) until SIGINT/SIGTERM."""
     import asyncio
 
-    from .gateway.config import load_config
+    from .gateway.config import check_pairing, load_config
     from .gateway.service import Gateway
 
     cfg = load_config(args.config)
+    check_pairing(cfg, args.config)  # no option that silently does nothing
     if args.check:
         print(
             f"{args.config}: ok: {len(cfg.straps)} straps, broker {cfg.broker.host}:{cfg.broker.port}"

@@ -234,3 +234,37 @@ def test_straps_share_one_adapter_and_its_connection_slots(tmp_path):
     assert [(a.name, a.slots) for a in gw.adapters] == [("default", 2)]
     assert gw.scheduler.adapters == gw.adapters and set(gw.scheduler.links) == set(gw.straps)
     gw.publisher.outbox.close()
+
+
+@pytest.mark.parametrize(
+    ("ble", "passkey", "refused"),
+    [
+        ("", True, True),  # BlueZ, the default: bleak's BlueZ backend ignores a passkey
+        ('[ble]\nhci = "usb:0"\n', True, False),  # bumble drives the dongle: it pairs itself
+        ("", False, False),  # BlueZ, paired by hand with bluetoothctl
+        ('[[ble.adapters]]\nhci = "usb:0"\n[[ble.adapters]]\nname = "hci1"\n', True, True),
+    ],
+)
+def test_a_passkey_the_gateway_cannot_enter_is_refused(tmp_path, ble, passkey, refused):
+    """`kmc gateway --check` (and a start) refuses `passkey` on a gateway with a BlueZ adapter,
+    naming the strap and what to do, instead of ignoring it; fine with bumble or without it."""
+    import subprocess
+    import sys
+
+    path = write_config(tmp_path, 1883, extra=ble)
+    if not passkey:
+        path.write_text(path.read_text().replace(f"passkey = {PASSKEY}\n", ""))
+    r = subprocess.run(
+        [sys.executable, "-m", "kmc_host", "gateway", "--config", str(path), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if refused:
+        assert r.returncode != 0 and "Traceback" not in r.stderr
+        said = r.stderr
+        assert f"{path} [[straps]] #1 (KMC-0001): passkey cannot be used with BlueZ" in said
+        assert "bluetoothctl" in said and "[ble] hci" in said
+    else:
+        assert r.returncode == 0, r.stderr
+        assert f"{path}: ok: 1 straps" in r.stdout

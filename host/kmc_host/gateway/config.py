@@ -213,6 +213,24 @@ def load_config(path: str | Path) -> GatewayConfig:
     )
 
 
+def check_pairing(cfg: GatewayConfig, path: str | Path) -> None:
+    """Refuse a `passkey` the gateway could not enter: on BlueZ (a radio without `hci`) bleak
+    pairs through BlueZ's own agent, which this gateway does not provide, and bleak's BlueZ
+    backend ignores a passkey argument. A strap with a label passkey is then paired once by
+    hand with bluetoothctl (docs/operations.md, Install step 4) and listed without it; with
+    `[ble] hci` (a dongle bumble drives) the gateway pairs by itself."""
+    bluez = [r.label for r in cfg.radios() if r.hci is None]
+    keyed = [k for k, s in enumerate(cfg.straps, start=1) if s.passkey is not None]
+    if bluez and keyed:
+        first = keyed[0]
+        raise ConfigError(
+            f"{path} [[straps]] #{first} ({cfg.straps[first - 1].id}): passkey cannot be used "
+            f"with BlueZ (adapter {', '.join(bluez)}): the gateway cannot enter it there. Pair "
+            "the strap once with bluetoothctl (docs/operations.md, Install step 4) and leave "
+            'passkey out, or drive the adapter with bumble ([ble] hci = "usb:0")'
+        )
+
+
 def _transport(hci: str | None, where: str) -> str | None:
     if hci is not None and ":" not in hci:
         raise ConfigError(
