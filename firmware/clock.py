@@ -55,5 +55,11 @@ class FakeClock(Clock):
         self.t = float(t2000)
         Clock.__init__(self, lambda: self.t + PORT_EPOCH_OFFSET)
 
+    def now(self):
+        # int(t) + offset, as Clock.now() with the port's epoch taken off again, but without
+        # the sum above 2**30 that is a heap integer on a 32-bit port: no allocation, as with
+        # time.time() (an int) on the ESP32
+        return int(self.t) + self.offset
+
     def advance(self, seconds):
         self.t += seconds

@@ -42,10 +42,10 @@ class LIS3DH:
         x = _s16(b[0] | b[1] << 8)
         y = _s16(b[2] | b[3] << 8)
         z = _s16(b[4] | b[5] << 8)
-        norm = math.sqrt(x * x + y * y + z * z)
-        if norm == 0:
+        if x == 0 and y == 0 and z == 0:
             return None
-        return math.degrees(math.acos(min(1.0, abs(y) / norm)))
+        # acos(|y| / norm) as atan2: three float results (boxed on the ESP32) instead of four
+        return math.degrees(math.atan2(math.sqrt(x * x + z * z), abs(y)))
 
 
 def _s16(v):

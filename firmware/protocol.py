@@ -68,7 +68,7 @@ def battery_code(volts):
     """Battery voltage in 10 mV steps above 2.00 V (1..255 = 2.01..4.55 V); 0 = no reading."""
     if volts is None:
         return NO_BATTERY
-    code = int(round((volts - 2.0) * 100))
+    code = round(volts * 100) - 200  # one float operation: round() of a float is an int
     return min(255, max(1, code))
 
 

@@ -1,6 +1,10 @@
 # The sampler: one sample per interval from the sensors into the store, alarm updated.
-# It allocates nothing per sample (one preallocated record buffer) and never raises for a
-# sensor fault: a failing sensor's field is marked missing in the record.
+# It never raises for a sensor fault: a failing sensor's field is marked missing in the record.
+# Per sample it allocates FLOATS_PER_SAMPLE boxed floats and nothing else (the record is packed
+# into one preallocated buffer with struct.pack_into): the readings are floats (C, V, degrees:
+# the sensors' interface, which the emulated strap shares), and a float is a heap object on the
+# ESP32 (MicroPython object representation A), 16 B there: 192 B a sample, one collection every
+# few minutes at 1 Hz. tests/firmware/micropython/test_sampler.py counts them.
 from protocol import (
     FLAG_ALARM,
     FLAG_CLOCK_SET,
@@ -14,6 +18,11 @@ from protocol import (
     RECORD_SIZE,
     pack_record,
 )
+
+# two temperatures (reading * LSB + offset: 2 each), the battery (microvolts * divider / 1e6:
+# 2), the tilt (sqrt, atan2, degrees: 3), and packing them (protocol.centi x2, battery_code:
+# 1 each)
+FLOATS_PER_SAMPLE = 12
 
 
 class Sensors:
