@@ -118,11 +118,20 @@ def test_kmc_firmware_deploy_dry_run_and_bad_id():
     )
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
-    assert lines[0].startswith("would run: mpremote connect /dev/ttyUSB0 fs cp ") and lines[
-        0
-    ].endswith(" :")
-    assert "main.py" in lines[0] and "kmc_config.json :kmc_config.json" in lines[1]
-    assert lines[2] == "would run: mpremote connect /dev/ttyUSB0 reset"
+    assert lines[0] == (
+        "would run: mpremote connect /dev/ttyUSB0 exec import sys; print(sys.implementation._mpy)"
+    )
+    compiling = [line for line in lines if "mpy-cross -march=xtensawin -o " in line]
+    modules = sorted(p.stem for p in FIRMWARE.glob("*.py") if p.name != "main.py")
+    assert [line.rsplit("/", 1)[1] for line in compiling] == [m + ".py" for m in modules]
+    assert lines[len(compiling) + 1].startswith("would run: mpremote connect /dev/ttyUSB0 exec ")
+    copy = lines[len(compiling) + 2]
+    assert copy.startswith("would run: mpremote connect /dev/ttyUSB0 fs cp ") and copy.endswith(
+        " :"
+    )
+    assert copy.count(".mpy") == len(modules) and "/main.py" in copy and "app.py" not in copy
+    assert "kmc_config.json :kmc_config.json" in lines[-2]
+    assert lines[-1] == "would run: mpremote connect /dev/ttyUSB0 reset"
     assert "label passkey" in r.stderr
     r = subprocess.run(
         ["kmc", "firmware", "forget-bonds", "--port", "/dev/ttyUSB0", "--dry-run"],
@@ -137,3 +146,90 @@ def test_kmc_firmware_deploy_dry_run_and_bad_id():
         ["kmc", "firmware", "config", "--strap-id", "much-too-long"], capture_output=True, text=True
     )
     assert r.returncode == 2 and "must be 1-8 characters" in r.stderr
+
+
+def deploy_to_standin(board: Path) -> subprocess.CompletedProcess[str]:
+    """`kmc firmware deploy` against tests/firmware/board/mpremote: the board is a folder, its
+    MicroPython the unix port (so the board asks for -march=x64 .mpy files)."""
+    env = dict(
+        os.environ,
+        KMC_FAKE_BOARD=str(board),
+        PATH=os.pathsep.join([str(ROOT / "tests" / "firmware" / "board"), os.environ["PATH"]]),
+    )
+    return subprocess.run(
+        ["kmc", "firmware", "deploy", "--strap-id", "KMC-7", "--port", "fake", "--passkey", "1"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+
+
+def test_deploy_copies_mpy_files_for_the_boards_version_and_removes_stale_py(tmp_path):
+    tool("micropython")
+    tool("mpy-cross")
+    board = tmp_path / "board"
+    board.mkdir()
+    (board / "app.py").write_text("raise RuntimeError('the old app.py was imported')\n")
+    (board / "notes.txt").write_text("not the firmware's: left alone\n")
+    r = deploy_to_standin(board)
+    assert r.returncode == 0, r.stderr
+    modules = sorted(p.stem for p in FIRMWARE.glob("*.py") if p.name != "main.py")
+    on_board = sorted(p.name for p in board.iterdir() if not p.name.startswith("."))
+    assert on_board == sorted(
+        [m + ".mpy" for m in modules] + ["main.py", "kmc_config.json", "notes.txt"]
+    )
+    assert "-march=x64" in r.stdout  # what the stand-in board (unix port, x86-64) said it runs
+    assert (board / "app.mpy").read_bytes()[:2] == b"M\x06"  # .mpy version 6
+    # the board imports the compiled modules (no .py left to shadow them) and loads its config
+    r = subprocess.run(
+        [
+            "micropython",
+            "-c",
+            "import sys; sys.path.insert(0, '.'); import app, config; "
+            "print(app.__file__, config.load('kmc_config.json')['strap_id'])",
+        ],
+        cwd=board,
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["./app.mpy", "KMC-7"]
+
+
+def test_deploy_refuses_a_board_whose_mpy_version_differs(tmp_path):
+    board = tmp_path / "board"
+    board.mkdir()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    # a board with MicroPython 1.22 (.mpy v6.2, xtensawin): 6 | 2 << 8 | 10 << 10
+    fake = bin_dir / "mpremote"
+    fake.write_text(f"#!/bin/sh\necho {6 | 2 << 8 | 10 << 10}\n")
+    fake.chmod(0o755)
+    env = dict(os.environ, PATH=os.pathsep.join([str(bin_dir), os.environ["PATH"]]))
+    r = subprocess.run(
+        ["kmc", "firmware", "deploy", "--strap-id", "KMC-7", "--port", "x", "--passkey", "1"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert r.returncode != 0 and "the board loads .mpy v6.2, mpy-cross emits v6.3" in r.stderr
+
+
+def test_the_memory_budget_holds_for_the_deployed_mpy_files(tmp_path):
+    """test_memory.py under the ESP32's heap stand-in, importing the .mpy files a deploy put on
+    the board (as the strap does) instead of compiling firmware/*.py at import."""
+    board = tmp_path / "board"
+    board.mkdir()
+    assert deploy_to_standin(board).returncode == 0
+    env = dict(os.environ, KMC_FW_TMP=str(tmp_path), KMC_FW_DIR=str(board))
+    r = subprocess.run(
+        ["sh", str(MP_TESTS / "run.sh"), "test_memory.py"],
+        cwd=MP_TESTS,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "1 passed, 0 failed"
+    print(r.stdout)
