@@ -84,17 +84,36 @@ def random_cuts(n: int, count: int, seed: int):
     return np.random.default_rng(seed).integers(1, n, count)
 
 
+RESULT_ARRAYS = ("session_start", "session_end", "monitored_start", "monitored_end")
+RESULT_ARRAYS += ("off_start", "off_end")
+RESULT_SCALARS = ("device", "samples", "effective_session_s")
+EPISODE_ARRAYS = ("start", "end", "extreme", "alert_time")
+
+
 def assert_same_results(a, b) -> None:
-    """Two detector results are identical: sessions, monitored time, every episode."""
-    assert np.array_equal(a.session_start, b.session_start)
-    assert np.array_equal(a.session_end, b.session_end)
-    assert np.array_equal(a.monitored_start, b.monitored_start)
-    assert np.array_equal(a.monitored_end, b.monitored_end)
+    """Two detector results are identical: every field of StrapResult (sessions, monitored
+    and off time, sample count, settings), the same episode kinds, and every field of each
+    kind's episodes (start, end, extreme, alert time)."""
+    from dataclasses import fields
+
+    from kmc_host.detect import StrapResult
+    from kmc_host.detect.bands import Episodes
+
+    # a field added to either type must be compared here too
+    assert {f.name for f in fields(StrapResult)} == {*RESULT_ARRAYS, *RESULT_SCALARS, "episodes"}
+    assert {f.name for f in fields(Episodes)} == {*EPISODE_ARRAYS, "kind"}
+    for name in RESULT_SCALARS:
+        assert getattr(a, name) == getattr(b, name), name
+    for name in RESULT_ARRAYS:
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    assert a.episodes.keys() == b.episodes.keys()
     for kind in a.episodes:
         ea, eb = a.episodes[kind], b.episodes[kind]
-        assert np.array_equal(ea.start, eb.start), kind
-        assert np.array_equal(ea.end, eb.end), kind
-        assert np.array_equal(ea.extreme, eb.extreme, equal_nan=True), kind
+        assert ea.kind == eb.kind == kind, kind
+        for name in EPISODE_ARRAYS:
+            assert np.array_equal(getattr(ea, name), getattr(eb, name), equal_nan=True), (
+                f"{kind}.{name}"
+            )
 
 
 @pytest.fixture
