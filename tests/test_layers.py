@@ -63,6 +63,9 @@ data_dir = "{data}"
 [mqtt]
 port = 1883
 
+[ble]
+hci = "usb:0"
+
 [[straps]]
 id = "KMC-0001"
 passkey = 123456

@@ -55,11 +55,13 @@ class Gateway:
     def publish(self, topic: str, body: bytes, retain: bool = False) -> None:
         self.client.publish(topic, body, qos=1, retain=retain).wait_for_publish(5)
 
-    def beds(self) -> None:
+    def beds(self, straps: list[str]) -> None:
+        """The gateway's status and the `state` of these straps, retained."""
         self.publish(
             TOPICS.gateway_status, StatusMessage(state="online", time=time.time()).encode(), True
         )
-        for strap, bed in BEDS.items():
+        for strap in straps:
+            bed = BEDS[strap]
             msg = StateMessage(
                 strap=strap, bed=bed, state="worn", infant_c=36.8, last_seq=1, time=time.time()
             )
