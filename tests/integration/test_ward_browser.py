@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import subprocess
 import sys
@@ -21,16 +20,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from chromium import ARTIFACTS, PIN, launch, need_chromium
 
 from kmc_testbed.servers import free_port, stop_process, wait_port
 from servers import Listener, Mosquitto
 
 playwright = pytest.importorskip("playwright.sync_api")
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = Path(os.environ.get("KMC_TEST_ARTIFACTS", ROOT / "test-artifacts")) / "ward"
-CHROMIUM = "/usr/bin/chromium"
-PIN = "4321"
 KMC = [sys.executable, "-m", "kmc_host"]
 
 
@@ -49,9 +45,7 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 def ward_with_demo(tmp_path: Path, straps: int, minutes: int, speed: int) -> Iterator[dict]:
     """A real Mosquitto, `kmc ward` on it, and `kmc demo` (emulated straps -> BLE -> gateway)
     publishing to it."""
-    if not Path(CHROMIUM).exists():
-        pytest.fail("chromium is not installed (apt-get install chromium; .ci/run does)")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    need_chromium()
     (tmp_path / "mq").mkdir()
     broker = Mosquitto(tmp_path / "mq", persistence=True).start()
     port = free_port()
@@ -109,21 +103,6 @@ def ward_with_demo(tmp_path: Path, straps: int, minutes: int, speed: int) -> Ite
 def ward(tmp_path: Path) -> Iterator[dict]:
     with ward_with_demo(tmp_path, straps=3, minutes=45, speed=30) as env:
         yield env
-
-
-def launch(pw):  # noqa: ANN001, ANN201 - Playwright's own types
-    return pw.chromium.launch(
-        executable_path=CHROMIUM,
-        args=[
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--autoplay-policy=no-user-gesture-required",
-        ],
-    )
 
 
 # every tile inside the viewport, and inside each tile its bed line, temperature, KMC line and

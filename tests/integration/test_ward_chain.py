@@ -20,7 +20,6 @@ with its source. Screenshots go to test-artifacts/ward/chain-*.png (look at them
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -28,6 +27,7 @@ import time
 from pathlib import Path
 
 import pytest
+from chromium import ARTIFACTS, PIN, launch, need_chromium
 
 from kmc_testbed.servers import free_port, stop_process, wait_port
 from packets import PASSKEY
@@ -35,10 +35,6 @@ from servers import Mosquitto, Radio
 
 playwright = pytest.importorskip("playwright.sync_api")
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = Path(os.environ.get("KMC_TEST_ARTIFACTS", ROOT / "test-artifacts")) / "ward"
-CHROMIUM = "/usr/bin/chromium"
-PIN = "4321"
 KMC = [sys.executable, "-m", "kmc_host"]
 STRAPS = ("KMC-0001", "KMC-0002")
 SILENT_S = 30  # gateway_silent_after_min = 0.5
@@ -49,19 +45,10 @@ def service(args: list[str], log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen([*KMC, *args], stdout=out, stderr=subprocess.STDOUT)
 
 
-def launch(pw):  # noqa: ANN001, ANN201 - Playwright's own types
-    return pw.chromium.launch(
-        executable_path=CHROMIUM,
-        args=["--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required"],
-    )
-
-
 def test_each_broken_link_of_the_chain_raises_its_alarm_on_the_screen(tmp_path: Path):
     from playwright.sync_api import expect, sync_playwright
 
-    if not Path(CHROMIUM).exists():
-        pytest.fail("chromium is not installed (apt-get install chromium; .ci/run does)")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    need_chromium()
     (tmp_path / "mq").mkdir()
     broker = Mosquitto(tmp_path / "mq", persistence=True).start()
     radio = Radio(tmp_path, len(STRAPS))

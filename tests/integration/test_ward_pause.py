@@ -19,7 +19,6 @@ and the banner's "+ N more" past 3 lines, and compact tiles from 13 beds (not at
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+from chromium import ARTIFACTS, PIN, launch, need_chromium
 
 from kmc_host.mqtt import AlertMessage, StateMessage, StatusMessage, TopicTree
 from kmc_testbed.servers import free_port, stop_process, wait_port
@@ -35,10 +35,6 @@ from servers import Mosquitto
 
 playwright = pytest.importorskip("playwright.sync_api")
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = Path(os.environ.get("KMC_TEST_ARTIFACTS", ROOT / "test-artifacts")) / "ward"
-CHROMIUM = "/usr/bin/chromium"
-PIN = "4321"
 TOPICS = TopicTree("kmc", "site1", "nicu")
 BEDS = {f"KMC-{100 + k:04d}": str(k) for k in range(1, 14)}  # 13 beds, the first 4 at first
 
@@ -85,9 +81,7 @@ class Gateway:
 def test_the_audio_pause_and_the_alarm_times_in_the_browser(tmp_path: Path):
     from playwright.sync_api import expect, sync_playwright
 
-    if not Path(CHROMIUM).exists():
-        pytest.fail("chromium is not installed (apt-get install chromium; .ci/run does)")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    need_chromium()
     (tmp_path / "mq").mkdir()
     broker = Mosquitto(tmp_path / "mq").start()
     port = free_port()
@@ -107,14 +101,7 @@ def test_the_audio_pause_and_the_alarm_times_in_the_browser(tmp_path: Path):
     acks: list[float] = []
     try:
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(
-                executable_path=CHROMIUM,
-                args=[
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--autoplay-policy=no-user-gesture-required",
-                ],
-            )
+            browser = launch(pw)
             page = browser.new_page(viewport={"width": 1280, "height": 800})
             other = browser.new_page(viewport={"width": 1280, "height": 800})  # a second screen
             page.goto(url)
