@@ -3,7 +3,8 @@
 
 - `kmc analyze SAMPLES --out DIR`: sessions, hours per day, alerts and coverage (DESIGN.md)
 - `kmc report SAMPLES|--influx TOML --out DIR`: per-infant and ward tables, HTML with plots
-- `kmc export dhis2|fhir ...`: DHIS2 data value sets, a FHIR R4 Bundle of temperatures
+- `kmc export dhis2|dhis2-metadata|fhir ...`: DHIS2 data value sets and the metadata they
+  fill, a FHIR R4 Bundle of temperatures
 - `kmc validate SAMPLES OBSERVER_LOG`: agreement with a time-stamped observer log
 - `kmc simulate --out FILE`: a simulated ward's samples and its ground truth
 
@@ -186,20 +187,37 @@ def _export(args: argparse.Namespace) -> int:
         dhis2_data_value_set,
         fhir_bundle,
         load_dhis2_mapping,
+        report_newborns_started_kmc,
         temperature_points,
         write_json,
     )
 
     out = Path(args.out)
+    if args.format == "dhis2-metadata":  # the same file every time: it reads no samples
+        from .dhis2_metadata import metadata
+
+        doc = metadata()
+        write_json(doc, out)
+        print(
+            f"wrote {len(doc['dataElements'])} data elements, {len(doc['indicators'])} indicators"
+            f" and the data set {doc['dataSets'][0]['name']!r} to {out}"
+        )
+        return 0
     settings = _settings(args)
     if args.format == "dhis2":
         if not args.mapping:
-            raise BadInput("dhis2 needs --mapping FILE (data element and org unit ids)")
+            raise BadInput("dhis2 needs --mapping FILE (org unit ids; data element ids optional)")
         mapping = load_dhis2_mapping(args.mapping)
         rep = _build_report(_source(args), False, **_report_args(args, settings))
         doc = dhis2_data_value_set(rep, mapping)
         write_json(doc, out)
         months = sorted({v["period"] for v in doc["dataValues"]})
+        _, already = report_newborns_started_kmc(rep)
+        if already and "newborns_started_kmc" in mapping.data_elements:
+            print(
+                f"newborns_started_kmc leaves out {len(already)} infant(s) whose data begins at "
+                f"--from (they may have started KMC before it): {', '.join(already)}"
+            )
         print(settings.line())
         print(f"wrote {len(doc['dataValues'])} data values for {', '.join(months)} to {out}")
         return 0
@@ -280,8 +298,15 @@ def add_commands(sub: Any) -> None:
     a.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
     a.set_defaults(run=_analyze)
 
-    x = sub.add_parser("export", help="DHIS2 dataValueSets or a FHIR R4 Bundle of temperatures")
-    x.add_argument("format", choices=["dhis2", "fhir"])
+    x = sub.add_parser(
+        "export",
+        help="DHIS2 dataValueSets, the DHIS2 metadata they need, or a FHIR R4 Bundle",
+    )
+    x.add_argument(
+        "format",
+        choices=["dhis2", "dhis2-metadata", "fhir"],
+        help="dhis2-metadata: data elements, data set and indicators to import once (no samples)",
+    )
     x.add_argument("samples", nargs="?", help="samples file (.csv, .csv.gz or .parquet)")
     x.add_argument("--influx", help="TOML file with an [influx] section (the sink's will do)")
     x.add_argument("--out", required=True, help="JSON file to write")

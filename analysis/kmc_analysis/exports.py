@@ -4,6 +4,9 @@ DHIS2 (national HMIS in most countries that run KMC programmes) takes monthly ag
 per organisation unit as a `dataValueSets` JSON document. We export counts rather than shares,
 so DHIS2 can aggregate facilities and compute its own indicators (numerator / denominator):
 
+  newborns_started_kmc      newborns whose first KMC session in the data starts in the month
+                            (any birth weight; the WHO RMNCAH package's RMNCAH_NN_KMC, see
+                            `newborns_started_kmc` for the definition)
   eligible_infants          eligible infants (< 2000 g) with at least one observed day
   infants_reaching_8h/18h/20h  of those, infants whose mean KMC hours over the month's observed
                             days reach the band
@@ -13,8 +16,11 @@ so DHIS2 can aggregate facilities and compute its own indicators (numerator / de
   thermal_alerts            thermal alert episodes of eligible infants (each WHO band counted)
   baby_days                 monitored time of eligible infants, in days (alerts per baby-day)
 
-The mapping file says which DHIS2 data element (and optional category option combo) each count
-goes to and which org unit each site/ward is; only mapped counts are exported. Each data value's
+The mapping file says which org unit each site/ward is and, optionally, which DHIS2 data element
+(and category option combo) each count goes to; only mapped counts are exported. Without a
+`[dhis2.data_elements]` table the counts go to the data elements a country already has or can
+import as they are: newborns started on KMC to the RMNCAH package's Do6GGAEz16D, every other
+count to the data element `kmc export dhis2-metadata` defines for it (dhis2_metadata.py). Each data value's
 `comment` names the detector settings its count was made with (`kmc-sense detector settings
 <digest>`, 40 characters): a data value set has no other place for it (its top level holds only
 DHIS2's own fields), and a comment is a data value's own field, stored with the value and shown
@@ -53,12 +59,14 @@ from kmc_host.timefmt import iso_utc
 from kmc_host.tomlconf import get, read_toml, section, unknown
 
 from .coverage import BANDS_H
+from .dhis2_metadata import default_data_elements
 from .report import Report
 from .settings import Settings
 
 # -- DHIS2
 
 COUNTS = (
+    "newborns_started_kmc",
     "eligible_infants",
     *(f"infants_reaching_{b:g}h" for b in BANDS_H),
     "infant_days",
@@ -86,8 +94,8 @@ def load_dhis2_mapping(path: str | Path) -> Dhis2Mapping:
     org_unit = "DiszpKrYNg8"            # default org unit
     [dhis2.org_units]                   # optional, per "site/ward"
     "site1/ward-a" = "DiszpKrYNg8"
-    [dhis2.data_elements]               # count = "dataElement" or "dataElement.categoryOptionCombo"
-    eligible_infants = "kmcElig0001"
+    [dhis2.data_elements]               # optional (default: `default_data_elements()`)
+    eligible_infants = "kmcElig0001"    # count = "dataElement" or "dataElement.categoryOptionCombo"
     infants_reaching_18h = "kmcReach018"
     """
     path = Path(path)
@@ -110,6 +118,8 @@ def load_dhis2_mapping(path: str | Path) -> Dhis2Mapping:
     org_unit = uid(get(d, "org_unit", str, where), "org_unit")
     units = get(d, "org_units", dict, where, {})
     org_units = {str(k): uid(get(units, k, str, where), f"org_units.{k}") for k in units}
+    if "data_elements" not in d:
+        return Dhis2Mapping(org_unit, org_units, default_data_elements(), data_set)
     elements = get(d, "data_elements", dict, where)
     unknown(elements, set(COUNTS), f"{where}.data_elements")
     if not elements:
@@ -122,8 +132,57 @@ def load_dhis2_mapping(path: str | Path) -> Dhis2Mapping:
     return Dhis2Mapping(org_unit, org_units, mapped, data_set)
 
 
+ALREADY_THERE_S = 3600.0  # data starting this soon after --from: on the ward before it
+
+
+def newborns_started_kmc(
+    first_kmc: dict[str, float],
+    first_data: dict[str, float],
+    tz: str,
+    since: float | None,
+) -> tuple[dict[str, int], list[str]]:
+    """Newborns started on KMC per month (`YYYYMM`, local): each infant counts once, in the
+    month its first KMC session in the data starts, whatever its birth weight (the RMNCAH data
+    element counts every newborn initiated on KMC, against all live births).
+
+    `first_kmc` and `first_data`: per infant, the start of its first session (NaN: none) and of
+    its first data. `since` is the start of the period read (--from), or None when the data is
+    the infants' whole record. When a period is given, an infant whose data begins within
+    ALREADY_THERE_S of its start was on the ward already: its KMC may have begun before the
+    period, so it is not counted as started, and is returned in the second list instead. An
+    infant whose strap is first put on later in the period counts, even when KMC starts at once."""
+    tzinfo = zone(tz)
+    out: dict[str, int] = {}
+    left_out = []
+    for infant, start in sorted(first_kmc.items()):
+        if not np.isfinite(start):
+            continue
+        if since is not None and first_data[infant] < since + ALREADY_THERE_S:
+            left_out.append(infant)
+            continue
+        month = dt.datetime.fromtimestamp(start, tzinfo).strftime("%Y%m")
+        out[month] = out.get(month, 0) + 1
+    return out, left_out
+
+
+def report_newborns_started_kmc(rep: Report) -> tuple[dict[str, int], list[str]]:
+    """`newborns_started_kmc` of the report's infants (the roster's, or every strap without
+    one)."""
+    infants = set(rep.tables["infants"].columns["device"].tolist())
+    first_kmc, first_data = {}, {}
+    for s in rep.straps:
+        r = s.result
+        if s.device not in infants or r.monitored_start.size == 0:
+            continue
+        first_kmc[s.device] = float(r.session_start[0]) if r.session_start.size else np.nan
+        first_data[s.device] = float(r.monitored_start[0])
+    since = rep.period[0] if rep.period else None
+    return newborns_started_kmc(first_kmc, first_data, rep.tz, since)
+
+
 def monthly_counts(rep: Report) -> dict[str, dict[str, float]]:
-    """The counts above per month (`YYYYMM`, local calendar) of the report's eligible infants."""
+    """The counts above per month (`YYYYMM`, local calendar): newborns started on KMC of all
+    the report's infants, the others of its eligible infants."""
     daily = rep.tables["daily"].columns
     infants = rep.tables["infants"].columns
     eligible = {str(d) for d, e in zip(infants["device"], infants["eligible"], strict=True) if e}
@@ -141,11 +200,12 @@ def monthly_counts(rep: Report) -> dict[str, dict[str, float]]:
     )
     alert_dev = np.asarray(alerts["device"], dtype=object).astype(str)
     thermal = np.isin(np.asarray(alerts["kind"], dtype=object).astype(str), rep.thermal_kinds())
+    started, _ = report_newborns_started_kmc(rep)
     out: dict[str, dict[str, float]] = {}
-    for month in sorted(set(months.tolist())):
+    for month in sorted(set(months.tolist()) | set(started)):
         in_month = months == month
         obs = in_month & observed
-        row: dict[str, float] = {}
+        row: dict[str, float] = {"newborns_started_kmc": started.get(month, 0)}
         per_infant = [kmc[obs & (devices == d)].mean() for d in sorted(set(devices[obs].tolist()))]
         row["eligible_infants"] = len(per_infant)
         for b in BANDS_H:

@@ -21,7 +21,6 @@ from kmc_analysis.samples_io import load_straps
 from kmc_analysis.simulate import simulate_ward
 
 ROOT = Path(__file__).resolve().parents[2]
-MAPPING = ROOT / "deploy" / "dhis2-mapping.example.toml"
 SCHEMA = json.loads((ROOT / "tests" / "schemas" / "dhis2-dataValueSet.schema.json").read_text())
 TZ = "Africa/Lagos"
 
@@ -34,15 +33,33 @@ def ward(tmp_path_factory):
     return base, samples, truth / "roster.csv"
 
 
+# a mapping of a country's own data elements (the example file maps none: the defaults)
+CUSTOM = """
+[dhis2]
+data_set = "KmcMonthly1"
+org_unit = "FacilityOU1"
+[dhis2.org_units]
+"site1/ward-a" = "KmcWardA001"
+[dhis2.data_elements]
+eligible_infants = "KmcElig0001"
+infants_reaching_18h = "KmcReach018"
+infant_days = "KmcDays0001"
+infant_days_ge_18h = "KmcDays0018"
+kmc_hours = "KmcHours001"
+thermal_alerts = "KmcAlerts01"
+"""
+
+
 def test_dhis2_export_is_a_valid_data_value_set_with_the_report_counts(ward, tmp_path):
     base, samples, roster = ward
     out = tmp_path / "dvs.json"
+    (tmp_path / "custom.toml").write_text(CUSTOM)
     r = run(
         "export",
         "dhis2",
         str(samples),
         "--mapping",
-        str(MAPPING),
+        str(tmp_path / "custom.toml"),
         "--roster",
         str(roster),
         *ward_a(TZ),
@@ -94,7 +111,8 @@ def test_dhis2_export_is_a_valid_data_value_set_with_the_report_counts(ward, tmp
             "unknown key(s) kmc_minutes",
         ),
         ('[dhis2]\norg_unit = "FacilityOU1"\n[dhis2.data_elements]\n', "map at least one"),
-        ('[dhis2]\norg_unit = "FacilityOU1"\n', "data_elements is required"),
+        ('[dhis2]\norg_unit = "FacilityOU1"\n[dhis2.data_elements]\nkmc_hours = 3\n', "kmc_hours"),
+        ('[dhis2]\n[dhis2.data_elements]\nkmc_hours = "KmcHours001"\n', "org_unit"),
     ],
 )
 def test_dhis2_mapping_errors_name_the_key(ward, tmp_path, text, words):
