@@ -276,3 +276,38 @@ def test_stable_uids_are_valid_distinct_and_do_not_change():
     assert other.stdout.strip() == md.stable_uid("A")
     # imported metadata is found again by these: changing the derivation would duplicate it
     assert md.BY_COUNT["kmc_hours"].uid == "ZG81fUgGAtH"
+
+
+# -- docs/exports.md shows what the exports write
+
+
+def _doc_json_blocks() -> list[dict]:
+    text = (ROOT / "docs" / "exports.md").read_text()
+    return [json.loads(b) for b in re.findall(r"```json\n(.*?)```", text, re.S)]
+
+
+def _contained(part: object, whole: object) -> bool:
+    """`part` is `whole` with some keys or list items left out."""
+    if isinstance(part, dict):
+        return isinstance(whole, dict) and all(
+            k in whole and _contained(v, whole[k]) for k, v in part.items()
+        )
+    if isinstance(part, list):
+        return isinstance(whole, list) and all(any(_contained(p, w) for w in whole) for p in part)
+    return part == whole
+
+
+def test_docs_metadata_excerpt_is_the_files(metadata_file):
+    meta, _ = _doc_json_blocks()
+    doc = json.loads(metadata_file.read_text())
+    assert meta["dataElements"] and _contained(meta, doc)
+
+
+def test_docs_data_value_excerpt_is_the_simulated_wards(ward, tmp_path):
+    samples, roster, _ = ward
+    out = tmp_path / "dvs.json"
+    args = ("--mapping", str(MAPPING), "--roster", str(roster), *ward_a(TZ), "--out", str(out))
+    r = run("export", "dhis2", str(samples), *args)
+    assert r.returncode == 0, r.stderr
+    _, values = _doc_json_blocks()
+    assert len(values["dataValues"]) == 3 and _contained(values, json.loads(out.read_text()))
