@@ -182,6 +182,38 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+# `kmc export` options that only some formats use, with their defaults: another format given
+# one refuses it (no option may silently do nothing)
+EXPORT_OPTIONS = {
+    "samples": (None, ("dhis2", "fhir")),
+    "influx": (None, ("dhis2", "fhir")),
+    "mapping": (None, ("dhis2",)),
+    "every_min": (15.0, ("fhir",)),
+    "date_from": (None, ("dhis2", "fhir")),
+    "date_to": (None, ("dhis2", "fhir")),
+    "site": ("", ("dhis2", "fhir")),
+    "ward": ("", ("dhis2", "fhir")),
+    "tz": ("UTC", ("dhis2", "fhir")),
+    "roster": (None, ("dhis2", "fhir")),
+    "skip_invalid": (False, ("dhis2", "fhir")),
+    "min_monitored_hours": (20.0, ("dhis2", "fhir")),
+    "config": (None, ("dhis2", "fhir")),
+}
+
+
+def _refuse_unused(args: argparse.Namespace) -> None:
+    unused = [
+        name
+        for name, (default, formats) in EXPORT_OPTIONS.items()
+        if args.format not in formats and getattr(args, name) != default
+    ]
+    if unused:
+        said = ", ".join(
+            "SAMPLES" if n == "samples" else "--" + n.replace("_", "-") for n in unused
+        )
+        raise BadInput(f"{said}: not used by kmc export {args.format}")
+
+
 def _export(args: argparse.Namespace) -> int:
     from .exports import (
         dhis2_data_value_set,
@@ -193,6 +225,7 @@ def _export(args: argparse.Namespace) -> int:
     )
 
     out = Path(args.out)
+    _refuse_unused(args)
     if args.format == "dhis2-metadata":  # the same file every time: it reads no samples
         from .dhis2_metadata import metadata
 

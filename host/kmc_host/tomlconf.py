@@ -84,7 +84,17 @@ def secret(sec: dict[str, Any], file_key: str, env: str, where: str) -> str | No
     return os.environ.get(env) or None
 
 
-MQTT_KEYS = {"host", "port", "prefix", "username", "password_file", "tls", "ca_file", "client_id"}
+MQTT_KEYS = {
+    "host",
+    "port",
+    "prefix",
+    "username",
+    "password_file",
+    "tls",
+    "ca_file",
+    "client_id",
+    "keepalive_s",
+}
 
 
 def broker_config(m: dict[str, Any], where: str, default_client_id: str) -> BrokerConfig:
@@ -93,6 +103,10 @@ def broker_config(m: dict[str, Any], where: str, default_client_id: str) -> Brok
     port = get(m, "port", int, where, 1883)
     if not 1 <= port <= 65535:
         raise ConfigError(f"{where}: port must be 1..65535")
+    # how soon the broker notices a silent client and publishes its last will (1.5 x this)
+    keepalive = get(m, "keepalive_s", int, where, 30)
+    if not 5 <= keepalive <= 600:
+        raise ConfigError(f"{where}: keepalive_s must be 5..600")
     ca_file = get(m, "ca_file", str, where, None)
     if ca_file is not None and not Path(ca_file).exists():
         raise ConfigError(f"{where}: ca_file {ca_file} not found")
@@ -104,6 +118,7 @@ def broker_config(m: dict[str, Any], where: str, default_client_id: str) -> Brok
         tls=get(m, "tls", bool, where, False),
         ca_file=ca_file,
         client_id=get(m, "client_id", str, where, default_client_id),
+        keepalive_s=keepalive,
     )
 
 

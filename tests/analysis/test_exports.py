@@ -201,3 +201,24 @@ def test_temperature_points_do_not_depend_on_chunking(ward, seed):
     )
     assert np.array_equal(whole["S"][0], parts["S"][0])
     assert np.array_equal(whole["S"][1], parts["S"][1])
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (
+            ["dhis2-metadata", "--config", "x.toml"],
+            "--config: not used by kmc export dhis2-metadata",
+        ),
+        (["dhis2-metadata", "s.csv", "--tz", "Africa/Kampala"], "SAMPLES, --tz: not used"),
+        (["fhir", "s.csv", "--mapping", "m.toml"], "--mapping: not used by kmc export fhir"),
+        (["dhis2", "s.csv", "--every-min", "5"], "--every-min: not used by kmc export dhis2"),
+    ],
+)
+def test_an_export_option_its_format_does_not_use_is_refused(tmp_path, argv, said, capsys):
+    """No option may silently do nothing: a format given another's option refuses it by name."""
+    from kmc_host.cli import main
+
+    code = main(["export", *argv, "--out", str(tmp_path / "out.json")])
+    assert code == 2 and said in capsys.readouterr().err
+    assert not (tmp_path / "out.json").exists()

@@ -152,7 +152,8 @@ def test_config_rejects_bad_topic_parts_and_zones(tmp_path):
 def test_kmc_gateway_check_and_bad_config_exit_codes(tmp_path):
     import subprocess
 
-    path = write_config(tmp_path, 1883, straps=("KMC-0001", "KMC-0002"))
+    extra = '[ble]\nhci = "usb:0"\n'  # the straps' passkeys: a gateway that can enter them
+    path = write_config(tmp_path, 1883, straps=("KMC-0001", "KMC-0002"), extra=extra)
     r = subprocess.run(
         ["kmc", "gateway", "--config", str(path), "--check"], capture_output=True, text=True
     )

@@ -376,7 +376,11 @@ def test_any_state_message_round_trips(state, temp, seq, alerts, session_start):
     [
         ("status", b'{"v":1,"state":"asleep"}', "status 'asleep' is not online or offline"),
         ("status", b'{"v":1,"state":"online","every_s":0}', "every_s = 0 should be above 0"),
-        ("status", b'{"v":1,"state":"online","adapters":{}}', "adapters = {} should be a list"),
+        (
+            "status",
+            b'{"v":1,"state":"online","adapters":{}}',
+            "adapters should be a list of at most 16",
+        ),
         (
             "status",
             b'{"v":1,"state":"online","adapters":[{"name":"hci0","scanning":"no",'
@@ -400,6 +404,30 @@ def test_any_state_message_round_trips(state, temp, seq, alerts, session_start):
             b'{"v":1,"state":"online","detector":{"digest":"0123456789ab",'
             b'"axillary_offset_c":0,"thresholds_c":{}}}',
             "detector: thresholds_c = {} should be an object of kind: degrees C",
+        ),
+        (
+            "status",
+            b'{"v":1,"state":"online","detector":{"digest":"0123456789ab",'
+            b'"axillary_offset_c":0,"thresholds_c":{"cold_stress":1e308}}}',
+            "detector: thresholds_c: cold_stress = 1e+308 should be within 30-40 C",
+        ),
+        (
+            "status",
+            b'{"v":1,"state":"online","detector":{"digest":"0123456789ab",'
+            b'"axillary_offset_c":50,"thresholds_c":{"cold_stress":36.5}}}',
+            "axillary_offset_c = 50 should be within -2..2 C",
+        ),
+        (
+            "status",
+            b'{"v":1,"state":"online","detector":{"digest":"<script>",'
+            b'"axillary_offset_c":0,"thresholds_c":{"cold_stress":36.5}}}',
+            "digest = '<script>' should be 12 hex digits",
+        ),
+        (
+            "status",
+            b'{"v":1,"state":"online","adapters":[{"name":"' + b"x" * 65 + b'",'
+            b'"scanning":true,"down_since":null}]}',
+            "adapters[0]: name should be 1-64 characters",
         ),
         ("samples", b'{"v":1,"strap":"S1","seq":[1],"time":[NaN]}', "not JSON: NaN"),
         ("samples", b'{"v":1,"strap":"S1","seq":[1],"time":[1e999]}', "time holds an infinite"),

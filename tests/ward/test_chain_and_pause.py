@@ -314,3 +314,71 @@ def test_band_reads_each_threshold_and_the_offset():
     }
     got = [band(t, settings) for t in (33.4, 33.6, 36.4, 36.6, 37.4, 37.6, None, float("nan"))]
     assert got == ["severe", "moderate", "cold", "normal", "normal", "hot", "none", "none"]
+
+
+def test_a_broker_reconnect_is_not_news_from_a_silent_gateway():
+    """A hung gateway (its connection alive, nothing sent): the broker dropping and coming back
+    must not end gateway_silent; only a live message from the gateway does."""
+    m = connected(silent_after_s=120)
+    m.on_message(STATUS, online(), T0 + 1)
+    (raised,) = [a for _, a in m.tick(T0 + 122)]
+    assert raised.kind == GATEWAY_SILENT
+    m.broker_lost(T0 + 130)
+    m.broker_connected(T0 + 135)
+    m.on_message(STATUS, online(), T0 + 136, retained=True)  # the stored copy, again
+    assert chain(m) == {"gateway": GATEWAY_SILENT} and not m.snapshot(T0 + 137)["chain_ok"]
+    ended = m.on_message(STATUS, online(), T0 + 200)  # news
+    assert [(w, a.kind) for w, a in ended] == [("ended", GATEWAY_SILENT)]
+
+
+def test_a_restarted_ward_service_keeps_its_restored_alarms_until_the_status_says(tmp_path):
+    """The alarms of the chain restored from the audit log stay open (and acknowledged) across
+    a restart until the gateway's status, retained or live, says otherwise."""
+    m = connected(silent_after_s=120)
+    down = online([("hci0", False, "2026-07-10T11:59:40Z")])
+    m.on_message(STATUS, down, T0 + 1)
+    (radio,) = [a for a in m.alerts.values() if a.kind == ADAPTER_DOWN]
+    m.acknowledge(radio.id, "JN", T0 + 5)
+    log = AuditLog(tmp_path / "audit.db")
+    log.record("acknowledged", radio, T0 + 5, "JN")
+    log.close()
+    again = WardModel(silent_after_s=120, started=T0 + 100)
+    for a in AuditLog(tmp_path / "audit.db").alerts():
+        again.alerts[a.id] = a
+    assert again.broker_connected(T0 + 101) == []  # no status yet: nothing judged
+    assert again.tick(T0 + 102) == []
+    again.on_message(STATUS, down, T0 + 102, retained=True)  # still down, says the broker
+    (kept,) = [a for a in again.alerts.values() if a.kind == ADAPTER_DOWN]
+    assert kept.state == "active" and kept.acked_by == "JN"
+    back = again.on_message(STATUS, online(), T0 + 130)
+    assert [(w, a.kind) for w, a in back] == [("ended", ADAPTER_DOWN)]
+
+
+def test_a_retained_state_fills_a_tile_in_but_does_not_make_it_live():
+    m = connected()
+    state(m, "KMC-0001", 36.8, T0 + 1, retained=True)
+    tile = m.snapshot(T0 + 2)["tiles"][0]
+    assert tile["state"] == "no_signal" and tile["infant_c"] == 36.8
+    state(m, "KMC-0001", 36.8, T0 + 3)
+    assert m.snapshot(T0 + 4)["tiles"][0]["state"] == "worn"
+
+
+def test_an_alert_of_a_chain_kind_from_mqtt_is_ignored():
+    from kmc_host.ward.model import MessageIgnored
+
+    m = connected()
+    with pytest.raises(MessageIgnored, match="'gateway_silent' is the ward screen's own"):
+        cold(m, "KMC-0001", T0, kind=GATEWAY_SILENT)
+    assert m.snapshot(T0)["chain_ok"]
+
+
+def test_an_alarm_of_the_chain_ends_even_a_high_pause():
+    m = WardModel(pause_s=120.0, started=T0)
+    m.broker_connected(T0)
+    m.on_message(STATUS, online(), T0)
+    cold(m, "A", T0, kind="moderate_hypothermia")
+    m.pause_audio("JN", T0 + 1)
+    assert m.pause.priority == "high"
+    events = m.on_message(STATUS, body(state="offline"), T0 + 2)
+    assert [w for w, _ in events] == ["raised", "audio_pause_ended"]
+    assert events[1][1].ended == "alarm of the chain: gateway_offline gateway"

@@ -270,3 +270,15 @@ def test_every_language_has_every_string():
 
     used = set(re.findall(r'\bt\("([a-z_0-9]+)"\)', js))
     assert used <= keys, used - keys
+
+
+def test_the_audit_export_shows_a_formula_like_strap_as_text(tmp_path: Path):
+    """A strap id comes from a topic: one that starts like a spreadsheet formula is written
+    with a leading apostrophe, so the unit's spreadsheet shows it and runs nothing."""
+    m = WardModel()
+    log = AuditLog(tmp_path / "audit.db")
+    for what, a in alert(m, "=HYPERLINK(1)", "cold_stress", 100.0):
+        log.record(what, a, 100.0)
+    row = log.csv().splitlines()[1]
+    assert ",'=HYPERLINK(1),cold_stress," in row
+    log.close()

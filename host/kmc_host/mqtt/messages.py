@@ -230,6 +230,8 @@ class Message:
 
 
 SINK_STATES = ("online", "stalled", "offline")  # SinkStatusMessage.state
+MAX_ADAPTERS = 16  # radios in a status (and thresholds): a ward gateway has a few
+MAX_NAME = 64  # characters of a radio's name
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -317,16 +319,19 @@ def _adapters(f: _Fields) -> list[AdapterStatus] | None:
     value = f.msg.get("adapters")
     if value is None:
         return None
-    if not isinstance(value, list):
-        raise f.error(f"adapters = {value!r} should be a list")
+    if not isinstance(value, list) or len(value) > MAX_ADAPTERS:
+        raise f.error(f"adapters should be a list of at most {MAX_ADAPTERS} radios")
     out = []
     for k, item in enumerate(value):
         if not isinstance(item, dict):
             raise f.error(f"adapters[{k}] = {item!r} should be an object")
         one = _Fields.of(item, f"{f.topic}: adapters[{k}]")
+        name = one.text("name")
+        if not 0 < len(name) <= MAX_NAME:
+            raise one.error(f"name should be 1-{MAX_NAME} characters")
         out.append(
             AdapterStatus(
-                name=one.text("name"),
+                name=name,
                 scanning=one.flag("scanning", True),
                 down_since=one.optional_time("down_since"),
             )
@@ -345,11 +350,19 @@ def _detector(f: _Fields) -> DetectorSettings | None:
     if not isinstance(thresholds, dict) or not thresholds:
         raise d.error(f"thresholds_c = {thresholds!r} should be an object of kind: degrees C")
     t = _Fields.of(thresholds, f"{d.topic}: thresholds_c")
-    return DetectorSettings(
-        digest=d.text("digest"),
-        axillary_offset_c=d.required_number("axillary_offset_c"),
-        thresholds_c={str(kind): t.required_number(kind) for kind in thresholds},
-    )
+    digest = d.text("digest")
+    if not (len(digest) == 12 and all(c in "0123456789abcdef" for c in digest)):
+        raise d.error(f"digest = {digest!r} should be 12 hex digits (DetectorConfig.digest)")
+    offset = d.required_number("axillary_offset_c")
+    if not -2.0 <= offset <= 2.0:  # DetectorConfig's own range
+        raise d.error(f"axillary_offset_c = {offset!r} should be within -2..2 C")
+    out: dict[str, float] = {}
+    for kind in list(thresholds)[:MAX_ADAPTERS]:
+        value = t.required_number(kind)
+        if not 30.0 <= value <= 40.0:  # DetectorConfig's THRESHOLD_RANGE_C
+            raise t.error(f"{kind} = {value!r} should be within 30-40 C")
+        out[str(kind)] = value
+    return DetectorSettings(digest=digest, axillary_offset_c=offset, thresholds_c=out)
 
 
 class Ids(TypedDict):

@@ -14,7 +14,7 @@ implies overwrite instead of duplicating.
 A message that can never be stored (not JSON, wrong schema, a point InfluxDB refuses) is not
 dropped silently: it goes with the reason to `rejected.jsonl` beside the spool and is counted.
 
-A spool that cannot take a message (its disk full) does not stall the sink. The message is held
+A spool that cannot take a message (its disk full) does not wedge the sink. The message is held
 in memory, unacknowledged, and so is every message after it, in order; the broker stops sending
 once its in-flight window is full (`max_inflight_messages`, 200 in deploy/mosquitto/kmc.conf)
 and queues the rest. The writer thread tries the held messages again every second. Space comes
@@ -179,13 +179,22 @@ class Sink:
         log.warning("sink lost the broker (%s); paho reconnects", reason)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        """paho's thread. Nothing may escape: paho 2 re-raises a callback's error and its
+        network loop ends with it, a sink that looks connected and takes nothing more. A
+        message that fails is logged and left unacknowledged (the broker sends it again)."""
+        try:
+            self._receive(client, msg)
+        except Exception:  # noqa: BLE001 - logged with its traceback, the loop goes on
+            log.exception("sink: a message from %s was not stored; not acknowledged", msg.topic)
+
+    def _receive(self, client: mqtt.Client, msg: mqtt.MQTTMessage) -> None:
         self.stats.received += 1
         body = bytes(msg.payload)
         try:
             lines = to_lines(msg.topic, body, self.cfg.prefix)
         except MessageError as exc:
-            self._reject(msg.topic, body, str(exc))
-            client.ack(msg.mid, msg.qos)
+            if self._reject(msg.topic, body, str(exc)):
+                client.ack(msg.mid, msg.qos)
             return
         if lines:
             held = Held(msg.mid, msg.qos, msg.topic, "\n".join(lines).encode())
@@ -238,6 +247,16 @@ class Sink:
     # -- InfluxDB side (the writer thread)
 
     def _drain_loop(self) -> None:
+        """The writer thread; an unexpected error is logged and the loop goes on after a
+        second (a thread that ended would leave the spool to grow, unnoticed)."""
+        while not self._stop.is_set():
+            try:
+                self._drain()
+            except Exception:  # noqa: BLE001 - logged with its traceback, the loop goes on
+                log.exception("sink writer")
+                self._stop.wait(1.0)
+
+    def _drain(self) -> None:
         failures = 0
         while not self._stop.is_set():
             if self.stalled_since is not None:
@@ -309,19 +328,27 @@ class Sink:
             except InfluxError as exc:
                 if exc.retriable:
                     return  # the server went away meanwhile: the rest stays in the spool
-                self._reject(m.topic, m.payload, f"InfluxDB refused the points: {exc}")
+                if not self._reject(m.topic, m.payload, f"InfluxDB refused the points: {exc}"):
+                    return  # kept in the spool until rejected.jsonl can take it
                 self.spool.remove(m.id)
 
-    def _reject(self, topic: str, body: bytes, reason: str) -> None:
+    def _reject(self, topic: str, body: bytes, reason: str) -> bool:
+        """Keep a message that can never be stored, with the reason, in rejected.jsonl; False
+        if even that file cannot take it."""
         try:
             text: dict[str, str] = {"payload": body.decode()}
         except UnicodeDecodeError:
             text = {"payload_base64": base64.b64encode(body).decode()}
         record = {"time": time.time(), "topic": topic, "reason": reason} | text
-        with self._reject_lock, self.rejected_path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
+        try:
+            with self._reject_lock, self.rejected_path.open("a") as f:
+                f.write(json.dumps(record) + "\n")
+        except OSError as exc:  # the disk full too: keep it at the broker, unacknowledged
+            log.error("cannot keep a rejected message in %s (%s)", self.rejected_path, exc)
+            return False
         self.stats.rejected += 1
         log.warning("rejected a message: %s (kept in %s)", reason, self.rejected_path)
+        return True
 
     def _create_database(self) -> None:
         try:

@@ -106,9 +106,16 @@ class AuditLog:
         w.writerow(["time_utc", *COLUMNS[1:]])
         for e in self.events():
             at = iso_utc(float(e["at"]), truncate=True)  # type: ignore[arg-type]
-            w.writerow([at, *(e[c] if e[c] is not None else "" for c in COLUMNS[1:])])
+            w.writerow([at, *(_cell(e[c]) for c in COLUMNS[1:])])
         return out.getvalue()
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _cell(value: object) -> str:
+    """A CSV cell a spreadsheet shows as text: a value from outside (a strap id from a topic)
+    that starts like a formula (= + - @, tab, CR) gets a leading apostrophe."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

@@ -17,8 +17,9 @@ shown as live. Retained messages (delivered again on every subscription) fill in
 not count as hearing from the gateway.
 
 An audio pause (`pause_audio`) silences the page's alarm sound ward-wide for `pause_s`: the
-banner and the lamps stay. A new alarm of a higher priority than any open when the pause began
-ends it at once, and every pause, resume and end goes to the audit log.
+banner and the lamps stay. A new alarm of a higher priority than any open when the pause began,
+or any alarm of the chain, ends it at once, and every pause, resume and end goes to the audit
+log.
 
 Urgency, most urgent first (the order of the tiles):
   1. unacknowledged alerts by alarm priority (clinical.ALARMS, docs/alarms.md): high (severe,
@@ -261,6 +262,7 @@ class WardModel:
         self.broker_down_since: float | None = started  # None while connected
         self.broker_up_since: float | None = None
         self.pause: AudioPause | None = None
+        self.status_since_connect = False  # the gateway's status heard on this connection
         self.version = 0
 
     @property
@@ -294,7 +296,8 @@ class WardModel:
             bed = self.beds[origin.strap] = Bed(origin.strap)
         bed.bed = msg.bed or bed.bed
         bed.infant = msg.infant or bed.infant
-        bed.updated = now
+        if not retained:  # a stored copy fills the tile in, but only news makes it live
+            bed.updated = now
         self.version += 1
         if isinstance(msg, StateMessage):
             bed.state = msg.state
@@ -310,12 +313,15 @@ class WardModel:
             bed.sessions.append((msg.start, msg.end, float(msg.duration_min)))
             del bed.sessions[:-50]
         elif isinstance(msg, AlertMessage):
+            if msg.kind in CHAIN:  # raised by the ward screen alone: never taken from outside
+                raise MessageIgnored(f"{topic}: kind {msg.kind!r} is the ward screen's own")
             return self._alert(msg, now) + self.chain(now)
         return self.chain(now)
 
     def _status(self, msg: StatusMessage, now: float) -> None:
         gw = self.gateway
         gw.state, gw.status_at, gw.status_time = msg.state, now, msg.time
+        self.status_since_connect = True
         if msg.state != OFFLINE:  # a last will says only that it is gone
             gw.every_s = msg.every_s
             gw.adapters = list(msg.adapters or [])
@@ -363,16 +369,20 @@ class WardModel:
         events: list[Event] = [("raised", alert)]
         p = self.pause
         if p is not None and (
-            p.priority is None or PRIORITIES.index(alert.priority) < PRIORITIES.index(p.priority)
+            alert.chain  # the chain broken: every bed unwatched, whatever was paused
+            or p.priority is None
+            or PRIORITIES.index(alert.priority) < PRIORITIES.index(p.priority)
         ):
             where = alert.strap or alert.source
-            events += self._end_pause(f"higher priority: {alert.kind} {where}")
+            why = "alarm of the chain" if alert.chain else "higher priority"
+            events += self._end_pause(f"{why}: {alert.kind} {where}")
         return events
 
     # -- the chain's own alarms
 
     def broker_connected(self, now: float) -> list[Event]:
         self.broker_down_since, self.broker_up_since = None, now
+        self.status_since_connect = False  # the retained status comes just after subscribing
         self.version += 1
         return self.chain(now)
 
@@ -398,30 +408,46 @@ class WardModel:
             return events
         gw = self.gateway
         offline = gw.state == OFFLINE
+        events += self._silence(now, offline)
+        if not self.status_since_connect:
+            return events  # after (re)connecting, the retained status tells before we judge
         if offline:
             since = gw.status_time if gw.status_time is not None else gw.status_at
             events += self._chain_raise(GATEWAY_OFFLINE, "gateway", since or now, now)
-        else:
-            events += self._chain_end(GATEWAY_OFFLINE, "gateway", now)
-        heard = max(gw.heard or 0.0, self.broker_up_since)  # silent since the later
-        if not offline and now - heard >= self.silent_after_s:
-            events += self._chain_raise(GATEWAY_SILENT, "gateway", gw.heard or heard, now)
-        else:
-            events += self._chain_end(GATEWAY_SILENT, "gateway", now)
-        if not offline:
-            listed = set()
-            for radio in gw.adapters:
-                source = f"adapter {radio['name']}"
-                listed.add(source)
-                if radio["scanning"]:
-                    events += self._chain_end(ADAPTER_DOWN, source, now)
-                else:
-                    since = _seconds(radio["down_since"]) or now
-                    events += self._chain_raise(ADAPTER_DOWN, source, since, now)
-            for a in list(self.alerts.values()):  # a radio no longer in the configuration
-                if a.kind == ADAPTER_DOWN and a.state == ACTIVE and a.source not in listed:
-                    events += self._chain_end(ADAPTER_DOWN, a.source, now)
+            return events  # its radios: not known while it is gone
+        events += self._chain_end(GATEWAY_OFFLINE, "gateway", now)
+        listed = set()
+        for radio in gw.adapters:
+            source = f"adapter {radio['name']}"
+            if source in listed:
+                continue  # a name given twice: the first says
+            listed.add(source)
+            if radio["scanning"]:
+                events += self._chain_end(ADAPTER_DOWN, source, now)
+            else:
+                since = _seconds(radio["down_since"]) or now
+                events += self._chain_raise(ADAPTER_DOWN, source, since, now)
+        for a in list(self.alerts.values()):  # a radio no longer in the configuration
+            if a.kind == ADAPTER_DOWN and a.state == ACTIVE and a.source not in listed:
+                events += self._chain_end(ADAPTER_DOWN, a.source, now)
         return events
+
+    def _silence(self, now: float, offline: bool) -> list[Event]:
+        """gateway_silent: raised when nothing live has come from the gateway for
+        `silent_after_s` (counted from the later of its last word and the broker connection);
+        ended only by a live message heard after it was raised (a broker reconnect is not
+        news from the gateway), or by the gateway's offline status, which says more."""
+        gw = self.gateway
+        open_ = self._open_chain(GATEWAY_SILENT, "gateway")
+        if open_ is not None:
+            if offline or (gw.heard is not None and gw.heard >= open_.received):
+                return self._chain_end(GATEWAY_SILENT, "gateway", now)
+            return []
+        assert self.broker_up_since is not None
+        heard = max(gw.heard or 0.0, self.broker_up_since)
+        if offline or now - heard < self.silent_after_s:
+            return []
+        return self._chain_raise(GATEWAY_SILENT, "gateway", gw.heard or heard, now)
 
     def _open_chain(self, kind: str, source: str) -> Alert | None:
         return next(

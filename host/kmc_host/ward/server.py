@@ -91,7 +91,8 @@ class WardService:
             self.model.alerts[alert.id] = alert
         self.auth = WardAuth(cfg.pin)
         self.ignored = 0
-        self._changed = asyncio.Event()
+        self._warned_every = False
+        self._changed = asyncio.Event()  # replaced on every change: each stream waits on its own
         self._closing = False  # set on shutdown: the open event streams end at once
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: mqtt.Client | None = None
@@ -152,15 +153,41 @@ class WardService:
             self.audit.record(what, subject, at)
             if isinstance(subject, Alert) and subject.chain:
                 log.warning("%s %s: %s", subject.kind, subject.source, what)
-        self._changed.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        """Every event stream sends a snapshot: the one event they wait on is set, and a new one
+        takes its place (so no stream clears another's wake-up, and a change made while a
+        snapshot is being written is not lost)."""
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
 
     async def _ticker(self) -> None:
-        """Once a second: escalations, the chain's alarms, the audio pause's end."""
+        """Once a second: escalations, the chain's alarms, the audio pause's end. An error is
+        logged and the next tick goes on: a stopped ticker would stop every alarm of the chain
+        while the page still looked live."""
         while True:
-            events = self.model.tick(time.time())
-            if events:
-                self._log(events)
+            try:
+                events = self.model.tick(time.time())
+                if events:
+                    self._log(events)
+                self._check_heartbeat()
+            except Exception:  # noqa: BLE001 - logged with its traceback; the ticker goes on
+                log.exception("ward ticker")
             await asyncio.sleep(1.0)
+
+    def _check_heartbeat(self) -> None:
+        """Say once when the gateway's heartbeat is too slow for gateway_silent_after_min: a
+        quiet ward would get false gateway_silent alarms."""
+        every = self.model.gateway.every_s
+        if every and 2 * every > self.cfg.gateway_silent_after_s and not self._warned_every:
+            self._warned_every = True
+            log.warning(
+                "the gateway's status comes every %g s: gateway_silent_after_min (%g min) "
+                "should be at least twice that",
+                every,
+                self.cfg.gateway_silent_after_s / 60,
+            )
 
     # -- HTTP
 
@@ -192,7 +219,7 @@ class WardService:
         """Before the server waits for its handlers: end the screens' event streams (each
         browser reconnects by itself to the next start)."""
         self._closing = True
-        self._changed.set()
+        self._wake()
 
     async def _on_cleanup(self, app: web.Application) -> None:
         app["ticker"].cancel()
@@ -242,11 +269,11 @@ class WardService:
         await resp.write(b"retry: 1000\n\n")
         with contextlib.suppress(ConnectionResetError):  # the browser went away
             while not self._closing:  # a snapshot on every change, and every 5 s
+                changed = self._changed  # taken before the snapshot: a change meanwhile wakes it
                 snap = self.model.snapshot(time.time())
                 await resp.write(f"data: {json.dumps(snap)}\n\n".encode())
-                self._changed.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), timeout=STREAM_EVERY_S)
+                    await asyncio.wait_for(changed.wait(), timeout=STREAM_EVERY_S)
                 await asyncio.sleep(0.1)  # coalesce bursts of messages into one snapshot
         return resp
 
@@ -313,7 +340,7 @@ class WardService:
             raise web.HTTPNotFound(text="no such alert") from None
         if alert.acked_by == initials:
             self.audit.record("acknowledged", alert, alert.acked_at or time.time(), initials)
-        self._changed.set()
+        self._wake()
         return web.json_response(alert.public())
 
     async def audit_csv(self, request: web.Request) -> web.Response:

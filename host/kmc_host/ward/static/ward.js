@@ -70,14 +70,17 @@ function bannerLines(snap) {
 // sends one at least every 5 s). A frozen page must never look live: every tile greys, the
 // banner says since when, and the high burst repeats; no pause silences it, as nothing can be
 // paused or recorded while the service is unreachable. The first snapshot ends it.
+// Timed on the monotonic clock (performance.now): a screen PC's clock set back must not hide
+// it; counted from the page's start too, so a page that never got a snapshot alarms as well.
 function watchService() {
-  if (!state.cfg || !state.snapAt) return;
-  const quiet = Date.now() - state.snapAt;
+  if (!state.cfg) return;
+  const quiet = performance.now() - state.snapAt;
   const lost = quiet > state.cfg.service_lost_after_s * 1000;
   if (lost === (state.lostSince !== null)) return;
-  state.lostSince = lost ? state.snapAt : null;
+  state.lostSince = lost ? Date.now() - quiet : null;
   document.body.classList.toggle("lost", lost);
-  if (state.snap) { renderBanner(state.snap); renderGateway(state.snap); }
+  renderBanner(state.snap);
+  if (state.snap) renderGateway(state.snap);
   soundTick();
 }
 
@@ -111,8 +114,6 @@ function tickPause() {
 // swapped for a copy between press and release, so every tap lands.
 function render(snap) {
   state.snap = snap;
-  state.snapAt = Date.now();
-  if (state.lostSince !== null) watchService(); // the service is back: the page's alarm ends
   renderPause(snap);
   renderGateway(snap);
   const now = Date.now() / 1000;
@@ -133,6 +134,9 @@ function render(snap) {
   });
   for (const gone of boxes.values()) gone.remove();
   if (state.openBed && Date.now() - state.detailAt > 2000) loadDetail(state.openBed, false);
+  // live only once the snapshot is on the screen: a render that failed leaves the page to alarm
+  state.snapAt = performance.now();
+  if (state.lostSince !== null) watchService(); // the service is back: the page's alarm ends
 }
 
 // the header's word on the gateway, and the detector settings the screen colours with
@@ -192,7 +196,7 @@ function syncList(parent, selector, items, key, sig, make, update, before) {
 // repeat); escalated, at least every 10 s
 function soundTick() {
   const snap = state.snap;
-  if (!snap || !state.cfg) return;
+  if (!state.cfg) return;
   const now = Date.now();
   if (state.lostSince !== null) { // the page's own alarm, whatever the last snapshot said
     if (now - (state.lastPlayed.service_lost || 0) >= state.cfg.signals.high.repeat_s * 1000) {
@@ -201,6 +205,7 @@ function soundTick() {
     }
     return;
   }
+  if (!snap) return;
   const { unacked, open } = unacknowledged(snap);
   const escalated = open.some((a) => a.escalated);
   const fresh = unacked.filter((a) => !state.heard.has(a.id));
@@ -228,7 +233,7 @@ function renderBanner(snap) {
   // low ones stay on the tiles; the page's own alarm, when the service is lost, comes first
   const lost = state.lostSince === null ? [] : [{ id: "service_lost", kind: "service_lost", priority: "high", chain: true,
     source: "", start: new Date(state.lostSince).toISOString(), page: true }];
-  const lines = lost.concat(bannerLines(snap));
+  const lines = lost.concat(snap ? bannerLines(snap) : []);
   banner.hidden = lines.length === 0;
   const top = highest(lines);
   banner.className = top ? `prio-${top}` : "";
@@ -267,7 +272,7 @@ function alarmText(snap, a) {
     (a.chain ? ` · ${t("check_by_hand")}` : "") +
     (a.acked_by ? ` · ${t("acknowledged_by")} ${a.acked_by}` : a.escalated ? ` · ${t("escalated")}` : "");
 }
-function bedOf(snap, strap) { const x = snap.tiles.find((y) => y.strap === strap); return x ? [x.bed, x.infant] : null; }
+function bedOf(snap, strap) { const x = snap && snap.tiles.find((y) => y.strap === strap); return x ? [x.bed, x.infant] : null; }
 
 function ackButton(a, onTile) {
   const b = el("button", "ack");
@@ -485,6 +490,7 @@ async function start() {
   $("ackform").addEventListener("submit", submitAck);
   $("pause").addEventListener("click", askPause);
   setInterval(() => { $("clock").textContent = new Date().toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }); }, 1000);
+  state.snapAt = performance.now(); // the page's start: no snapshot within the limit alarms too
   setInterval(soundTick, 250);
   setInterval(() => { watchService(); tickPause(); }, 500);
   connect();
