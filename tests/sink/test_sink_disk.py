@@ -89,7 +89,9 @@ def test_a_full_spool_disk_holds_messages_and_recovers_by_itself(small_disk: Pat
             "every sample in InfluxDB",
         )
         stored = samples_in_db(influx)
-        assert all(len(v) == len(set(v)) == SAMPLES for v in stored.values())  # exactly once
+        # one point per sample (InfluxDB keeps one point per key: replays overwrite, so this
+        # shows nothing was lost, not that nothing was sent twice)
+        assert all(len(v) == len(set(v)) == SAMPLES for v in stored.values())
     finally:
         gateway.close()
         stop_process(sink, timeout=15)
