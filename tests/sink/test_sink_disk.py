@@ -1,10 +1,9 @@
 """The sink's disk full: its spool on a small tmpfs, mostly taken by a ballast file, InfluxDB
 away (and its database not yet created) so the spool can only grow to its reserve
-(`spool_reserve_mb`, here 1 MB). The sink must not stall: it holds what it cannot spool,
+(`spool_reserve_mb`, here 1 MB). The sink must not wedge: it holds what it cannot spool,
 unacknowledged (the broker queues the rest), says `stalled` on its status topic, and when
 InfluxDB is back and the spool drains (SQLite reuses the freed pages) it spools the held
-messages, acknowledges them, says `online` again and every sample reaches InfluxDB exactly
-once. A real `kmc sink` process, a real Mosquitto and a real InfluxDB; the production gateway
+messages, acknowledges them, says `online` again and every sample reaches InfluxDB. A real `kmc sink` process, a real Mosquitto and a real InfluxDB; the production gateway
 publishes (without BLE: tests/sink/test_sink.py's WardGateway)."""
 
 from __future__ import annotations
