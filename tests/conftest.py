@@ -222,9 +222,10 @@ def mqtt_contract(monkeypatch: pytest.MonkeyPatch) -> Any:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Two groups for pytest-xdist's `--dist loadgroup` (pyproject's addopts, `-n 2`): the
-    fault suite (tests/integration/faults: real processes in real time, mostly waiting) on one
-    worker, everything else on the other, each in its own order as before. The fault suite's
-    clock-bound minutes then overlap the rest instead of adding to them."""
+    fault suites (tests/integration/faults, and the ward screen's chain broken by killing real
+    processes, test_ward_chain.py: real time, mostly waiting) on one worker, everything else on
+    the other, each in its own order as before. Their clock-bound minutes then overlap the rest
+    instead of adding to them."""
     for item in items:
-        faults = "integration/faults/" in item.nodeid
+        faults = "integration/faults/" in item.nodeid or "test_ward_chain.py" in item.nodeid
         item.add_marker(pytest.mark.xdist_group("faults" if faults else "suite"))
