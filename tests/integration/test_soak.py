@@ -1,6 +1,9 @@
-"""Soak: an hour of a 12-bed ward in accelerated time through the gateway (detector, outbox,
-MQTT to a real Mosquitto) and the sink (spool, a real InfluxDB), in one process: memory and open
-file handles must level off, not grow with time, and every sample must arrive."""
+"""Soak: an hour of a 12-bed ward in accelerated time, through the radio: 12 emulated straps
+(the firmware's code on bumble) sharing the gateway's 4 connection slots, so the gateway visits
+them in turn (connect, resume, drain, let go) as on a ward; the production gateway (bleak on
+bumble, detector, outbox, MQTT to a real Mosquitto) and the sink (spool, a real InfluxDB), all
+in one process. Memory and open file handles must level off, not grow with time, and every
+sample must arrive in InfluxDB exactly once, with the wall-clock time the gateway set."""
 
 from __future__ import annotations
 
@@ -10,20 +13,28 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
+import pytest
+from wards import caught_up, gateway_config, start_gateway, stop_ward, strap_id, taken
 
-from kmc_host import protocol as P
-from kmc_host.detect import DetectorConfig
-from kmc_host.gateway.config import GatewayConfig, StrapEntry
-from kmc_host.gateway.service import Gateway
-from kmc_host.mqtt import BrokerConfig, TopicTree
+from kmc_host.ble.bumble_backend import central_access
+from kmc_testbed.radio import VirtualRadio
 from kmc_testbed.servers import local_sink
-from packets import T2000, notifications, records
+from kmc_testbed.strap import EmulatedStrap, SensorFeed
+from packets import PASSKEY, T2000
 from servers import InfluxDB, Mosquitto
 
+# every payload the gateway publishes keeps to the MQTT contract (conftest)
+pytestmark = pytest.mark.usefixtures("mqtt_contract")
+
 STRAPS = 12
+SLOTS = 4
 SECONDS = 3600
-BATCH = 10
+# each strap samples STEP times, then the radio has PAUSE_S of wall time: 40 simulated seconds
+# a second, slow enough that a connected strap's newest sample reaches the gateway within a
+# few simulated seconds (the gateway sets a live strap's clock again when its newest sample
+# is 120 s off its own clock, which here is the straps')
+STEP = 2
+PAUSE_S = 0.05
 
 
 def rss_mb() -> float:
@@ -37,12 +48,28 @@ def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-def strap_notifications(strap: int) -> list[bytes]:
-    t = np.arange(SECONDS)
-    kmc = ((t // 900) % 2 == 1) & (strap % 3 != 0)  # 15 min on, 15 min off
-    cold = (strap % 4 == 1) & ((t % 1200) > 900)  # a cool spell every 20 min
-    rec = records(SECONDS, np.where(cold, 3570, 3680), np.where(kmc, 3500, 2600), kmc)
-    return notifications(rec, BATCH)
+def feed(strap: int) -> SensorFeed:
+    """15 min of KMC, 15 min off (not for every third strap); a cool spell every 20 min on
+    every fourth strap from the second."""
+
+    def kmc(i: int) -> bool:
+        return (i // 900) % 2 == 1 and strap % 3 != 0
+
+    def cold(i: int) -> bool:
+        return strap % 4 == 1 and i % 1200 > 900
+
+    return SensorFeed(
+        infant_c=lambda i: 35.70 if cold(i) else 36.80,
+        outer_c=lambda i: 35.0 if kmc(i) else 26.0,
+        contact=lambda i: int(kmc(i)),
+    )
+
+
+async def until(cond, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not cond():
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.05)
 
 
 def test_an_hour_of_a_ward_keeps_memory_and_handles_level(tmp_path: Path):
@@ -50,60 +77,78 @@ def test_an_hour_of_a_ward_keeps_memory_and_handles_level(tmp_path: Path):
     broker = Mosquitto(tmp_path / "mq").start()
     influx = InfluxDB(tmp_path).start()
     sink = local_sink(tmp_path / "sink", broker.port, influx.url, "soak-sink")
-    straps = [f"S{k:02d}" for k in range(STRAPS)]
-    cfg = GatewayConfig(
-        TopicTree("kmc", "site1", "ward-a"),
-        "UTC",
-        tmp_path / "gw",
-        BrokerConfig(port=broker.port, client_id="soak-gateway"),
-        tuple(StrapEntry(s, str(k), f"INF-{k}") for k, s in enumerate(straps)),
-        DetectorConfig(),
-    )
-    clock = {"t": float(T2000 + P.EPOCH_2000_UNIX)}
-    gw = Gateway(cfg, now=lambda: clock["t"])
-    streams = {s: strap_notifications(k) for k, s in enumerate(straps)}
     marks: list[tuple[int, float, int]] = []
+    stats: dict[str, object] = {}
 
     async def run() -> None:
-        gw.publisher.start()
-        stop = asyncio.Event()
-        pump = asyncio.create_task(gw.publisher.run(stop))
-        while not gw.publisher.connected.is_set():
-            await asyncio.sleep(0.05)
-        for k in range(SECONDS // BATCH):
-            clock["t"] = T2000 + P.EPOCH_2000_UNIX + (k + 1) * BATCH
-            for s in straps:
-                await gw._on_batch(s, P.decode_measurement(streams[s][k]))
-            await asyncio.sleep(0)
-            if (k + 1) * BATCH % 600 == 0:  # every 10 simulated minutes
-                while gw.publisher.pending() > 500:
-                    await asyncio.sleep(0.02)
+        radio = VirtualRadio()
+        central = await radio.device("gateway")
+        straps = [
+            EmulatedStrap(
+                await radio.device(f"strap{k}"),
+                strap_id(k),
+                feed(k),
+                tmp_path / f"s{k}",
+                T2000,
+                passkey=PASSKEY,
+                ble_period_s=0.1,
+            )
+            for k in range(STRAPS)
+        ]
+        cfg = gateway_config(tmp_path, broker.port, STRAPS, SLOTS, max_age_s=5.0)
+        gw, stop, task = start_gateway(cfg, central_access(central), straps)
+        # every strap visited once (bonded, its clock set) before the hour starts
+        await until(lambda: all(s.clock.is_set for s in straps), 120, "a strap never visited")
+        for k in range(SECONDS // STEP):
+            for _ in range(STEP):
+                for s in straps:
+                    s.tick()
+            await asyncio.sleep(PAUSE_S)
+            if (k + 1) * STEP % 600 == 0:  # every 10 simulated minutes: all in, then measure
+                await until(lambda: caught_up(gw, straps), 120, "the gateway fell behind")
+                await until(lambda: gw.publisher.pending() < 50, 60, "the outbox did not drain")
                 gc.collect()
-                marks.append(((k + 1) * BATCH // 60, rss_mb(), open_fds()))
-        while gw.publisher.pending():
-            await asyncio.sleep(0.05)
-        stop.set()
-        await pump
-        gw.publisher.stop()
+                marks.append(((k + 1) * STEP // 60, rss_mb(), open_fds()))
+        await until(lambda: caught_up(gw, straps), 120, "the gateway fell behind")
+        await until(lambda: gw.publisher.pending() == 0, 60, "the outbox did not drain")
+        stats["taken"] = taken(straps)
+        stats["visits"] = {sid: st.link.stats.visits for sid, st in gw.straps.items()}
+        stats["links"] = {sid: st.link.stats for sid, st in gw.straps.items()}
+        await stop_ward(stop, task, straps)
 
+    started = time.monotonic()
     try:
         asyncio.run(run())
         deadline = time.monotonic() + 120
         while influx.count("kmc_sample", "seq") < STRAPS * SECONDS:
             assert time.monotonic() < deadline, "not every sample reached InfluxDB"
             time.sleep(0.5)
-        assert influx.count("kmc_sample", "seq") == STRAPS * SECONDS
+        stored = influx.count("kmc_sample", "seq")
+        unclocked = influx.count("kmc_sample_unclocked", "seq")
+        per_strap = influx.query('SELECT count("seq") FROM "kmc_sample" GROUP BY "strap"')
     finally:
         sink.stop()
         influx.stop()
         broker.stop()
-    print("\nminute  RSS MB  open fds")
+    print(
+        f"\n{SECONDS} s of {STRAPS} straps on {SLOTS} slots in {time.monotonic() - started:.0f} s"
+    )
+    print("minute  RSS MB  open fds")
     for minute, rss, fds in marks:
         print(f"{minute:6d} {rss:7.1f} {fds:9d}")
+    assert stats["taken"] == {strap_id(k): SECONDS for k in range(STRAPS)}
+    assert (stored, unclocked) == (STRAPS * SECONDS, 0)  # exactly once, all on the wall clock
+    assert {s["tags"]["strap"]: s["values"][0][1] for s in per_strap} == stats["taken"]
+    for sid, link in stats["links"].items():  # type: ignore[attr-defined]
+        assert link.duplicates == 0 and link.missing == 0, (sid, link)
+        assert link.clock_resets == 0, (sid, link)  # the clocks agreed: the run was not too fast
+    # the slots were shared: each strap was connected and let go again and again
+    assert min(stats["visits"].values()) >= 5, stats["visits"]  # type: ignore[attr-defined]
     # from the second mark on (warm): memory grows by less than 3 MB over 50 simulated minutes
     # (before the detector kept only closed runs it grew ~0.8 MB every 10 min, without end),
     # and open handles stay within one or two (an HTTP connection to InfluxDB comes and goes)
     warm = marks[1:]
+    assert len(marks) == SECONDS // 600
     assert warm[-1][1] - warm[0][1] < 3.0, marks
     fds = [f for _, _, f in warm]
     assert max(fds) - min(fds) <= 2, marks
