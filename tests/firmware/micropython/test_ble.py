@@ -1,6 +1,6 @@
 # The GATT server: services, advertising, commands, and resume with zero loss, no duplicates.
 # Notifications are also written to $KMC_FW_TMP/ble/notifications.hex for the host decoder.
-# heap: 512K (the stand-in keeps every notification it is given, ~400 packets of 236 B in the
+# heap: 1M (the stand-in keeps every notification it is given, ~400 packets of 236 B in the
 # two-hour resume test, for the host decoder; the firmware's own heap: test_memory.py, 140K)
 import gc
 import json
