@@ -65,8 +65,9 @@ class Gateway:
 
     def alert(self, strap: str, kind: str) -> str:
         start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        extreme = 37.9 if kind == "hyperthermia" else 35.7
         msg = AlertMessage(
-            strap=strap, bed=BEDS[strap], kind=kind, state="active", start=start, extreme_c=35.7
+            strap=strap, bed=BEDS[strap], kind=kind, state="active", start=start, extreme_c=extreme
         )
         self.publish(TOPICS.strap(strap, "alert"), msg.encode())
         key = f"{strap}|{kind}|{start}"
@@ -153,6 +154,10 @@ def test_the_audio_pause_and_the_alarm_times_in_the_browser(tmp_path: Path):
 
             # a fourth alarm: the banner keeps 3 lines, highest first, and says how many more
             fourth = gw.alert("KMC-0104", "hyperthermia")
+            # a hyperthermia episode's extreme is its highest reading, and says so
+            expect(page.locator(f'#banner .item[data-alert="{fourth}"]')).to_contain_text(
+                "Hyperthermia · highest 37.9 °C"
+            )
             expect(page.locator("#banner p.more")).to_have_text(
                 "+ 1 more alarms: see the first tiles", timeout=10_000
             )

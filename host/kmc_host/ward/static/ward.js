@@ -268,7 +268,8 @@ function alarmText(snap, a) {
     const tile = snap.tiles.find((x) => x.strap === a.strap) || {};
     who = `${t("bed")} ${tile.bed || "?"} · ${tile.infant || a.strap} · ${t("alert_" + a.kind)}`;
   }
-  return who + (a.extreme_c ? ` · ${t("lowest")} ${a.extreme_c.toFixed(1)} °C` : "") + ` · ${t("since")} ${clock(a.start)}` +
+  const extreme = a.kind === "hyperthermia" ? t("highest") : t("lowest"); // the episode's extreme
+  return who + (a.extreme_c ? ` · ${extreme} ${a.extreme_c.toFixed(1)} °C` : "") + ` · ${t("since")} ${clock(a.start)}` +
     (a.chain ? ` · ${t("check_by_hand")}` : "") +
     (a.acked_by ? ` · ${t("acknowledged_by")} ${a.acked_by}` : a.escalated ? ` · ${t("escalated")}` : "");
 }
