@@ -3,7 +3,8 @@
     radio.py (emulated straps: the firmware's code, 1 Hz)  --HCI over TCP-->  kmc gateway
     --MQTT--> Mosquitto --> kmc sink --> InfluxDB 1.x
 
-Faults, one after the other: BLE links dropped three times, a strap rebooted (power cut), the
+Faults, one after the other: BLE links dropped three times, a strap rebooted (power cut: its
+clock restarts at 2000-01-01, unset), the
 gateway killed with SIGKILL and restarted, the broker stopped, the database stopped, the
 gateway host's wall clock stepped an hour forward and back (NTP stepping; clockstep.c), the
 gateway's adapter unplugged for 15 s (its HCI transport ends) and plugged in again; a baby
@@ -11,7 +12,9 @@ goes cold while the broker is down. For each fault: the time until InfluxDB hold
 the straps took up to the end of the fault, and the samples lost or duplicated. At the end: the
 exact count in InfluxDB equals what the straps produced (minus what a power cut erased from the
 strap's RAM, by design), the cold alert is stored, started and ended, and no `signal_lost` was
-raised (the clock steps must not fake a silence). A table is printed.
+raised (the clock steps must not fake a silence); the rebooted strap's clock was set again, the
+samples it took before that are kept apart (`kmc_sample_unclocked`, device time in 2000) and
+no sample is stored before 2020. A table is printed.
 """
 
 from __future__ import annotations
@@ -144,6 +147,13 @@ def test_whole_chain_under_faults(tmp_path: Path):
         radio.at(115)
         radio.ask(cmd="reboot", strap="KMC-0003")
         record("strap KMC-0003 rebooted (power cut)", 115, 115)
+        # the gateway visits it again and sets its clock (samples until then: 2000-01-01)
+        deadline = time.monotonic() + 12
+        while not (rebooted := radio.status()["KMC-0003"])["clock_set"]:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        rebooted_at = time.time()
         radio.at(130)
         gateway.send_signal(signal.SIGKILL)
         gateway.wait()
@@ -192,6 +202,13 @@ def test_whole_chain_under_faults(tmp_path: Path):
     ahead = influx.query(
         'SELECT count(seq) FROM "kmc_sample" WHERE time > now() + 50m GROUP BY strap'
     )
+    # the power cut restarted KMC-0003's clock at 2000-01-01: nothing may be stored there
+    before_2020 = influx.query(
+        "SELECT count(seq) FROM \"kmc_sample\" WHERE time < '2020-01-01T00:00:00Z' GROUP BY strap"
+    )
+    unclocked = influx.query(
+        "SELECT seq, device_time FROM \"kmc_sample_unclocked\" WHERE strap = 'KMC-0003'"
+    )
     influx.stop()
     broker.stop()
 
@@ -216,6 +233,19 @@ def test_whole_chain_under_faults(tmp_path: Path):
         assert len(have[s]) == len(set(have[s])), s
         assert expected(final_status, s) <= set(have[s]) <= possible(late_status, s), s
     assert len(ranges(final_status, "KMC-0003", "erased")) <= 60  # flushed every 60 samples
+    # after the power cut the gateway set KMC-0003's clock again (it reads the wall clock)...
+    assert rebooted["clock_set"], rebooted
+    assert abs(rebooted["clock_unix"] - rebooted_at) < 5, (rebooted, rebooted_at)
+    # ...stored no sample before 2020, and kept what the strap took on 2000-01-01 apart, by seq
+    assert before_2020 == [], before_2020
+    in_2000 = [
+        int(seq)
+        for _, seq, device_time in (unclocked[0]["values"] if unclocked else [])
+        if device_time < 978_307_200  # 2001-01-01T00:00:00Z
+    ]
+    first_after_boot = final_status["KMC-0003"]["skipped"][0][1]
+    assert in_2000 and min(in_2000) >= first_after_boot, (in_2000, first_after_boot)
+    print(f"KMC-0003 after its power cut: {len(in_2000)} samples on 2000-01-01, kept unclocked")
     assert all(lost == 0 and dup == 0 for *_, lost, dup in rows)
     kinds = {(a["tags"]["strap"], a["tags"]["kind"]): a for a in alerts}
     assert not [k for k in kinds if k[1] == "signal_lost"]  # no silence faked by a clock step
