@@ -177,3 +177,25 @@ def test_a_corrupt_silence_file_is_named(tmp_path: Path):
     (tmp_path / "gw" / "silences.json").write_text('{"S1": {"last": "x"}}')
     with pytest.raises(ValueError, match=r"silences.json: strap silence file is corrupt"):
         gateway(tmp_path, {"t": 0.0}, {"t": 0.0})
+
+
+def test_a_clock_set_back_within_a_batch_drops_the_earlier_samples_not_the_batch(tmp_path):
+    """Times 0..4 s, then 2..6 s in one batch (the strap's clock stepped back 3 s): the samples
+    not later than every kept one (2, 3, 4) are counted out of order and left out of detection;
+    the rest goes on. Before, only neighbours were compared, and 3 after 2 (itself dropped
+    after 4) reached the detector, which raised on it."""
+    import dataclasses
+
+    import numpy as np
+
+    wall, mono = {"t": T2000 + P.EPOCH_2000_UNIX + 100.0}, {"t": 0.0}
+    gw = gateway(tmp_path, wall, mono)
+    b = batch(0, 10)
+    stepped = b.time.copy()
+    stepped[5:] -= 3.0  # 0 1 2 3 4 | 2 3 4 5 6 (+ the epoch)
+    b = dataclasses.replace(b, time=stepped)
+    st = gw.straps["S1"]
+    gw._detect(st, b)
+    assert st.out_of_order == 3
+    assert st.detector.last_time == float(np.max(stepped))
+    stop(gw)

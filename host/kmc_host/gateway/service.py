@@ -230,7 +230,10 @@ class Gateway:
         usable &= later
         if usable.any():
             t = batch.time[usable]
-            increasing = np.concatenate(([True], np.diff(t) > 0))
+            # each kept sample later than every one before it in the batch (a clock set back
+            # within a batch: a neighbour-only check let a later sample through that is still
+            # earlier than one kept, and the detector refused the batch with an error)
+            increasing = np.concatenate(([True], t[1:] > np.maximum.accumulate(t)[:-1]))
             keep = np.flatnonzero(usable)[increasing]
             st.out_of_order += int((~increasing).sum())
             update = det.feed(
