@@ -197,8 +197,12 @@ def test_dhis2_export_counts_with_the_settings_and_comments_their_digest(ward, t
             f"kmc-sense detector settings {want}"
         }
 
+    from kmc_analysis.dhis2_metadata import default_data_elements
+
+    thermal = default_data_elements()["thermal_alerts"][0]  # the mapping's default element
+
     def alerts(doc: dict) -> int:
-        return sum(int(v["value"]) for v in doc["dataValues"] if v["dataElement"] == "KmcAlerts01")
+        return sum(int(v["value"]) for v in doc["dataValues"] if v["dataElement"] == thermal)
 
     assert alerts(docs["warm"]) > alerts(docs["default"]) > 0
 
