@@ -1,5 +1,6 @@
 # A tiny test runner for MicroPython (no unittest there): runs every test_* function of a
 # module, prints one line per test and a closing "N passed, N failed" line, exits 1 on failure.
+import gc
 import sys
 
 
@@ -7,6 +8,7 @@ def run(namespace):
     names = sorted(k for k in namespace if k.startswith("test_"))
     passed = failed = 0
     for name in names:
+        gc.collect()  # each test starts as after a boot: what the last one left is garbage
         try:
             namespace[name]()
             passed += 1
