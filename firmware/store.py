@@ -7,6 +7,10 @@
 # deleted when there are more than `max_segments`. After a reboot the store continues after the
 # last record in flash, skipping `flush_every` numbers so a number is never given twice even if
 # the last unflushed records (at most `flush_every`) were lost with the power.
+#
+# Flash alone cannot say where a boot that never flushed began (a new strap switched off in its
+# first minute, or two power cuts inside one minute), so each boot also writes its first number
+# to a small `boot` file: the next boot starts `flush_every` after the later of the two.
 import os
 
 from protocol import RECORD_SIZE
@@ -28,8 +32,12 @@ class SampleStore:
         self.segments = []  # type: list[list[int]]  # [first_seq, count] oldest first
         self._mkdir()
         self._scan()
-        end = self.flash_end()
-        self.next_seq = end + flush_every if self.segments else 0
+        last_boot = self._read_boot()
+        if self.segments or last_boot is not None:
+            self.next_seq = max(self.flash_end(), last_boot or 0) + flush_every
+        else:
+            self.next_seq = 0  # a new strap
+        self._write_boot(self.next_seq)
         self.ram_first = self.next_seq  # oldest seq held in RAM
         self.flushed = self.next_seq  # first seq not yet in flash
         self.lost = 0  # records overwritten in RAM before flash took them (flash failing)
@@ -149,6 +157,20 @@ class SampleStore:
 
     def _path(self, first):
         return "%s/%08x.seg" % (self.root, first)
+
+    def _read_boot(self):
+        try:
+            with open(self.root + "/boot", "rb") as f:
+                return int(f.read(8), 16)
+        except (OSError, ValueError):
+            return None  # none yet (a new strap), or unreadable: flash decides alone
+
+    def _write_boot(self, seq):
+        try:
+            with open(self.root + "/boot", "wb") as f:
+                f.write(b"%08x" % seq)
+        except OSError:
+            self.flash_ok = False  # as for a failed flush: the store still runs from RAM
 
     def _mkdir(self):
         try:

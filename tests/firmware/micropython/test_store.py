@@ -82,6 +82,24 @@ def test_reboot_keeps_flash_and_never_reuses_a_number():
     assert got[50:] == [(60 + k, 1000 + k) for k in range(30)]  # the hole is skipped
 
 
+def test_a_boot_that_never_flushed_still_never_reuses_a_number():
+    # A new strap switched off in its first minute, then twice more before a flush: before the
+    # boot file, each boot restarted at 0 and the gateway took the new samples for ones it had.
+    root = tmpdir("newboot")
+    s = small(root)
+    given = [s.append(rec(i)) for i in range(7)]  # below flush_every: nothing in flash
+    assert given == list(range(7)) and s.flash_end() == 0
+    for boot in range(2):
+        s = small(root)
+        assert s.next_seq == 10 * (boot + 1), s.next_seq
+        given += [s.append(rec(100 + i)) for i in range(3)]
+    s = small(root)  # then a boot that lives: it flushes and the next boot follows flash
+    given += [s.append(rec(200 + i)) for i in range(25)]
+    assert len(set(given)) == len(given) and given[-25] == 30
+    s = small(root)
+    assert s.next_seq == 30 + 20 + 10 and read_all(s, 0)[0] == (30, 200)
+
+
 def test_read_past_the_newest_gives_nothing():
     s = small(tmpdir("empty"))
     buf = bytearray(RECORD_SIZE * 4)
