@@ -220,7 +220,6 @@ def _export(args: argparse.Namespace) -> int:
         fhir_bundle,
         load_dhis2_mapping,
         report_newborns_started_kmc,
-        temperature_points,
         write_json,
     )
 
@@ -254,22 +253,20 @@ def _export(args: argparse.Namespace) -> int:
         print(settings.line())
         print(f"wrote {len(doc['dataValues'])} data values for {', '.join(months)} to {out}")
         return 0
-    # fhir: one more pass over the samples for the temperature intervals
-    from .roster import load_roster
+    # fhir: the report's detection and the temperature intervals, in one pass over the samples
+    from .fhir_phd import TappedSource, summary
 
     if args.every_min <= 0:
         raise BadInput("--every-min must be > 0")
-    every = args.every_min * 60.0
-    roster = load_roster(args.roster) if args.roster else {}
-    src = _source(args)
-    infants = src.infants | {d: i.infant_id for d, i in roster.items()}
-    points = src.consume(lambda chunks: temperature_points(chunks, every))
-    for line in src.notes():
-        print(line)
-    doc = fhir_bundle(points, infants, every, settings)
+    src = TappedSource(_source(args), args.every_min * 60.0)
+    rep = _build_report(src, False, **_report_args(args, settings))
+    readings = src.readings.result()
+    doc = fhir_bundle(readings, rep, args.every_min * 60.0)
     write_json(doc, out)
     print(settings.line())
-    print(f"wrote {len(doc['entry'])} Observations of {len(points)} straps to {out}")
+    print(
+        f"wrote {len(doc['entry'])} resources of {len(rep.straps)} straps to {out}: {summary(doc)}"
+    )
     return 0
 
 

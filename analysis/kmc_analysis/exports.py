@@ -1,4 +1,4 @@
-"""Exports for health information systems: DHIS2 aggregate data and FHIR R4 Observations.
+"""Exports for health information systems: DHIS2 aggregate data and a FHIR R4 Bundle.
 
 DHIS2 (national HMIS in most countries that run KMC programmes) takes monthly aggregate counts
 per organisation unit as a `dataValueSets` JSON document. We export counts rather than shares,
@@ -26,18 +26,22 @@ count to the data element `kmc export dhis2-metadata` defines for it (dhis2_meta
 DHIS2's own fields), and a comment is a data value's own field, stored with the value and shown
 beside it in data entry.
 
-FHIR: body temperature as Observations (vital-signs profile: LOINC 8310-5, UCUM `Cel`), one per
-strap per interval (the median of the readings while the strap was worn), with the strap as the
-Device and the infant pseudonym as the subject, in a transaction Bundle of PUTs with ids derived
-from strap and time, so sending the same export twice updates instead of duplicating. The values
-are the strap's readings, which no detector setting changes; what the settings say about them is
-each Observation's `referenceRange` (type `normal`): from the cold stress to the hyperthermia
-threshold, moved onto the chest-skin reading (threshold - axillary_offset_c, as the detector
-judges infant_c + axillary_offset_c), its text naming the thresholds, the offset and the digest.
-The digest is also a `meta.tag` (a Coding of system `urn:kmc-sense:detector-settings`): tags are
-FHIR R4's place for marks that sort resources by how they were made without changing their
-meaning, and a server keeps them with the resource and can search by them (`_tag`), so the
-Observations exported under one set of settings can be found again.
+FHIR (fhir_phd.py): a transaction Bundle after the HL7 Personal Health Device IG: body
+temperature as PhdNumericObservation (MDC_TEMP_BODY and LOINC 8310-5, UCUM `Cel`, also the
+vital-signs bodytemp profile), one per strap per interval (the median of the readings while the
+strap was worn, or a `dataAbsentReason` when it sent samples but no valid reading while worn),
+the strap as a PhdDevice and the gateway as a PhgDevice, the infant pseudonym as the subject,
+and the days' KMC hours, the sessions and the thermal alert episodes as base R4 Observations. Each
+Observation is a PUT with an id derived from strap, kind and time, so sending the same export twice
+updates instead of duplicating. The values are the strap's readings, which no detector setting
+changes; what the settings say about them is each temperature's `referenceRange` (type
+`normal`): from the cold stress to the hyperthermia threshold, moved onto the chest-skin reading
+(threshold - axillary_offset_c, as the detector judges infant_c + axillary_offset_c), its text
+naming the thresholds, the offset and the digest. The digest is also a `meta.tag` (a Coding of
+system `urn:kmc-sense:detector-settings`) on every Observation: tags are FHIR R4's place for marks
+that sort resources by how they were made without changing their meaning, and a server keeps
+them with the resource and can search by them (`_tag`), so the Observations exported under one
+set of settings can be found again.
 """
 
 from __future__ import annotations
@@ -45,21 +49,20 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from kmc_host.clinical import COLD_STRESS, HYPERTHERMIA
 from kmc_host.detect import ConfigError, zone
-from kmc_host.samples import Samples
-from kmc_host.timefmt import iso_utc
 from kmc_host.tomlconf import get, read_toml, section, unknown
 
 from .coverage import BANDS_H
 from .dhis2_metadata import default_data_elements
+from .fhir_phd import fhir_bundle as fhir_bundle
+from .fhir_phd import reference_range as reference_range
+from .fhir_phd import temperature_points as temperature_points
 from .report import Report
 from .settings import Settings
 
@@ -257,157 +260,7 @@ def _dhis2_value(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
-# -- FHIR R4
-
-
-LOINC_BODY_TEMPERATURE = "8310-5"
-VITAL_SIGNS = "http://terminology.hl7.org/CodeSystem/observation-category"
-REFERENCE_RANGE_MEANING = "http://terminology.hl7.org/CodeSystem/referencerange-meaning"
-UCUM = "http://unitsofmeasure.org"
-SETTINGS_TAG = "urn:kmc-sense:detector-settings"
-
-
-def temperature_points(
-    chunks: Iterator[tuple[str, Samples]], every_s: float
-) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per strap: interval start times and the median infant temperature while worn in each
-    interval (intervals with no worn reading are left out). Chunks in time order per strap."""
-    carry: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    out: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
-    for device, chunk in chunks:
-        ok = (chunk.worn == 1) & np.isfinite(chunk.infant_c)
-        t = chunk.time[ok]
-        v = chunk.infant_c[ok]
-        if device in carry:
-            t = np.concatenate((carry[device][0], t))
-            v = np.concatenate((carry[device][1], v))
-        if t.size == 0:
-            continue
-        bins = np.floor(t / every_s)
-        done = bins < bins[-1]  # the last interval may go on in the next chunk
-        carry[device] = (t[~done], v[~done])
-        if done.any():
-            out.setdefault(device, []).append(_medians(bins[done], v[done], every_s))
-    for device, (t, v) in carry.items():
-        if t.size:
-            out.setdefault(device, []).append(_medians(np.floor(t / every_s), v, every_s))
-    return {
-        d: (np.concatenate([p[0] for p in ps]), np.concatenate([p[1] for p in ps]))
-        for d, ps in out.items()
-    }
-
-
-def _medians(bins: np.ndarray, values: np.ndarray, every_s: float) -> tuple[np.ndarray, np.ndarray]:
-    starts = np.flatnonzero(np.diff(bins, prepend=np.nan) != 0)
-    meds = np.array([np.median(p) for p in np.split(values, starts[1:])])
-    return bins[starts] * every_s, np.round(meds, 2)
-
-
-def _celsius(value: float) -> dict[str, Any]:
-    return {"value": round(value, 2), "unit": "Cel", "system": UCUM, "code": "Cel"}
-
-
-def reference_range(settings: Settings) -> list[dict[str, Any]]:
-    """The settings' normal range on the strap's reading: above the cold stress and below the
-    hyperthermia threshold, each less the axillary offset (the detector judges infant_c +
-    axillary_offset_c); [] when the settings have neither band."""
-    cfg = settings.detector
-    off = cfg.axillary_offset_c
-    cold, hot = cfg.threshold_c(COLD_STRESS), cfg.threshold_c(HYPERTHERMIA)
-    if cold is None and hot is None:
-        return []
-    said = [
-        f"{name} ({side} {t:g} C)"
-        for name, side, t in (("cold stress", "below", cold), ("hyperthermia", "above", hot))
-        if t is not None
-    ]
-    limits: dict[str, Any] = {}
-    if cold is not None:
-        limits["low"] = _celsius(cold - off)
-    if hot is not None:
-        limits["high"] = _celsius(hot - off)
-    judged = (
-        f"this reading {'+' if off > 0 else '-'} {abs(off):g} C axillary offset"
-        if off
-        else "this reading"
-    )
-    text = (
-        f"within the ward's thresholds of {' and '.join(said)}, judged on {judged} "
-        f"(kmc-sense detector settings {settings.digest})"
-    )
-    meaning = {"system": REFERENCE_RANGE_MEANING, "code": "normal", "display": "Normal Range"}
-    return [limits | {"type": {"coding": [meaning]}, "text": text}]
-
-
-def fhir_bundle(
-    points: dict[str, tuple[np.ndarray, np.ndarray]],
-    infants: dict[str, str],
-    every_s: float,
-    settings: Settings,
-) -> dict[str, Any]:
-    """A FHIR R4 transaction Bundle of body-temperature Observations (PUT, idempotent), each
-    tagged with `settings`' digest and holding their reference range."""
-    tag = {
-        "system": SETTINGS_TAG,
-        "code": settings.digest,
-        "display": f"kmc-sense detector settings {settings.digest}",
-    }
-    ranges = reference_range(settings)
-    entries = []
-    for device in sorted(points):
-        times, temps = points[device]
-        subject = infants.get(device) or f"strap-{device}"  # the profile requires a subject
-        for t, c in zip(times.tolist(), temps.tolist(), strict=True):
-            oid = f"kmc-{_fhir_id(device)}-{int(t)}"
-            obs: dict[str, Any] = {
-                "resourceType": "Observation",
-                "id": oid,
-                "meta": {
-                    "profile": ["http://hl7.org/fhir/StructureDefinition/bodytemp"],
-                    "tag": [tag],
-                },
-                "status": "final",
-                "category": [
-                    {
-                        "coding": [
-                            {"system": VITAL_SIGNS, "code": "vital-signs", "display": "Vital Signs"}
-                        ]
-                    }
-                ],
-                "code": {
-                    "coding": [
-                        {
-                            "system": "http://loinc.org",
-                            "code": LOINC_BODY_TEMPERATURE,
-                            "display": "Body temperature",
-                        }
-                    ],
-                    "text": "Infant chest skin temperature (KMC Sense strap)",
-                },
-                "effectivePeriod": {
-                    "start": iso_utc(t, truncate=True),
-                    "end": iso_utc(t + every_s, truncate=True),
-                },
-                "valueQuantity": {"value": c, "unit": "Cel", "system": UCUM, "code": "Cel"},
-                "device": {"reference": f"Device/{_fhir_id(device)}", "display": device},
-                "note": [{"text": f"median of the readings while worn over {every_s / 60:g} min"}],
-            }
-            if ranges:
-                obs["referenceRange"] = ranges
-            obs["subject"] = {"reference": f"Patient/{_fhir_id(subject)}", "display": subject}
-            entries.append(
-                {
-                    "fullUrl": f"Observation/{oid}",
-                    "resource": obs,
-                    "request": {"method": "PUT", "url": f"Observation/{oid}"},
-                }
-            )
-    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
-
-
-def _fhir_id(text: str) -> str:
-    """FHIR ids: A-Z a-z 0-9 - . only, 1-64 characters."""
-    return re.sub(r"[^A-Za-z0-9\-.]", "-", text)[:64] or "unknown"
+# -- FHIR R4: fhir_phd.py (the Personal Health Device IG's profiles); its entry points here too
 
 
 def write_json(doc: dict[str, Any], path: Path) -> Path:

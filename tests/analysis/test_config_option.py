@@ -214,16 +214,26 @@ def test_fhir_export_tags_the_digest_and_moves_the_reference_range(ward, tmp_pat
     said = kmc(*common, "--out", tmp_path / "offset.json", "--config", configs["offset"])
     digest = digest_of({"axillary_offset_c": 0.5})
     assert f"detector settings {digest}" in said
-    entries = {
-        n: [e["resource"] for e in json.loads((tmp_path / f"{n}.json").read_text())["entry"]]
+    observations = {
+        n: [
+            e["resource"]
+            for e in json.loads((tmp_path / f"{n}.json").read_text())["entry"]
+            if e["resource"]["resourceType"] == "Observation"
+        ]
         for n in ("default", "offset")
+    }
+    # the temperatures with a value hold the range; every Observation (days, sessions and
+    # alert episodes too, which the settings make) holds the tag
+    entries = {
+        n: [o for o in obs if "valueQuantity" in o and o["code"]["coding"][0]["code"] == "150364"]
+        for n, obs in observations.items()
     }
     assert entries["default"]
     for name, want, (low, high) in (
         ("default", DEFAULT_DIGEST, (36.5, 37.5)),
         ("offset", digest, (36.0, 37.0)),  # judged 0.5 C warmer: the range on the reading falls
     ):
-        for obs in entries[name]:
+        for obs in observations[name]:
             Observation.model_validate(obs)  # tag and reference range as FHIR R4(B) allows
             assert obs["meta"]["tag"] == [
                 {
@@ -232,6 +242,7 @@ def test_fhir_export_tags_the_digest_and_moves_the_reference_range(ward, tmp_pat
                     "display": f"kmc-sense detector settings {want}",
                 }
             ]
+        for obs in entries[name]:
             (rr,) = obs["referenceRange"]
             assert (rr["low"]["value"], rr["high"]["value"]) == (low, high)
             assert rr["low"]["code"] == "Cel" and rr["type"]["coding"][0]["code"] == "normal"
