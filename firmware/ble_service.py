@@ -10,6 +10,10 @@
 # the strap itself checks that the link is encrypted with its bond (or that it is being
 # commissioned) before it obeys a command or sends a sample or a temperature: data flows only
 # after RESUME_FROM, so a foreign central gets nothing (bonds.py has the pairing policy).
+# Once bonded the strap pairs with nobody: it does not show its passkey (the link ends), and a
+# link is secure only if the stack reports it encrypted, authenticated and bonded and did not
+# delete the bond during this connection (a repeat pairing from a copy of the gateway's
+# address: bonds.py keeps the keys and hides them until the link ends).
 #
 # Advertising (docs/protocol.md): the name and the KMC service, and in the scan response one
 # status byte, VISIT_NOW, so that a gateway that visits its straps in turns comes at once to a
@@ -136,17 +140,23 @@ class StrapBLE:
             self.connected_at = self.link_ms()
             self.mtu = 23
             self.cursor = None
+            self.bonds.unhide()
         elif event == _IRQ_CENTRAL_DISCONNECT:
             self.conn = None
             self.secure = False
             self.cursor = None
+            self.bonds.unhide()  # the gateway's keys, hidden from a repeat pairing, are back
             self.commands.append(None)  # re-advertise from the task
         elif event == _IRQ_ENCRYPTION_UPDATE:
-            conn, encrypted, authenticated = data[0], data[1], data[2]
+            conn, encrypted, authenticated, bonded = data[0], data[1], data[2], data[3]
             ours = self.peer is not None and (
                 self.bonds.is_open() or self.bonds.knows(self.peer[0], self.peer[1])
             )
-            self.secure = bool(encrypted and authenticated and ours)
+            # a copy of the gateway's address that paired afresh is not ours: its pairing made
+            # the stack delete (here: hide) the bond, and nothing new was stored
+            self.secure = bool(
+                encrypted and authenticated and bonded and ours and not self.bonds.hiding()
+            )
             if not self.secure:
                 self.commands.append((_DROP, conn))
         elif event == _IRQ_GET_SECRET:
@@ -218,10 +228,11 @@ class StrapBLE:
 
     def _security(self, action, conn):
         passkey = self.cfg["passkey"]
-        if action == _PASSKEY and passkey >= 0:
+        if action == _PASSKEY and passkey >= 0 and self.bonds.is_open():
             self.ble.gap_passkey(conn, _PASSKEY_ACTION_DISP, passkey)
             return
-        # not the bonded gateway (or no passkey to pair with): end the link
+        # not the bonded gateway, or pairing once bonded (the bonded gateway encrypts with its
+        # keys and never pairs again), or no passkey to pair with: end the link
         self.refused += 1
         if conn == self.conn:
             self.secure = False
