@@ -3,6 +3,7 @@
 import struct
 
 GATEWAY = b"\xf0\xf0\xf0\xf0\xf0\xf0"  # a central's address, as IRQs give it
+LOOP_GUARD = 100  # turns of a stack loop that would never end on the board
 _WRITE_AUTHENTICATED = 0x2000
 
 
@@ -33,6 +34,11 @@ class BLE:
         self.passkeys = {}  # conn -> the passkey the application gave to show
         self.disconnected = []  # connections the application ended
         self.att_errors = 0
+        self.peers = {}  # conn -> the central's address
+        self.repeat_pairings = 0  # BLE_GAP_EVENT_REPEAT_PAIRING events
+        self.deletes = []  # the peer keys ble_store_util_delete_peer was run for
+        self.overflows = 0  # BLE_STORE_EVENT_OVERFLOW events
+        self.terminating = []  # connections ble_gap_unpair terminates
 
     def active(self, state=None):
         if state is not None:
@@ -92,40 +98,102 @@ class BLE:
         self.authenticated.discard(conn)
 
     # -- the central's side (and the stack's security manager), for tests
+    #
+    # The security manager runs the store calls as MicroPython's NimBLE glue and NimBLE do
+    # (extmod/nimble/modbluetooth_nimble.c; nimble/host/src/ble_sm.c, ble_store.c,
+    # ble_store_util.c, ble_gap.c), loops included: a loop the application's answers would
+    # keep going forever raises (the BLE host would hang) after LOOP_GUARD turns.
 
     def central_connect(self, conn=0, addr=GATEWAY):
         self.authenticated.discard(conn)
+        self.peers[conn] = addr
         self._irq(1, (conn, 0, addr))
 
     def central_disconnect(self, conn=0):
         self.authenticated.discard(conn)
+        self.peers.pop(conn, None)
         self._irq(2, (conn, 0, b"\x00" * 6))
 
     def central_starts_pairing(self, conn=0):
-        """LE Secure Connections, passkey entry: the stack asks the application for the passkey
-        to display (the strap answers from its task with gap_passkey)."""
+        """A Pairing Request. The stack first checks for a bond with this peer (repeat
+        pairing); then LE Secure Connections, passkey entry: it asks the application for the
+        passkey to display (the strap answers from its task with gap_passkey)."""
+        self._chk_repeat_pairing(conn)
         self._irq(31, (conn, 3, 0))
 
-    def central_enters_passkey(self, passkey, conn=0, addr=GATEWAY):
+    def central_enters_passkey(self, passkey, conn=0, addr=None):
         """The central types `passkey`: on a match the stack stores both sides' keys (through the
-        application) and reports an authenticated, bonded link; on a mismatch pairing fails."""
-        if self.passkeys.get(conn) != passkey:
+        application) and reports an authenticated link; on a mismatch pairing fails."""
+        if self.passkeys.get(conn) != passkey or conn not in self.peers:
             return False
-        key = b"\x00" + bytes(reversed(addr))
-        stored = self._irq(30, (1, key, b"our-ltk")) and self._irq(30, (2, key, b"peer-ltk"))
-        self.authenticated.add(conn)
-        self._irq(28, (conn, 1, 1, 1 if stored else 0, 16))
+        self._paired(conn, 1)
         return True
+
+    def central_pairs_just_works(self, conn=0):
+        """A central without input or output pairs: no passkey, an unauthenticated key."""
+        self._chk_repeat_pairing(conn)
+        if conn in self.peers:
+            self._paired(conn, 0)
 
     def central_encrypts(self, conn=0, addr=GATEWAY):
         """A bonded central reconnects: the stack looks its key up (GET_SECRET); without one
         the encryption fails and the link ends."""
-        key = b"\x00" + bytes(reversed(addr))
-        if self._irq(29, (2, 0, key)) is None:
+        if self._irq(29, (2, 0, sec_key(addr))) is None:
             self.central_disconnect(conn)
             return False
         self.authenticated.add(conn)
         self._irq(28, (conn, 1, 1, 1, 16))
+        return True
+
+    def _paired(self, conn, authenticated):
+        """ble_sm_persist_keys (our keys, then the peer's; the results are not looked at), then
+        the encryption event: `bonded` is the pairing's bonding flag, not the store's answer.
+        A connection ble_gap_unpair terminated ends after that."""
+        key = sec_key(self.peers[conn])
+        self._store_write(1, key, key + b"our-ltk")
+        self._store_write(2, key, key + b"peer-ltk")
+        self.authenticated.add(conn)
+        self._irq(28, (conn, 1, authenticated, 1, 16))
+        while self.terminating:
+            ended = self.terminating.pop(0)
+            if ended in self.peers:
+                self.central_disconnect(ended)
+
+    def _chk_repeat_pairing(self, conn):
+        """ble_sm_chk_repeat_pairing: while the peer's keys are found, raise the repeat
+        pairing event; MicroPython's handler deletes the peer and answers RETRY, always."""
+        key = sec_key(self.peers[conn])
+        turns = 0
+        while self._irq(29, (2, 0, key)) is not None:
+            turns = _guard(turns, "ble_sm_chk_repeat_pairing")
+            self.repeat_pairings += 1
+            self._delete_peer(key)
+
+    def _delete_peer(self, key):
+        """ble_store_util_delete_peer: our keys, the peer's (CCCDs: MicroPython's glue answers
+        ENOENT itself, no IRQ)."""
+        self.deletes.append(key)
+        for sec_type in (1, 2):
+            turns = 0
+            while self._irq(30, (sec_type, key, None)):  # ble_store_util_delete_all
+                turns = _guard(turns, "ble_store_util_delete_all")
+
+    def _store_write(self, sec_type, key, value):
+        """ble_store_write: a refused write (BLE_HS_ESTORE_CAP) raises the overflow event;
+        ble_store_util_status_rr unpairs the oldest bonded peer and the write is tried again,
+        until it is stored or no bonded peer is left to unpair."""
+        turns = 0
+        while not self._irq(30, (sec_type, key, value)):
+            turns = _guard(turns, "ble_store_write overflow")
+            self.overflows += 1
+            oldest = self._irq(29, (2, 0, None))  # ble_store_util_bonded_peers: by index
+            if oldest is None:
+                return False  # BLE_HS_ENOENT: nobody to unpair, the write fails
+            peer = bytes(oldest[:7])  # ble_store_value_sec begins with peer_addr
+            for conn, addr in self.peers.items():  # ble_gap_unpair ends its connection
+                if sec_key(addr) == peer:
+                    self.terminating.append(conn)
+            self._delete_peer(peer)
         return True
 
     def central_mtu(self, mtu, conn=0):
@@ -146,6 +214,18 @@ class BLE:
             if uuid.value == uuid_value:
                 return handle
         raise KeyError(uuid_value)
+
+
+def sec_key(addr):
+    """The key of a security record: ble_addr_t, type then the address least significant
+    first (IRQ addresses are most significant first)."""
+    return b"\x00" + bytes(reversed(addr))
+
+
+def _guard(turns, loop):
+    if turns >= LOOP_GUARD:
+        raise AssertionError("the BLE host would hang: %s never ends" % loop)
+    return turns + 1
 
 
 def u32(v):
