@@ -3,8 +3,14 @@
 `BLE` (MicroPython's `bluetooth.BLE`) registers the firmware's GATT services on a bumble
 `Device`, turns bumble's connection, write, MTU, encryption and pairing events into the
 firmware's IRQs, and keeps bumble's keys in the firmware's bond store (`_IRQ_GET_SECRET` /
-`_IRQ_SET_SECRET`), so the firmware's own pairing policy decides. `module()` is the stand-in
-the firmware imports as `bluetooth` (kmc_testbed.firmware loads it only for the firmware).
+`_IRQ_SET_SECRET`), so the firmware's own pairing policy decides. The store calls follow
+MicroPython's NimBLE glue and NimBLE, loops included: a Pairing Request from a peer with keys
+runs the repeat-pairing loop (the keys deleted, pairing retried, while they are found), and a
+refused key write runs the store's overflow handler (the oldest bonded peer unpaired, the
+write tried again); a loop the firmware's answers would keep going forever is cut after
+LOOP_GUARD turns and named in `BumbleBLE.hangs` (the host would hang on the board). `module()`
+is the stand-in the firmware imports as `bluetooth` (kmc_testbed.firmware loads it only for
+the firmware).
 """
 
 from __future__ import annotations
@@ -30,7 +36,8 @@ _FLAG_READ_AUTHENTICATED, _FLAG_WRITE_AUTHENTICATED = 0x0400, 0x2000
 _IRQ_CONNECT, _IRQ_DISCONNECT, _IRQ_WRITE, _IRQ_MTU = 1, 2, 3, 21
 _IRQ_ENCRYPTION_UPDATE, _IRQ_GET_SECRET, _IRQ_SET_SECRET, _IRQ_PASSKEY_ACTION = 28, 29, 30, 31
 _PASSKEY_ACTION_DISP = 3
-_SEC_PEER = 2
+_SEC_OURS, _SEC_PEER = 1, 2
+LOOP_GUARD = 100  # turns of a NimBLE loop that would never end on the board
 _IO_CAPABILITY = {  # BLE.config(io=...) -> bumble
     0: PairingDelegate.DISPLAY_OUTPUT_ONLY,
     1: PairingDelegate.DISPLAY_OUTPUT_AND_YES_NO_INPUT,
@@ -82,6 +89,9 @@ class BumbleBLE:
             "io": 3,
         }
         self._passkeys: dict[int, asyncio.Future[int]] = {}
+        self.hangs: list[str] = []  # NimBLE loops that would never have ended
+        self.repeat_pairings = 0  # BLE_GAP_EVENT_REPEAT_PAIRING events
+        self.overflows = 0  # BLE_STORE_EVENT_OVERFLOW events
         self._advertising = asyncio.Lock()  # one start/stop at a time, in the firmware's order
         device.on("connection", self._on_connection)
         device.keystore = _FirmwareKeyStore(self)
@@ -220,6 +230,51 @@ class BumbleBLE:
     def store_secret(self, sec_type: int, key: bytes, value: bytes | None) -> bool:
         return bool(self._irq(_IRQ_SET_SECRET, (sec_type, key, value))) if self._irq else False
 
+    # -- NimBLE's store loops (nimble/host/src/ble_sm.c, ble_store.c, ble_store_util.c)
+
+    def _guard(self, turns: int, loop: str) -> int:
+        if turns >= LOOP_GUARD:
+            self.hangs.append(loop)
+            raise RuntimeError(f"the BLE host would hang: {loop} never ends")
+        return turns + 1
+
+    def chk_repeat_pairing(self, address: Address) -> None:
+        """ble_sm_chk_repeat_pairing, with MicroPython's handler: while the peer's keys are
+        found, delete the peer and answer BLE_GAP_REPEAT_PAIRING_RETRY."""
+        key = _secret_key(address)
+        turns = 0
+        while self.secret(_SEC_PEER, 0, key) is not None:
+            turns = self._guard(turns, "ble_sm_chk_repeat_pairing")
+            self.repeat_pairings += 1
+            self.delete_peer(key)
+
+    def delete_peer(self, key: bytes) -> None:
+        """ble_store_util_delete_peer: ble_store_util_delete_all of our keys, then the peer's,
+        each deleting until "not found" (CCCDs: MicroPython's glue answers that itself)."""
+        for sec_type in (_SEC_OURS, _SEC_PEER):
+            turns = 0
+            while self.store_secret(sec_type, key, None):
+                turns = self._guard(turns, "ble_store_util_delete_all")
+
+    def store_write(self, sec_type: int, key: bytes, value: bytes) -> bool:
+        """ble_store_write: a refused write (BLE_HS_ESTORE_CAP) raises the overflow event,
+        ble_store_util_status_rr unpairs the oldest bonded peer (ble_gap_unpair_oldest_peer:
+        its link ended, its keys deleted) and the write is tried again, until stored or no
+        bonded peer is left (BLE_HS_ENOENT)."""
+        turns = 0
+        while not self.store_secret(sec_type, key, value):
+            turns = self._guard(turns, "ble_store_write overflow")
+            self.overflows += 1
+            oldest = self.secret(_SEC_PEER, 0, None)  # ble_store_util_bonded_peers
+            if oldest is None:
+                return False
+            peer = Address(json.loads(oldest)["name"])
+            for connection in list(self._connections.values()):
+                if connection.peer_address == peer:
+                    self._spawn(connection.disconnect())
+            self.delete_peer(_secret_key(peer))
+        return True
+
     def _on_encryption_change(self, connection: Connection) -> None:
         session = self.device.smp_manager.sessions.get(connection.handle)
         stored = self.secret(_SEC_PEER, 0, _secret_key(connection.peer_address))
@@ -324,6 +379,11 @@ class _FirmwareDelegate(PairingDelegate):
         super().__init__(io)
         self.ble, self.connection = ble, connection
 
+    async def accept(self) -> bool:
+        """A Pairing Request: NimBLE first checks for a bond with the peer (repeat pairing)."""
+        self.ble.chk_repeat_pairing(self.connection.peer_address)
+        return True
+
     async def generate_passkey(self) -> int:
         return await self.ble.passkey_to_show(self.connection)
 
@@ -348,11 +408,14 @@ class _FirmwareKeyStore(KeyStore):
         return None if value is None else PairingKeys.from_dict(json.loads(value)["keys"])
 
     async def update(self, name: str, keys: PairingKeys) -> None:
+        """ble_sm_persist_keys: our keys, then the peer's (results not looked at)."""
         value = json.dumps({"name": name, "keys": keys.to_dict()}).encode()
-        self.ble.store_secret(_SEC_PEER, _secret_key(Address(name)), value)
+        key = _secret_key(Address(name))
+        self.ble.store_write(_SEC_OURS, key, value)
+        self.ble.store_write(_SEC_PEER, key, value)
 
     async def delete(self, name: str) -> None:
-        self.ble.store_secret(_SEC_PEER, _secret_key(Address(name)), None)
+        self.ble.delete_peer(_secret_key(Address(name)))
 
     async def get_all(self) -> list[tuple[str, PairingKeys]]:
         out: list[tuple[str, PairingKeys]] = []
