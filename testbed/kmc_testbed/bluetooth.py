@@ -78,6 +78,7 @@ class BumbleBLE:
         self._chars: dict[int, Characteristic[bytes]] = {}
         self._values: dict[int, bytes] = {}
         self._connections: dict[int, Connection] = {}
+        self._pairing: dict[int, Any] = {}  # encrypted while pairing: the event waits (Session)
         self._queue: asyncio.Queue[tuple[int, int, bytes, bool]] = asyncio.Queue(NOTIFY_QUEUE)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._config: dict[str, Any] = {
@@ -276,24 +277,55 @@ class BumbleBLE:
         return True
 
     def _on_encryption_change(self, connection: Connection) -> None:
+        """The link is encrypted. NimBLE tells the application at once only when a bond's key
+        restored it; while pairing, it waits until the keys are exchanged (ble_sm_enc_event_rx:
+        "if key exchange is pending, the application callback is triggered after exchange
+        completes"), which `pairing_done` stands for."""
         session = self.device.smp_manager.sessions.get(connection.handle)
+        if session is not None and not session.completed:
+            self._pairing[connection.handle] = session
+            return
         stored = self.secret(_SEC_PEER, 0, _secret_key(connection.peer_address))
-        if session is not None:  # pairing now: authenticated unless Just Works
-            authenticated = session.pairing_method != PairingMethod.JUST_WORKS
-        elif stored is not None:  # a bond's key
+        authenticated = False
+        if stored is not None:  # a bond's key
             keys = PairingKeys.from_dict(json.loads(stored)["keys"])
             authenticated = keys.ltk is not None and keys.ltk.authenticated
-        else:
-            authenticated = False
+        self._encryption_update(connection, authenticated, bonded=stored is not None)
+
+    def pairing_done(self, name: str) -> None:
+        """ble_sm_key_exch_success, then the encryption event: the connection is marked bonded
+        (when both sides asked to bond) before ble_sm_persist_keys writes the keys, so the
+        firmware hears of a new bond before the store holds it. `name` is the peer's identity
+        address the keys will be stored under."""
+        for handle, session in list(self._pairing.items()):
+            connection = self._connections.get(handle)
+            if connection is None:
+                self._pairing.pop(handle)
+                continue
+            peer = session.peer_bd_addr or connection.peer_address
+            if name not in (str(peer), str(connection.peer_address)):
+                continue
+            self._pairing.pop(handle)
+            authenticated = session.pairing_method != PairingMethod.JUST_WORKS
+            self._encryption_update(connection, authenticated, bonded=True)
+
+    def _pairing_ended(self, connection: Connection) -> None:
+        """bumble's end of pairing, after any key store: still waiting means nothing was to be
+        stored (no bonding), and NimBLE's event then says not bonded."""
+        session = self._pairing.pop(connection.handle, None)
+        if session is not None:
+            authenticated = session.pairing_method != PairingMethod.JUST_WORKS
+            self._encryption_update(connection, authenticated, bonded=False)
+
+    def _pairing_failed(self, connection: Connection) -> None:
+        """A pairing that failed after encryption: the event comes with nothing bonded."""
+        if self._pairing.pop(connection.handle, None) is not None:
+            self._encryption_update(connection, False, bonded=False)
+
+    def _encryption_update(self, connection: Connection, authenticated: bool, bonded: bool) -> None:
         self._event(
             _IRQ_ENCRYPTION_UPDATE,
-            (
-                connection.handle,
-                int(connection.is_encrypted),
-                int(authenticated),
-                int(stored is not None),
-                16,
-            ),
+            (connection.handle, int(connection.is_encrypted), int(authenticated), int(bonded), 16),
         )
 
     # -- bumble side
@@ -342,10 +374,13 @@ class BumbleBLE:
         connection.on(
             "connection_encryption_change", lambda: self._on_encryption_change(connection)
         )
+        connection.on("pairing", lambda keys: self._pairing_ended(connection))
+        connection.on("pairing_failure", lambda reason: self._pairing_failed(connection))
         self._event(_IRQ_CONNECT, _irq_address(connection))
 
     def _on_disconnection(self, connection: Connection) -> None:
         self._connections.pop(connection.handle, None)
+        self._pairing.pop(connection.handle, None)
         waiting = self._passkeys.pop(connection.handle, None)
         if waiting is not None and not waiting.done():
             waiting.cancel()
@@ -408,7 +443,9 @@ class _FirmwareKeyStore(KeyStore):
         return None if value is None else PairingKeys.from_dict(json.loads(value)["keys"])
 
     async def update(self, name: str, keys: PairingKeys) -> None:
-        """ble_sm_persist_keys: our keys, then the peer's (results not looked at)."""
+        """The end of a bonding pairing: the encryption event, then ble_sm_persist_keys (our
+        keys, then the peer's; results not looked at)."""
+        self.ble.pairing_done(name)
         value = json.dumps({"name": name, "keys": keys.to_dict()}).encode()
         key = _secret_key(Address(name))
         self.ble.store_write(_SEC_OURS, key, value)

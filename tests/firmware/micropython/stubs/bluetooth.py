@@ -146,14 +146,15 @@ class BLE:
         return True
 
     def _paired(self, conn, authenticated):
-        """ble_sm_persist_keys (our keys, then the peer's; the results are not looked at), then
-        the encryption event: `bonded` is the pairing's bonding flag, not the store's answer.
-        A connection ble_gap_unpair terminated ends after that."""
+        """ble_sm_process_result at the end of pairing: the encryption event first (`bonded` is
+        the pairing's bonding flag: the keys are not stored yet), then ble_sm_persist_keys (our
+        keys, then the peer's; the results are not looked at). A connection ble_gap_unpair
+        terminated ends after that."""
         key = sec_key(self.peers[conn])
-        self._store_write(1, key, key + b"our-ltk")
-        self._store_write(2, key, key + b"peer-ltk")
         self.authenticated.add(conn)
         self._irq(28, (conn, 1, authenticated, 1, 16))
+        self._store_write(1, key, key + b"our-ltk")
+        self._store_write(2, key, key + b"peer-ltk")
         while self.terminating:
             ended = self.terminating.pop(0)
             if ended in self.peers:
