@@ -106,6 +106,32 @@ def _is_number(value: Any) -> bool:
     return not isinstance(value, bool) and isinstance(value, int | float)
 
 
+_NUMBER_TYPES = frozenset((int, float))
+_NULLABLE_TYPES = frozenset((int, float, type(None)))
+
+
+def _plain_numbers(values: list[Any], nullable: bool) -> bool:
+    """True when every item is an int or a float (or None, if `nullable`) and every number is
+    finite: what `_Fields.column` accepts, decided with C-level passes (a set of types, min, max,
+    fsum) instead of a Python call per item. False means only "look closer": the item-by-item
+    checks then accept the list or name what is wrong with it."""
+    kinds = set(map(type, values))
+    if not kinds <= (_NULLABLE_TYPES if nullable else _NUMBER_TYPES):
+        return False
+    numbers = [v for v in values if v is not None] if type(None) in kinds else values
+    if not numbers:
+        return True
+    big = sys.float_info.max
+    if not (-big <= min(numbers) and max(numbers) <= big):  # infinities (a NaN may hide here)
+        return False
+    if float not in kinds:
+        return True
+    try:
+        return not math.isnan(math.fsum(numbers))  # NaN if any item is NaN
+    except OverflowError:  # finite items whose sum overflows: let the item checks decide
+        return False
+
+
 class _Fields:
     """A decoded payload, read field by field with errors that name the topic and the field."""
 
@@ -184,6 +210,8 @@ class _Fields:
         value = self.msg.get(key)
         if not isinstance(value, list) or len(value) != n:
             raise self.error(f"{key} should be a list of {n} values like time")
+        if _plain_numbers(value, nullable):
+            return value  # the common case, checked in C; anything else is told apart below
         if not nullable and None in value:
             raise self.error(f"{key} has a null at index {value.index(None)}")
         numbers = [v for v in value if v is not None]
@@ -194,6 +222,8 @@ class _Fields:
         return value
 
     def flags(self, key: str, values: list[Any]) -> list[int]:
+        if set(map(type, values)) == {int} and set(values) <= {0, 1}:
+            return list(values)  # the common case: already ints 0 and 1
         if any(v not in (0, 1) for v in values):
             raise self.error(f"{key} holds a value other than 0 or 1")
         return [int(v) for v in values]
@@ -412,7 +442,8 @@ class SamplesMessage(StrapMessage):
         n = len(times)
         time = f.column("time", n)
         seq = f.column("seq", n)
-        if any(s < 0 or s != math.floor(s) for s in seq):
+        whole = set(map(type, seq)) == {int}  # the common case: no float to look at
+        if (min(seq) < 0) if whole else any(s < 0 or s != math.floor(s) for s in seq):
             raise f.error("seq holds a value that is not a whole number >= 0")
         infant_c = f.column("infant_c", n, nullable=True)
         outer_c = f.column("outer_c", n, nullable=True)
@@ -423,12 +454,12 @@ class SamplesMessage(StrapMessage):
         if (
             not isinstance(clock_set, list)
             or len(clock_set) != n
-            or not all(isinstance(c, bool) for c in clock_set)
+            or not set(map(type, clock_set)) <= {bool}  # bool has no subclasses
         ):
             raise f.error(f"clock_set should be a list of {n} booleans like time")
         return cls(
             **ids,
-            seq=[int(s) for s in seq],
+            seq=list(seq) if whole else [int(s) for s in seq],
             time=time,
             infant_c=infant_c,
             outer_c=outer_c,
