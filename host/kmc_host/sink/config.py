@@ -24,10 +24,15 @@ org = "hospital"                    # v2
 bucket = "kmc"                      # v2
 token_file = "/etc/kmc/influx.token"  # or $KMC_INFLUX_TOKEN
 create_database = false             # v1: CREATE DATABASE at start (needs admin rights)
+
+$KMC_SINK_LINES (not a TOML key: a switch for benchmarks/bench_sink.py) picks how samples
+messages become line protocol: `vectorised` (the default) or `reference` (the original
+point-at-a-time path, the same bytes, slower).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +48,9 @@ from ..tomlconf import (
     unknown,
 )
 from .influx import InfluxConfig
+from .schema import SAMPLE_BUILDERS, VECTORISED
+
+LINES_ENV = "KMC_SINK_LINES"
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,7 @@ class SinkConfig:
     max_backoff_s: float = 60.0
     create_database: bool = False
     spool_reserve_mb: float = 64.0
+    samples_lines: str = VECTORISED  # schema.to_lines(samples=...): $KMC_SINK_LINES
 
 
 def load_sink_config(path: str | Path) -> SinkConfig:
@@ -91,6 +100,9 @@ def load_sink_config(path: str | Path) -> SinkConfig:
     where = f"{path} [influx]"
     i = section(raw, "influx", str(path))
     influx = influx_config(i, where)
+    lines = os.environ.get(LINES_ENV, VECTORISED)
+    if lines not in SAMPLE_BUILDERS:
+        raise ConfigError(f"${LINES_ENV} = {lines!r} must be {' or '.join(SAMPLE_BUILDERS)}")
     return SinkConfig(
         data_dir,
         broker,
@@ -100,6 +112,7 @@ def load_sink_config(path: str | Path) -> SinkConfig:
         backoff,
         get(i, "create_database", bool, where, False),
         reserve,
+        lines,
     )
 
 
