@@ -1,7 +1,8 @@
 """`kmc sink`: the gateway's MQTT messages -> InfluxDB, losing nothing on either side.
 
-    broker --QoS 1, persistent session--> on_message --> spool (SQLite, on disk) --> PUBACK
-                                                          spool --batches--> InfluxDB --> delete
+    broker --QoS 1, persistent session--> on_message --> inbox (memory, not acknowledged)
+    inbox --spooler: lines of every message taken, one transaction--> spool (SQLite) --> PUBACK
+    spool --writer: batches of batch_lines points--> InfluxDB --> delete
 
 Why this order: a message is acknowledged to the broker only once it is on the sink's disk, so a
 sink killed at any instant gets the unacknowledged messages again from the broker (the session is
@@ -10,6 +11,13 @@ oldest first, and a batch leaves the spool only when InfluxDB has accepted it; w
 away the spool grows on disk and the writer retries with exponential backoff and jitter. Points
 carry deterministic timestamps and tags (`schema`), so the replays that at-least-once delivery
 implies overwrite instead of duplicating.
+
+Batching, where it pays (benchmarks/bench_sink.py): paho's thread only queues what arrives; the
+spooler thread takes everything queued so far (up to the broker's in-flight window), builds the
+line protocol of all of it in one vectorised pass (`schema.to_lines_many`), puts it in the spool
+in one SQLite transaction and only then acknowledges each message. A message whose connection
+ended before it was acknowledged is not acknowledged on the next one (its packet id was the old
+connection's); the broker sends it again, and it overwrites the same points.
 
 A message that can never be stored (not JSON, wrong schema, a point InfluxDB refuses) is not
 dropped silently: it goes with the reason to `rejected.jsonl` beside the spool and is counted.
@@ -35,16 +43,19 @@ import random
 import sqlite3
 import threading
 import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from ..mqtt import Outbox, OutboxFull, SinkStatusMessage, mqtt_client, sink_status_topic
+from ..mqtt import OutboxFull, SinkStatusMessage, mqtt_client, sink_status_topic
 from ..mqtt.outbox import Message
 from .config import SinkConfig
 from .influx import InfluxError, InfluxQL, Writer, make_writer, quote_ident
-from .schema import MessageError, to_lines
+from .schema import MessageError, to_lines_many
+from .spool import Spool
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +72,17 @@ class SinkStats:
 
 
 @dataclass
+class Received:
+    """A message from the broker, not yet looked at (the spooler's inbox)."""
+
+    mid: int
+    qos: int
+    topic: str
+    body: bytes
+    connection: int  # Sink._connection when it arrived: its mid is that connection's
+
+
+@dataclass
 class Held:
     """A message received but not yet on disk: acknowledged once it is."""
 
@@ -68,13 +90,18 @@ class Held:
     qos: int
     topic: str
     payload: bytes
+    connection: int = 0
+
+
+WRITES_IN_FLIGHT = 2  # batches sent to InfluxDB before the first has been answered
+SPOOL_BATCH = 500  # messages the spooler takes at most at once (the broker's window is smaller)
 
 
 class Sink:
     def __init__(self, cfg: SinkConfig, writer: Writer | None = None) -> None:
         self.cfg = cfg
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
-        self.spool = Outbox(cfg.data_dir / "spool.db", cfg.spool_reserve_mb)
+        self.spool = Spool(cfg.data_dir / "spool.db", cfg.spool_reserve_mb)
         self.rejected_path = cfg.data_dir / "rejected.jsonl"
         self.writer = writer or make_writer(cfg.influx)
         self.stats = SinkStats()
@@ -88,7 +115,13 @@ class Sink:
         self._held_lock = threading.Lock()
         self.stalled_since: float | None = None
         self.status_topic = sink_status_topic(cfg.prefix, cfg.broker.client_id)
+        self._inbox: list[Received] = []  # paho's thread appends, the spooler takes
+        self._inbox_ready = threading.Condition()
+        self._connection = 0  # counts connections: an ack goes only on the one it came on
+        self._ack_lock = threading.Lock()
         self._thread = threading.Thread(target=self._drain_loop, name="sink-writer", daemon=True)
+        self._pool = ThreadPoolExecutor(WRITES_IN_FLIGHT, thread_name_prefix="sink-http")
+        self._spooler = threading.Thread(target=self._spool_loop, name="sink-spooler", daemon=True)
         self._client = self._make_client()
 
     # -- lifecycle
@@ -97,6 +130,7 @@ class Sink:
         if self.cfg.create_database and self.cfg.influx.api == "v1":
             self._create_database()
         self._thread.start()
+        self._spooler.start()
         b = self.cfg.broker
         self._client.connect_async(b.host, b.port, keepalive=b.keepalive_s)
         self._client.loop_start()
@@ -111,14 +145,22 @@ class Sink:
                 info.wait_for_publish(timeout=2)
         self._client.disconnect()
         self._client.loop_stop()
+        with self._inbox_ready:  # not acknowledged: the broker sends them again
+            self._inbox.clear()
+            self._inbox_ready.notify()
         deadline = time.monotonic() + drain_timeout_s
         while len(self.spool) and time.monotonic() < deadline:
             self._wake.set()
             time.sleep(0.05)
         self._stop.set()
         self._wake.set()
+        with self._inbox_ready:
+            self._inbox_ready.notify()
+        if self._spooler.is_alive():
+            self._spooler.join(timeout=10)
         if self._thread.is_alive():
             self._thread.join(timeout=self.cfg.influx.timeout_s + 5)
+        self._pool.shutdown(wait=False)
         self.writer.close()
         self.spool.close()
 
@@ -174,36 +216,94 @@ class Sink:
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
     ) -> None:
         self.connected.clear()
+        with self._ack_lock:  # ids from here on are the next connection's
+            self._connection += 1
+        with self._inbox_ready:
+            self._inbox.clear()
         with self._held_lock:  # their ids were this connection's: the broker sends them again
             self._held.clear()
         log.warning("sink lost the broker (%s); paho reconnects", reason)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        """paho's thread. Nothing may escape: paho 2 re-raises a callback's error and its
-        network loop ends with it, a sink that looks connected and takes nothing more. A
-        message that fails is logged and left unacknowledged (the broker sends it again)."""
+        """paho's thread: queue the message for the spooler, unacknowledged. Nothing may escape:
+        paho 2 re-raises a callback's error and its network loop ends with it."""
         try:
-            self._receive(client, msg)
+            self.stats.received += 1
+            m = Received(msg.mid, msg.qos, msg.topic, bytes(msg.payload), self._connection)
+            with self._inbox_ready:
+                self._inbox.append(m)
+                self._inbox_ready.notify()
         except Exception:  # noqa: BLE001 - logged with its traceback, the loop goes on
-            log.exception("sink: a message from %s was not stored; not acknowledged", msg.topic)
+            log.exception("sink: a message from %s was not taken; not acknowledged", msg.topic)
 
-    def _receive(self, client: mqtt.Client, msg: mqtt.MQTTMessage) -> None:
-        self.stats.received += 1
-        body = bytes(msg.payload)
-        try:
-            lines = to_lines(msg.topic, body, self.cfg.prefix)
-        except MessageError as exc:
-            if self._reject(msg.topic, body, str(exc)):
-                client.ack(msg.mid, msg.qos)
-            return
-        if lines:
-            held = Held(msg.mid, msg.qos, msg.topic, "\n".join(lines).encode())
+    # -- the spooler thread: inbox -> spool, then PUBACK
+
+    def _spool_loop(self) -> None:
+        """Take what the inbox holds and spool it; an unexpected error is logged, the messages
+        stay unacknowledged (the broker sends them again) and the loop goes on."""
+        while not self._stop.is_set():
+            with self._inbox_ready:
+                while not self._inbox and not self._stop.is_set():
+                    self._inbox_ready.wait(timeout=1.0)
+                batch = self._inbox[:SPOOL_BATCH]
+                del self._inbox[:SPOOL_BATCH]
+            if not batch:
+                continue
+            try:
+                self._receive(batch)
+            except Exception:  # noqa: BLE001 - logged with its traceback, the loop goes on
+                log.exception("sink: %d messages were not stored; not acknowledged", len(batch))
+
+    def _receive(self, batch: list[Received]) -> None:
+        """Lines for every message of the batch; rejects to rejected.jsonl; the rest into the
+        spool in one transaction (or held, in order, when the spool cannot take it); then the
+        acknowledgements."""
+        built = to_lines_many(
+            [(m.topic, m.body) for m in batch], self.cfg.prefix, samples=self.cfg.samples_lines
+        )
+        acks: list[Received | Held] = []
+        store: list[Held] = []
+        for m, lines in zip(batch, built, strict=True):
+            if isinstance(lines, MessageError):
+                if self._reject(m.topic, m.body, str(lines)):
+                    acks.append(m)
+            elif lines:
+                store.append(Held(m.mid, m.qos, m.topic, "\n".join(lines).encode(), m.connection))
+            else:  # nothing to store (the gateway's status)
+                acks.append(m)
+        if store:
             with self._held_lock:
-                if self._held or not self._store(held):
-                    self._hold(held)
-                    return
+                if self._held or not self._store_many(store):
+                    for h in store:
+                        self._hold(h)
+                else:
+                    acks.extend(store)
             self._wake.set()
-        client.ack(msg.mid, msg.qos)
+        for done in acks:
+            self._ack(done.mid, done.qos, done.connection)
+
+    def _ack(self, mid: int, qos: int, connection: int) -> None:
+        """PUBACK, on the connection the message came on only: after a reconnect the broker
+        sends it again (with the persistent session) and this copy's id means nothing."""
+        with self._ack_lock:
+            if connection == self._connection:
+                self._client.ack(mid, qos)
+
+    def _store_many(self, batch: list[Held]) -> bool:
+        """Put messages in the spool, all or none; False if it cannot take them (a full disk)."""
+        try:
+            self.spool.ensure_room()  # the reserve: room left to delete what InfluxDB takes
+            self.spool.put_many([(m.topic, m.payload) for m in batch])
+        except (OutboxFull, sqlite3.Error) as exc:
+            if self.stalled_since is None:
+                log.error(
+                    "spool cannot take messages (%s): holding them unacknowledged (the broker "
+                    "queues the rest) until there is room",
+                    exc,
+                )
+            return False
+        self.stats.spooled += len(batch)
+        return True
 
     def _store(self, m: Held) -> bool:
         """Put a message in the spool; False if it cannot take it (a full disk)."""
@@ -236,7 +336,7 @@ class Sink:
         with self._held_lock:
             while self._held and self._store(self._held[0]):
                 m = self._held.pop(0)
-                self._client.ack(m.mid, m.qos)
+                self._ack(m.mid, m.qos, m.connection)
             if self._held or self.stalled_since is None:
                 return
             took = time.monotonic() - self.stalled_since
@@ -257,42 +357,77 @@ class Sink:
                 self._stop.wait(1.0)
 
     def _drain(self) -> None:
+        """Batches from the spool to InfluxDB, WRITES_IN_FLIGHT at a time (the next is sent
+        while InfluxDB stores the one before: it has cores the sink does not use meanwhile),
+        each deleted from the spool once InfluxDB has answered it, oldest first. On a failure
+        the other writes are waited for and their batches left in the spool: written again,
+        they overwrite the same points."""
         failures = 0
-        while not self._stop.is_set():
-            if self.stalled_since is not None:
-                self._store_held()
-            batch = self._next_batch()
-            if not batch:
-                self._wake.wait(timeout=1.0)
-                self._wake.clear()
-                continue
-            try:
-                self._write(batch)
-            except sqlite3.Error as exc:  # InfluxDB has the batch; the spool could not drop it
-                log.error("spool cannot delete what InfluxDB took (%s); retrying", exc)
-                self._pause(1.0)  # written again then: the same points, overwritten
-                continue
-            except InfluxError as exc:
-                self.stats.write_failures += 1
-                if exc.status == 404 and self.cfg.create_database and self.cfg.influx.api == "v1":
-                    self._create_database()  # not created at start (InfluxDB was away)
-                if not exc.retriable:
-                    self._isolate(batch)
+        flying: deque[tuple[list[Message], Future[None]]] = deque()
+        try:
+            while not self._stop.is_set():
+                if self.stalled_since is not None:
+                    self._store_held()
+                after = flying[-1][0][-1].id if flying else 0
+                while len(flying) < WRITES_IN_FLIGHT:
+                    batch = self._next_batch(after)
+                    if not batch:
+                        break
+                    body = b"\n".join(m.payload for m in batch).decode()
+                    flying.append((batch, self._pool.submit(self.writer.write, [body])))
+                    after = batch[-1].id
+                if not flying:
+                    self._wake.wait(timeout=1.0)
+                    self._wake.clear()
                     continue
-                self.influx_ok.clear()
-                failures += 1
-                delay = min(self.cfg.max_backoff_s, 0.5 * 2 ** min(failures, 10))
-                delay *= random.uniform(0.5, 1.0)
-                if failures == 1 or failures % 10 == 0:
-                    log.warning(
-                        "%s; %d messages wait on disk, retry in %.1f s", exc, len(self.spool), delay
-                    )
-                self._pause(delay)
-                continue
-            if failures:
-                log.info("InfluxDB writes again after %d failed attempts", failures)
-            failures = 0
-            self.influx_ok.set()
+                batch, done = flying.popleft()
+                try:
+                    done.result()
+                    self._written(batch)
+                except sqlite3.Error as exc:  # InfluxDB has the batch; the spool kept it
+                    self._settle(flying)
+                    log.error("spool cannot delete what InfluxDB took (%s); retrying", exc)
+                    self._pause(1.0)  # written again then: the same points, overwritten
+                    continue
+                except InfluxError as exc:
+                    self._settle(flying)
+                    self.stats.write_failures += 1
+                    if (
+                        exc.status == 404
+                        and self.cfg.create_database
+                        and self.cfg.influx.api == "v1"
+                    ):
+                        self._create_database()  # not created at start (InfluxDB was away)
+                    if not exc.retriable:
+                        self._isolate(batch)
+                        continue
+                    self.influx_ok.clear()
+                    failures += 1
+                    delay = min(self.cfg.max_backoff_s, 0.5 * 2 ** min(failures, 10))
+                    delay *= random.uniform(0.5, 1.0)
+                    if failures == 1 or failures % 10 == 0:
+                        log.warning(
+                            "%s; %d messages wait on disk, retry in %.1f s",
+                            exc,
+                            len(self.spool),
+                            delay,
+                        )
+                    self._pause(delay)
+                    continue
+                if failures:
+                    log.info("InfluxDB writes again after %d failed attempts", failures)
+                failures = 0
+                self.influx_ok.set()
+        finally:
+            self._settle(flying)
+
+    @staticmethod
+    def _settle(flying: deque[tuple[list[Message], Future[None]]]) -> None:
+        """Wait for the writes in flight and forget them: their batches stay in the spool."""
+        for _, done in flying:
+            with contextlib.suppress(Exception):
+                done.result()
+        flying.clear()
 
     def _pause(self, delay_s: float) -> None:
         """Wait out a retry delay, trying the held messages every second meanwhile: a disk
@@ -303,22 +438,35 @@ class Sink:
                 self._store_held()
             self._stop.wait(min(1.0, left))
 
-    def _next_batch(self) -> list[Message]:
+    def _next_batch(self, after: int = 0) -> list[Message]:
+        """The oldest messages after id `after`, up to batch_lines points (at least one
+        message), read from the spool a few dozen at a time: a batch is usually some 80
+        messages of 60 samples, and reading hundreds to use a few would copy megabytes for
+        nothing."""
         batch: list[Message] = []
         lines = 0
-        for m in self.spool.oldest(500):
-            n = m.payload.count(b"\n") + 1
-            if batch and lines + n > self.cfg.batch_lines:
-                break
-            batch.append(m)
-            lines += n
-        return batch
+        while True:
+            chunk = self.spool.oldest(64, after)
+            for m in chunk:
+                n = m.payload.count(b"\n") + 1
+                if batch and lines + n > self.cfg.batch_lines:
+                    return batch
+                batch.append(m)
+                lines += n
+            if len(chunk) < 64:
+                return batch
+            after = chunk[-1].id
 
     def _write(self, batch: list[Message]) -> None:
-        lines = [ln for m in batch for ln in m.payload.decode().split("\n")]
-        self.writer.write(lines)
+        """One write of the batch's points: the spooled payloads are line protocol already,
+        joined as they are (a one-item list: both writers send its text as the body)."""
+        self.writer.write([b"\n".join(m.payload for m in batch).decode()])
+        self._written(batch)
+
+    def _written(self, batch: list[Message]) -> None:
+        """InfluxDB has the batch: out of the spool."""
         self.spool.remove_many([m.id for m in batch])
-        self.stats.written_points += len(lines)
+        self.stats.written_points += sum(m.payload.count(b"\n") + 1 for m in batch)
 
     def _isolate(self, batch: list[Message]) -> None:
         """InfluxDB refused the batch's data: write message by message, reject the bad ones."""
