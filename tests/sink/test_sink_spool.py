@@ -129,3 +129,31 @@ def test_while_messages_are_held_the_next_batch_is_held_behind_them(sink, monkey
         to_lines(TOPIC, samples(0))[0],
         to_lines(TOPIC, samples(60))[0],
     ]
+
+
+def test_a_full_inbox_makes_pahos_thread_wait_for_the_spooler(sink, monkeypatch):
+    import threading
+
+    from kmc_host.sink import service
+
+    s, _ = sink
+    monkeypatch.setattr(service, "INBOX_LIMIT", 2)
+
+    class Msg:
+        def __init__(self, mid: int) -> None:
+            self.mid, self.qos, self.topic, self.payload = mid, 0, TOPIC, samples(mid)
+
+    s._on_message(s._client, None, Msg(1))
+    s._on_message(s._client, None, Msg(2))
+    third = threading.Thread(target=s._on_message, args=(s._client, None, Msg(3)))
+    third.start()
+    third.join(0.5)
+    assert third.is_alive() and len(s._inbox) == 2  # waits: the inbox is full
+    s._spooler.start()  # takes the inbox: room again
+    third.join(5)
+    assert not third.is_alive() and s.stats.received == 3
+    s._stop.set()
+    with s._inbox_ready:
+        s._inbox_ready.notify_all()
+    s._spooler.join(5)
+    assert len(s.spool) == 3

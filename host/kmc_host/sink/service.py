@@ -95,6 +95,7 @@ class Held:
 
 WRITES_IN_FLIGHT = 2  # batches sent to InfluxDB before the first has been answered
 SPOOL_BATCH = 500  # messages the spooler takes at most at once (the broker's window is smaller)
+INBOX_LIMIT = 2000  # messages received and not yet taken by the spooler, at most
 
 
 class Sink:
@@ -231,8 +232,13 @@ class Sink:
             self.stats.received += 1
             m = Received(msg.mid, msg.qos, msg.topic, bytes(msg.payload), self._connection)
             with self._inbox_ready:
+                # QoS 1 messages stop at the broker's in-flight window (unacknowledged until
+                # spooled); this bounds the rest (QoS 0 from a stray publisher): paho's thread
+                # waits, and the socket pushes back, as when it did the work itself
+                while len(self._inbox) >= INBOX_LIMIT and not self._stop.is_set():
+                    self._inbox_ready.wait(timeout=1.0)
                 self._inbox.append(m)
-                self._inbox_ready.notify()
+                self._inbox_ready.notify_all()
         except Exception:  # noqa: BLE001 - logged with its traceback, the loop goes on
             log.exception("sink: a message from %s was not taken; not acknowledged", msg.topic)
 
@@ -247,6 +253,7 @@ class Sink:
                     self._inbox_ready.wait(timeout=1.0)
                 batch = self._inbox[:SPOOL_BATCH]
                 del self._inbox[:SPOOL_BATCH]
+                self._inbox_ready.notify_all()  # room for paho's thread, if it waits
             if not batch:
                 continue
             try:
