@@ -9,13 +9,12 @@ One after the other, each time back to a live ward before the next:
      "No signal"; SIGCONT ends it;
   2. the gateway dies (SIGKILL): the broker publishes its last will, `gateway_offline`; a nurse
      acknowledges it and the line stays, silent; the restarted gateway ends it;
-  3. the broker dies (SIGKILL): `broker_unreachable`; restarted, it ends;
-  4. the ward service dies (SIGKILL): the page's own `service_lost`, tiles greyed, the high
+  3. the gateway's radio is pulled out: `adapter_down` naming it, and (its only radio) every
+     tile "No signal"; plugged back, it ends;
+  4. the broker dies (SIGKILL): `broker_unreachable`; restarted, it ends;
+  5. the ward service dies (SIGKILL): the page's own `service_lost`, tiles greyed, the high
      burst; restarted, it ends.
-(A radio pulled out, `adapter_down`, is tested at the gateway and the broker in
-tests/integration/faults/test_scheduler_faults.py and in the ward model; here a strap once did
-not come back after the replug, which is left for the next session.) Each alarm is high
-priority and sounds its burst; each is in the audit log, raised and ended,
+Each alarm is high priority and sounds its burst; each is in the audit log, raised and ended,
 with its source. Screenshots go to test-artifacts/ward/chain-*.png (look at them).
 """
 
@@ -152,7 +151,17 @@ def test_each_broken_link_of_the_chain_raises_its_alarm_on_the_screen(tmp_path: 
             gateway = service(["gateway", "--config", str(gw_cfg)], tmp_path / "gateway.log")
             live()
 
-            # 3. the broker dies, and comes back on the same port
+            # 3. the gateway's radio is pulled out (its HCI transport ends)
+            radio.ask(cmd="unplug")
+            t = time.monotonic()
+            item = alarm("adapter_down", t, 45)
+            expect(item).to_contain_text(f"Radio down: {adapter}")
+            no_tile_live()  # its only radio: no bed is live
+            page.screenshot(path=str(ARTIFACTS / "chain-3-adapter-down.png"))
+            radio.ask(cmd="plug")
+            live()
+
+            # 4. the broker dies, and comes back on the same port
             broker.proc.send_signal(signal.SIGKILL)
             broker.proc.wait()
             broker.proc = None
@@ -164,7 +173,7 @@ def test_each_broken_link_of_the_chain_raises_its_alarm_on_the_screen(tmp_path: 
             broker.start()
             live()
 
-            # 4. the ward service dies: the page raises its own alarm
+            # 5. the ward service dies: the page raises its own alarm
             ward.send_signal(signal.SIGKILL)
             ward.wait()
             t = time.monotonic()
@@ -199,12 +208,13 @@ def test_each_broken_link_of_the_chain_raises_its_alarm_on_the_screen(tmp_path: 
     for kind, source in (
         ("gateway_silent", "gateway"),
         ("gateway_offline", "gateway"),
+        ("adapter_down", f"adapter {adapter}"),
         ("broker_unreachable", "broker"),
     ):
         assert ("raised", kind, source) in events and ("ended", kind, source) in events, kind
     assert ("acknowledged", "gateway_offline", "gateway") in events
     print(f"fault to alarm on the screen, seconds: {seen}")
     assert seen["gateway_offline"] < 10 and seen["broker_unreachable"] < 20
-    assert seen["service_lost"] < 20
+    assert seen["service_lost"] < 20 and seen["adapter_down"] < 40
     for log in ("ward.log", "gateway.log"):
         assert "Traceback" not in (tmp_path / log).read_text(), log

@@ -50,6 +50,7 @@ HEARD_WITHIN_S = 10.0  # an advert older than this does not say the strap is in 
 SCAN_RETRY_S = 5.0  # an adapter whose scanner failed (unplugged) is tried again this often
 REFUSALS_TO_FAIL = 5  # refused this often in a row (the controller full), a strap is failing
 SLOTS_REGAIN_S = 300.0  # slots lowered by a refusal: one more is tried again this often
+VISITS_END_S = 15.0  # a lost radio's visits end within this (a draining one at its stall)
 
 
 @dataclass(frozen=True)
@@ -169,12 +170,28 @@ class Adapter:
 
     async def _end_visits(self) -> None:
         """Release every visit of this adapter and wait for them (a drained one ends at once,
-        a draining one at its stall timeout)."""
+        a draining one at its stall timeout). A visit still running after VISITS_END_S is
+        waiting on the dead radio: an HCI command sent after bumble's transport ended (a
+        connection request's cancel, an encryption start) is never answered, and its visit
+        would hold the strap (never visited again) and a slot for ever. It is cancelled: what
+        the strap has not handed over stays on it for the next visit."""
         for visit in self.visits.values():
             visit.release.set()
-        tasks = [v.task for v in self.visits.values() if v.task is not None]
-        if tasks:
-            await asyncio.wait(tasks, timeout=15.0)
+        tasks = {v.task: v.strap for v in self.visits.values() if v.task is not None}
+        if not tasks:
+            return
+        _, stuck = await asyncio.wait(tasks, timeout=VISITS_END_S)
+        for task in stuck:
+            log.warning(
+                "adapter %s: the visit of %s did not end within %g s of losing the radio; "
+                "cancelled",
+                self.name,
+                tasks[task],
+                VISITS_END_S,
+            )
+            task.cancel()
+        if stuck:
+            await asyncio.wait(stuck, timeout=VISITS_END_S)
 
 
 class AdapterBook:
