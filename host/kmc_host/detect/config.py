@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 from ..clinical import (
     BATTERY_LOW,
@@ -62,6 +62,15 @@ def who_thermal_bands(persist_s: float = 60.0, hysteresis: float = 0.1) -> tuple
     return tuple(
         Band(who.kind, who.threshold_c, who.direction, hysteresis, persist_s) for who in WHO_BANDS
     )
+
+
+class ScreenSettings(TypedDict):
+    """`DetectorConfig.screen_settings()`; the gateway's status carries it as
+    `kmc_host.mqtt.DetectorSettings`, of the same shape."""
+
+    digest: str
+    axillary_offset_c: float
+    thresholds_c: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -161,6 +170,16 @@ class DetectorConfig:
         the same settings (12 hex digits of SHA-256 over the sorted JSON)."""
         text = json.dumps(self.describe(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    def screen_settings(self) -> ScreenSettings:
+        """What a ward screen needs to colour a reading as this detector raises alerts: the
+        digest, the chest-to-axillary offset, and each thermal band's threshold by kind (the
+        gateway's status `detector`, docs/mqtt.md)."""
+        return ScreenSettings(
+            digest=self.digest(),
+            axillary_offset_c=self.axillary_offset_c,
+            thresholds_c={b.kind: b.threshold for b in self.thermal_bands},
+        )
 
     @classmethod
     def from_mapping(cls, values: dict[str, Any]) -> DetectorConfig:

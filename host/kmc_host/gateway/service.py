@@ -384,17 +384,12 @@ class Gateway:
                     down_since=iso_utc(stopped[1]) if down and stopped else None,
                 )
             )
-        d = self.cfg.detector
         return StatusMessage(
             state=ONLINE,
             time=round(self.now(), 3),
             every_s=self.cfg.status_every_s,
             adapters=adapters,
-            detector={
-                "digest": d.digest(),
-                "axillary_offset_c": d.axillary_offset_c,
-                "thresholds_c": {b.kind: b.threshold for b in d.thermal_bands},
-            },
+            detector=self.cfg.detector.screen_settings(),
         )
 
     def _watch_radios(self) -> None:

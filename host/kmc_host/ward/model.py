@@ -84,12 +84,7 @@ BROKEN = (BROKER_UNREACHABLE, GATEWAY_OFFLINE, GATEWAY_SILENT)  # no tile is liv
 def default_settings() -> DetectorSettings:
     """The detector's default settings, as a gateway's status would give them: what the
     screen uses until the gateway has said its own."""
-    d = DetectorConfig()
-    return DetectorSettings(
-        digest=d.digest(),
-        axillary_offset_c=d.axillary_offset_c,
-        thresholds_c={b.kind: b.threshold for b in d.thermal_bands},
-    )
+    return DetectorConfig().screen_settings()
 
 
 DEFAULTS = default_settings()
