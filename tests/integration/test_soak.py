@@ -8,6 +8,7 @@ sample must arrive in InfluxDB exactly once, with the wall-clock time the gatewa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import gc
 import os
@@ -42,10 +43,8 @@ def rss_mb() -> float:
     """Resident memory, after glibc has handed back what is free: on a busy machine the sink's
     and the outbox's backlogs swell for a while, and malloc keeps the freed pages, which is not
     a leak (it made the RSS step up 7 MB once and stay)."""
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: the RSS as it is
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: the RSS as it is
-        pass
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
