@@ -218,6 +218,14 @@ def _concept(system: str, code: str, display: str | None = None, text: str | Non
     return {"coding": [_coding(system, code, display)]} | ({"text": text} if text else {})
 
 
+def _kmc_categories() -> list[dict[str, Any]]:
+    """The categories of the KMC day and session Observations: R4's therapy, and ours."""
+    return [
+        _concept(OBSERVATION_CATEGORY, "therapy", "Therapy"),
+        _concept(KMC_CATEGORY, "kmc", "Kangaroo Mother Care"),
+    ]
+
+
 def fhir_id(text: str) -> str:
     """FHIR ids: A-Z a-z 0-9 - . only, 1-64 characters; a longer one is replaced by a digest
     of it (so two long ids cannot meet by truncation)."""
@@ -444,10 +452,7 @@ class _Builder:
         obs = self._base(fhir_id(f"kmc-{fhir_id(device)}-day-{date:%Y%m%d}"), [R4_OBSERVATION])
         obs |= {
             "status": "final",
-            "category": [
-                _concept(OBSERVATION_CATEGORY, "therapy", "Therapy"),
-                _concept(KMC_CATEGORY, "kmc", "Kangaroo Mother Care"),
-            ],
+            "category": _kmc_categories(),
             "code": _concept(
                 KMC_CODES,
                 "kmc-hours-per-day",
@@ -492,10 +497,7 @@ class _Builder:
         effective_min = self.rep.settings.detector.effective_session_s / 60
         obs |= {
             "status": "final",
-            "category": [
-                _concept(OBSERVATION_CATEGORY, "therapy", "Therapy"),
-                _concept(KMC_CATEGORY, "kmc", "Kangaroo Mother Care"),
-            ],
+            "category": _kmc_categories(),
             "code": _concept(
                 KMC_CODES,
                 "kmc-session",
