@@ -186,28 +186,9 @@ def test_a_foreign_central_gets_nothing_from_a_bonded_strap_even_with_its_passke
         radio, central, strap, sink, link = await commissioned(tmp_path, 20)
         sent = strap.strap.ble.sent_packets
 
-        stranger = await radio.device("stranger")
-        device = await BleakScanner.find_device_by_filter(
-            lambda d, a: a.local_name == "KMC-0001",
-            timeout=5.0,
-            backend=BumbleBleakScanner,
-            central=stranger,
-        )
-        assert device is not None
-        got: list[bytes] = []
-        # a bonded strap does not show its passkey: the link ends during pairing (bumble's
-        # SMP then raises CancelledError through the client)
-        with pytest.raises((BleakError, asyncio.CancelledError)):
-            async with BleakClient(
-                device,
-                backend=BumbleBleakClient,
-                central=stranger,
-                pair=True,
-                passkey=PASSKEY,  # read off the label: still not the bonded gateway
-            ) as client:
-                await client.start_notify(P.MEASUREMENT_UUID, lambda c, d: got.append(bytes(d)))
-                await asyncio.sleep(0.2)  # the strap ends the link
-                await client.write_gatt_char(P.CONTROL_UUID, P.resume_from(0), response=True)
+        # a bonded strap does not show its passkey: the link ends during pairing, even with
+        # the passkey read off the label: still not the bonded gateway
+        got = await central_pairs(radio, "stranger", PASSKEY)
         await asyncio.sleep(0.2)
         assert got == [] and strap.strap.ble.sent_packets == sent
         assert strap.strap.ble.refused >= 1  # dropped at pairing: not the bonded gateway
@@ -220,26 +201,29 @@ def test_a_foreign_central_gets_nothing_from_a_bonded_strap_even_with_its_passke
     asyncio.run(main())
 
 
-async def impostor_pairs(radio, strap, address: str, passkey: int) -> list[bytes]:
-    """A central at `address` (the gateway's, copied off the air) with no keys pairs with the
-    strap: the strap's stack sees a Pairing Request from a bonded peer (repeat pairing)."""
-    impostor = await radio.device("impostor", address=address)  # the gateway is off the air
+async def central_pairs(radio, name: str, passkey: int, address: str | None = None) -> list[bytes]:
+    """A central with no keys pairs with the strap, subscribes and asks for every sample; what
+    it got. At `address` (the gateway's, copied off the air, while the gateway is off the air)
+    the strap's stack sees a Pairing Request from a bonded peer (repeat pairing). The strap
+    ends the link during pairing (bumble's SMP then raises CancelledError through the client)."""
+    kw = {} if address is None else {"address": address}
+    central = await radio.device(name, **kw)
     device = await BleakScanner.find_device_by_filter(
         lambda d, a: a.local_name == "KMC-0001",
         timeout=5.0,
         backend=BumbleBleakScanner,
-        central=impostor,
+        central=central,
     )
     assert device is not None
     got: list[bytes] = []
     with pytest.raises((BleakError, asyncio.CancelledError)):
         async with BleakClient(
-            device, backend=BumbleBleakClient, central=impostor, pair=True, passkey=passkey
+            device, backend=BumbleBleakClient, central=central, pair=True, passkey=passkey
         ) as client:
             await client.start_notify(P.MEASUREMENT_UUID, lambda c, d: got.append(bytes(d)))
             await client.write_gatt_char(P.CONTROL_UUID, P.resume_from(0), response=True)
             await asyncio.sleep(0.5)
-    radio.power_off(radio.controller(impostor))
+    radio.power_off(radio.controller(central))
     return got
 
 
@@ -259,7 +243,7 @@ def test_a_repeat_pairing_at_the_gateways_address_keeps_the_bond_and_the_gateway
         address = str(central.random_address)
         assert ble.bonds.knows(1, bytes(reversed(bytes(central.random_address))))  # random
         passkey = PASSKEY if label else (PASSKEY + 1) % 1_000_000
-        got = await impostor_pairs(radio, strap, address, passkey)
+        got = await central_pairs(radio, "impostor", passkey, address)
         await until(lambda: ble.conn is None)
         assert strap.ble.hangs == [] and strap.ble.repeat_pairings == 1
         assert got == [] and ble.sent_packets == sent and ble.refused >= 1
