@@ -87,7 +87,14 @@ class Mosquitto(_Server):
     """A Mosquitto broker on 127.0.0.1, anonymous, logging to `workdir`/mosquitto.log; sessions
     kept across a restart only with `persistence=True` (as a ward's broker is configured)."""
 
-    def __init__(self, workdir: Path, port: int | None = None, persistence: bool = False) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        port: int | None = None,
+        persistence: bool = False,
+        extra: str = "",
+    ) -> None:
+        """`extra`: more configuration, appended (a bridge section)."""
         binary = _mosquitto_binary()
         if binary is None:
             raise RuntimeError(
@@ -105,7 +112,7 @@ class Mosquitto(_Server):
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\nuser root\n"
             # Mosquitto drops QoS 1 messages beyond 1000 queued per client by default: a
             # subscriber that falls behind for a moment (the sink) would lose them
-            f"max_queued_messages 1000000\n{keep}"
+            f"max_queued_messages 1000000\n{keep}{extra}"
         )
         self.log = workdir / "mosquitto.log"
 
