@@ -40,6 +40,7 @@ import contextlib
 import json
 import logging
 import random
+import re
 import sqlite3
 import threading
 import time
@@ -52,6 +53,7 @@ import paho.mqtt.client as mqtt
 
 from ..mqtt import OutboxFull, SinkStatusMessage, mqtt_client, sink_status_topic
 from ..mqtt.outbox import Message
+from ..mqtt.topics import SAMPLES
 from .config import SinkConfig
 from .influx import InfluxError, InfluxQL, Writer, make_writer, quote_ident
 from .schema import MessageError, to_lines_many
@@ -96,6 +98,26 @@ class Held:
 WRITES_IN_FLIGHT = 2  # batches sent to InfluxDB before the first has been answered
 SPOOL_BATCH = 500  # messages the spooler takes at most at once (the broker's window is smaller)
 INBOX_LIMIT = 2000  # messages received and not yet taken by the spooler, at most
+
+
+# a line's measurement and tags: up to the first space that is not escaped
+_SERIES = re.compile(rb"(?:[^\\ ]|\\.)*")
+
+
+def _changing_points(batch: list[Message]) -> set[tuple[bytes, bytes]]:
+    """The (series, timestamp) of the batch's points that a later message may write with other
+    fields: every point but the samples' (a replayed sample is the same point with the same
+    fields). An alert's `active` and `ended` are one point, so is a strap-day's `kmc_daily`:
+    two batches that share one must reach InfluxDB in order, not both in flight, where the
+    older could be applied last and win."""
+    keys: set[tuple[bytes, bytes]] = set()
+    for m in batch:
+        if m.topic.rpartition("/")[2] == SAMPLES:
+            continue
+        for ln in m.payload.split(b"\n"):
+            series = _SERIES.match(ln)
+            keys.add((series.group() if series else ln, ln.rpartition(b" ")[2]))
+    return keys
 
 
 class Sink:
@@ -380,6 +402,10 @@ class Sink:
                     batch = self._next_batch(after)
                     if not batch:
                         break
+                    if flying and _changing_points(batch) & set().union(
+                        *(_changing_points(b) for b, _ in flying)
+                    ):
+                        break  # sent once the write before it is answered: applied in order
                     body = b"\n".join(m.payload for m in batch).decode()
                     flying.append((batch, self._pool.submit(self.writer.write, [body])))
                     after = batch[-1].id
