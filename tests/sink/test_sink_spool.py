@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -152,6 +153,9 @@ def test_a_full_inbox_makes_pahos_thread_wait_for_the_spooler(sink, monkeypatch)
     s._spooler.start()  # takes the inbox: room again
     third.join(5)
     assert not third.is_alive() and s.stats.received == 3
+    deadline = time.monotonic() + 5  # the spooler may not have taken the third one yet
+    while s.stats.spooled < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
     s._stop.set()
     with s._inbox_ready:
         s._inbox_ready.notify_all()
