@@ -13,7 +13,7 @@ from kmc_host.mqtt import BrokerConfig
 from kmc_host.sink.config import SinkConfig
 from kmc_host.sink.influx import InfluxConfig
 from kmc_host.sink.schema import to_lines
-from kmc_host.sink.service import Sink
+from kmc_host.sink.service import Received, Sink
 
 ALERT = "kmc/site1/ward-a/S1/alert"
 SAMPLES = "kmc/site1/ward-a/S1/samples"
@@ -125,3 +125,73 @@ def test_samples_batches_still_fly_two_at_a_time(tmp_path: Path):
     assert len(influx.points) == 12
     assert time.monotonic() - start < 0.4 * 2  # the slow first write overlapped the others
     s.spool.close()
+
+
+def test_a_lone_surrogate_is_rejected_naming_the_field_and_the_batch_goes_on(tmp_path: Path):
+    """JSON can carry "\\udc00", UTF-8 cannot: the message is refused (rejected.jsonl, with the
+    field named) and the other messages taken with it are spooled and acknowledged."""
+    s = make_sink(tmp_path, SlowFirstInflux())
+    acks: list[int] = []
+    s._client.ack = lambda mid, qos: acks.append(mid)  # type: ignore[method-assign]
+    state = json.dumps(
+        {"v": 1, "strap": "S1", "bed": "\udc00", "state": "kmc", "last_seq": 1, "time": 1.0}
+    ).encode()
+    s._receive(
+        [
+            Received(1, 1, SAMPLES, samples(0), 0),
+            Received(2, 1, "kmc/site1/ward-a/S1/state", state, 0),
+            Received(3, 1, SAMPLES, samples(3), 0),
+        ]
+    )
+    assert sorted(acks) == [1, 2, 3] and len(s.spool) == 2 and s.stats.rejected == 1
+    rejected = json.loads((s.cfg.data_dir / "rejected.jsonl").read_text())
+    assert "kmc/site1/ward-a/S1/state" in rejected["reason"] and "bed" in rejected["reason"]
+    s.spool.close()
+
+
+def test_a_message_that_breaks_the_line_builder_keeps_no_other_off_the_disk(
+    tmp_path: Path, monkeypatch
+):
+    """An unexpected error building one message's lines leaves that one unacknowledged (the
+    broker sends it again) and the rest of its batch is spooled and acknowledged."""
+    from kmc_host.sink import service
+
+    s = make_sink(tmp_path, SlowFirstInflux())
+    acks: list[int] = []
+    s._client.ack = lambda mid, qos: acks.append(mid)  # type: ignore[method-assign]
+    real = service.to_lines_many
+
+    def fragile(messages, *a, **kw):  # type: ignore[no-untyped-def]
+        if any(b"poison" in body for _, body in messages):
+            raise RuntimeError("a bug")
+        return real(messages, *a, **kw)
+
+    monkeypatch.setattr(service, "to_lines_many", fragile)
+    s._receive(
+        [
+            Received(1, 1, SAMPLES, samples(0), 0),
+            Received(2, 1, SAMPLES, samples(3, infant="poison"), 0),
+            Received(3, 1, SAMPLES, samples(6), 0),
+        ]
+    )
+    assert sorted(acks) == [1, 3] and len(s.spool) == 2
+    s.spool.close()
+
+
+def test_a_seq_beyond_64_bits_is_refused_by_both_line_builders_naming_it():
+    """The vectorised builder wrapped 2**63 to -2**63 (stored as a plausible integer) where the
+    reference wrote 2**63 (which InfluxDB refuses), and both stored a seq above 2**53 rounded
+    (it goes through float64): now neither builds those, the same way."""
+    import pytest
+
+    from kmc_host.sink.schema import REFERENCE, VECTORISED, MessageError
+
+    body = samples(0, 2, seq=[2**63, 1])
+    for builder in (VECTORISED, REFERENCE):
+        with pytest.raises(MessageError, match=r"samples: seq holds 9223372036854775808"):
+            to_lines(SAMPLES, body, samples=builder)
+        with pytest.raises(MessageError, match=r"seq holds 9007199254740993"):
+            to_lines(SAMPLES, samples(0, 2, seq=[1, 2**53 + 1]), samples=builder)
+    top = samples(0, 2, seq=[2**53, 1])
+    assert to_lines(SAMPLES, top) == to_lines(SAMPLES, top, samples=REFERENCE)
+    assert f"seq={2**53}i" in to_lines(SAMPLES, top)[0]

@@ -106,6 +106,18 @@ def _is_number(value: Any) -> bool:
     return not isinstance(value, bool) and isinstance(value, int | float)
 
 
+def _unicode(f: _Fields, key: str, value: str) -> None:
+    """A string JSON can carry but UTF-8 cannot (a lone surrogate, `"\\ud800"`): refused here,
+    naming the field, rather than failing whoever writes it on (the sink's line protocol)."""
+    try:
+        value.encode()
+    except UnicodeEncodeError as exc:
+        bad = value[exc.start]
+        raise f.error(
+            f"{key} holds {bad!r} at index {exc.start}, a lone surrogate: not Unicode text"
+        ) from None
+
+
 _NUMBER_TYPES = frozenset((int, float))
 _NULLABLE_TYPES = frozenset((int, float, type(None)))
 
@@ -164,6 +176,8 @@ class _Fields:
         value = self.msg.get(key, default)
         if not isinstance(value, str):
             raise self.error(f"{key} = {value!r} should be a string")
+        if not value.isascii():
+            _unicode(self, key, value)
         return value
 
     def number(self, key: str, required: bool = False) -> float | None:
@@ -495,6 +509,9 @@ class StateMessage(StrapMessage):
         alerts = f.msg.get("alerts", [])
         if not isinstance(alerts, list) or not all(isinstance(a, str) for a in alerts):
             raise f.error("alerts should be a list of alert kinds")
+        for k, a in enumerate(alerts):
+            if not a.isascii():
+                _unicode(f, f"alerts[{k}]", a)
         return cls(
             **ids,
             state=state,

@@ -51,6 +51,7 @@ DAILY = "kmc_daily"
 MEASUREMENTS = (SAMPLE, SAMPLE_UNCLOCKED, STATE, SESSION, ALERT, DAILY)
 NS_PER_MS = 1_000_000  # points are written with nanosecond timestamps (precision=ns)
 NS_PER_S = 1_000_000_000
+SEQ_MAX = 2**53  # seq goes through float64 (timestamps, columns): exact up to here
 VECTORISED = "vectorised"  # how samples messages become lines: to_lines(samples=...)
 REFERENCE = "reference"
 
@@ -92,6 +93,12 @@ def to_lines_many(
         tags = {"site": origin.site, "ward": origin.ward, "strap": origin.strap}
         tags["infant"] = msg.infant
         if isinstance(msg, SamplesMessage):
+            if max(msg.seq) > SEQ_MAX:  # stored rounded, or wrapped past 2**63 by numpy
+                out[k] = MessageError(
+                    f"{topic}: seq holds {max(msg.seq)}, more than the sink stores exactly "
+                    f"({SEQ_MAX})"
+                )
+                continue
             batch.append((k, msg, tags))
         elif isinstance(msg, StateMessage):
             out[k] = _state(msg, tags)

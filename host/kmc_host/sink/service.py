@@ -287,17 +287,29 @@ class Sink:
         """Lines for every message of the batch; rejects to rejected.jsonl; the rest into the
         spool in one transaction (or held, in order, when the spool cannot take it); then the
         acknowledgements."""
-        built = to_lines_many(
-            [(m.topic, m.body) for m in batch], self.cfg.prefix, samples=self.cfg.samples_lines
-        )
+        try:
+            built = self._lines(batch)
+        except Exception:  # noqa: BLE001 - one message must not keep the others off the disk
+            log.exception("sink: the lines of %d messages at once failed; one by one", len(batch))
+            built = []
+            for m in batch:
+                try:
+                    built.extend(self._lines([m]))
+                except Exception:  # noqa: BLE001 - logged; the broker sends it again
+                    log.exception(
+                        "sink: a message from %s was not stored; not acknowledged", m.topic
+                    )
+                    built.append(None)
         acks: list[Received | Held] = []
         store: list[Held] = []
         for m, lines in zip(batch, built, strict=True):
+            if lines is None:
+                continue
             if isinstance(lines, MessageError):
                 if self._reject(m.topic, m.body, str(lines)):
                     acks.append(m)
             elif lines:
-                store.append(Held(m.mid, m.qos, m.topic, "\n".join(lines).encode(), m.connection))
+                store.append(Held(m.mid, m.qos, m.topic, lines, m.connection))
             else:  # nothing to store (the gateway's status)
                 acks.append(m)
         if store:
@@ -310,6 +322,23 @@ class Sink:
             self._wake.set()
         for done in acks:
             self._ack(done.mid, done.qos, done.connection)
+
+    def _lines(self, batch: list[Received]) -> list[bytes | MessageError | None]:
+        """Each message's line protocol, UTF-8 (b"" for nothing to store), or why it cannot be
+        stored."""
+        built = to_lines_many(
+            [(m.topic, m.body) for m in batch], self.cfg.prefix, samples=self.cfg.samples_lines
+        )
+        out: list[bytes | MessageError | None] = []
+        for m, lines in zip(batch, built, strict=True):
+            if isinstance(lines, MessageError):
+                out.append(lines)
+                continue
+            try:
+                out.append("\n".join(lines).encode())
+            except UnicodeEncodeError as exc:  # the reader refuses these; should one get by
+                out.append(MessageError(f"{m.topic}: its points are not UTF-8 text ({exc})"))
+        return out
 
     def _ack(self, mid: int, qos: int, connection: int) -> None:
         """PUBACK, on the connection the message came on only: after a reconnect the broker
