@@ -156,6 +156,7 @@ def test_each_broken_link_of_the_chain_raises_its_alarm_on_the_screen(tmp_path: 
             t = time.monotonic()
             item = alarm("adapter_down", t, 45)
             expect(item).to_contain_text(f"Radio down: {adapter}")
+            expect(page.locator("#gw")).to_have_text("Gateway: radio down")
             no_tile_live()  # its only radio: no bed is live
             page.screenshot(path=str(ARTIFACTS / "chain-3-adapter-down.png"))
             radio.ask(cmd="plug")

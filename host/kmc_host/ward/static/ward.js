@@ -143,10 +143,13 @@ function render(snap) {
 function renderGateway(snap) {
   const g = snap.gateway, box = $("gw");
   const silent = snap.alerts.some((a) => a.kind === "gateway_silent" && a.state === "active");
-  const word = state.lostSince !== null ? "?" : silent ? t("gateway_silent") : g.state ? t("gateway_" + g.state) : "?";
+  const radios = g.adapters.every((r) => r.scanning);
+  // an online gateway with a radio down is not well: the header must not say "online" in red
+  const word = state.lostSince !== null ? "?" : silent ? t("gateway_silent")
+    : g.state === "online" && !radios ? t("gateway_radio_down")
+    : g.state ? t("gateway_" + g.state) : "?";
   const text = `${t("gateway")}: ${word}`;
   if (box.textContent !== text) box.textContent = text;
-  const radios = g.adapters.every((r) => r.scanning);
   box.className = "conn " + (state.lostSince === null && snap.chain_ok && radios && g.state === "online" ? "up" : "down");
   box.title = `${t("settings")} ${g.detector.digest} (${g.settings_from})`;
   box.dataset.digest = g.detector.digest;
