@@ -186,6 +186,7 @@ def _sink(args: argparse.Namespace) -> int:
         logging.getLogger("kmc.sink").info("%s, %d waiting on disk", sink.stats, sink.pending())
     # what InfluxDB has not taken within the drain stays in the spool for the next start
     sink.stop(drain_timeout_s=SINK_DRAIN_S)
+    logging.getLogger("kmc.sink").info("stopped: %s", sink.stats)  # the spool is closed
     return _stopped(signals)
 
 

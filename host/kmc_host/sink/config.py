@@ -7,6 +7,9 @@ max_backoff_s = 60                  # retry delay cap while InfluxDB is away
 spool_reserve_mb = 64               # disk kept free: below it the spool takes no more messages
                                     # (held unacknowledged; the broker queues them) and the room
                                     # left lets SQLite delete what InfluxDB took (0: none)
+share_group = ""                    # several sinks on one broker share its messages (MQTT
+                                    # shared subscription $share/<group>/...): each message goes
+                                    # to one of them; each keeps its own client_id (and spool)
 
 [mqtt]                              # as the gateway's; client_id must stay the same across
 host = "127.0.0.1"                  # restarts: the broker keeps the session's queue under it
@@ -33,6 +36,7 @@ point-at-a-time path, the same bytes, slower).
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +55,7 @@ from .influx import InfluxConfig
 from .schema import SAMPLE_BUILDERS, VECTORISED
 
 LINES_ENV = "KMC_SINK_LINES"
+SHARE_GROUP = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,7 @@ class SinkConfig:
     create_database: bool = False
     spool_reserve_mb: float = 64.0
     samples_lines: str = VECTORISED  # schema.to_lines(samples=...): $KMC_SINK_LINES
+    share_group: str = ""  # "": the sink takes every message; else a shared subscription
 
 
 def load_sink_config(path: str | Path) -> SinkConfig:
@@ -73,7 +79,9 @@ def load_sink_config(path: str | Path) -> SinkConfig:
 
     where = f"{path} [sink]"
     s = section(raw, "sink", str(path))
-    unknown(s, {"data_dir", "batch_lines", "max_backoff_s", "spool_reserve_mb"}, where)
+    unknown(
+        s, {"data_dir", "batch_lines", "max_backoff_s", "spool_reserve_mb", "share_group"}, where
+    )
     data_dir = Path(get(s, "data_dir", str, where))
     batch = get(s, "batch_lines", int, where, 5000)
     if not 1 <= batch <= 100_000:
@@ -86,6 +94,13 @@ def load_sink_config(path: str | Path) -> SinkConfig:
         raise ConfigError(
             f"{where}: spool_reserve_mb must be 0 (none) or 1..100000 (at least the 0.4 MB "
             "the spool's write-ahead log may hold, to delete what InfluxDB took)"
+        )
+
+    share = get(s, "share_group", str, where, "")
+    if share and not SHARE_GROUP.fullmatch(share):
+        raise ConfigError(
+            f"{where}: share_group {share!r} must be 1-64 letters, digits, '-' or '_' "
+            '(or "" for a sink that takes every message)'
         )
 
     where = f"{path} [mqtt]"
@@ -113,6 +128,7 @@ def load_sink_config(path: str | Path) -> SinkConfig:
         get(i, "create_database", bool, where, False),
         reserve,
         lines,
+        share,
     )
 
 

@@ -104,6 +104,15 @@ INBOX_LIMIT = 2000  # messages received and not yet taken by the spooler, at mos
 _SERIES = re.compile(rb"(?:[^\\ ]|\\.)*")
 
 
+def subscription(cfg: SinkConfig) -> str:
+    """What the sink subscribes to: every gateway message (`<prefix>/site/ward/strap/leaf`), or,
+    with `share_group`, its share of them: the broker gives each message to one sink of the
+    group (MQTT shared subscription). A message in flight to a sink that dies stays queued for
+    that sink's persistent session (Mosquitto 2) and arrives when it comes back."""
+    topic = f"{cfg.prefix}/+/+/+/+"
+    return f"$share/{cfg.share_group}/{topic}" if cfg.share_group else topic
+
+
 def _changing_points(batch: list[Message]) -> set[tuple[bytes, bytes]]:
     """The (series, timestamp) of the batch's points that a later message may write with other
     fields: every point but the samples' (a replayed sample is the same point with the same
@@ -229,7 +238,7 @@ class Sink:
         if getattr(reason, "is_failure", False):
             log.warning("broker refused the sink: %s", reason)
             return
-        client.subscribe(f"{self.cfg.prefix}/+/+/+/+", qos=1)
+        client.subscribe(subscription(self.cfg), qos=1)
         self.connected.set()
         stalled = self.stalled_since is not None
         self._publish_status("stalled" if stalled else "online", "spool full" if stalled else None)
