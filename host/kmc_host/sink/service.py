@@ -374,19 +374,7 @@ class Sink:
 
     def _store(self, m: Held) -> bool:
         """Put a message in the spool; False if it cannot take it (a full disk)."""
-        try:
-            self.spool.ensure_room()  # the reserve: room left to delete what InfluxDB takes
-            self.spool.put(m.topic, m.payload)
-        except (OutboxFull, sqlite3.Error) as exc:
-            if self.stalled_since is None:
-                log.error(
-                    "spool cannot take messages (%s): holding them unacknowledged (the broker "
-                    "queues the rest) until there is room",
-                    exc,
-                )
-            return False
-        self.stats.spooled += 1
-        return True
+        return self._store_many([m])
 
     def _hold(self, m: Held) -> None:
         """Keep a message that is not on disk (the held lock is taken)."""
