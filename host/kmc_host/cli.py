@@ -113,9 +113,7 @@ def _gateway(args: argparse.Namespace) -> int:
     _service_logging()
     signals = StopSignals()
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        signals.install_asyncio(asyncio.get_running_loop(), stop)
+    async def main(stop: asyncio.Event) -> None:
         radios = cfg.radios()
         if not any(r.hci for r in radios):
             await Gateway(cfg).run(stop)  # bleak on the platform's stack (BlueZ)
@@ -143,7 +141,7 @@ def _gateway(args: argparse.Namespace) -> int:
             )
         await Gateway(cfg, access).run(stop)
 
-    asyncio.run(main())
+    signals.run_asyncio(main)
     return _stopped(signals)
 
 
@@ -208,13 +206,11 @@ def _ward(args: argparse.Namespace) -> int:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     signals = StopSignals()
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        signals.install_asyncio(asyncio.get_running_loop(), stop)
+    async def main(stop: asyncio.Event) -> None:
         print(f"ward screen on http://{cfg.listen}:{cfg.port}/", flush=True)
         await serve_ward(cfg, stop)
 
-    asyncio.run(main())
+    signals.run_asyncio(main)
     return _stopped(signals)
 
 

@@ -6,7 +6,7 @@ exits with 128 + the signal's number (130 for SIGINT, 143 for SIGTERM), as a she
 process ended by that signal, so systemd and scripts can tell a requested stop from a failure.
 
 `StopSignals` records which signal came first and wakes whoever waits: an `asyncio.Event` for
-the asyncio services (`install_asyncio`), a `threading.Event` for the threaded ones
+the asyncio services (`run_asyncio`), a `threading.Event` for the threaded ones
 (`install_threads`). Code that is neither waiting on an event nor in an event loop (a demo
 between its phases) gets `Interrupted`, a BaseException, so no `except Exception` can swallow
 it and every `with`/`finally` on the way out runs.
@@ -17,7 +17,11 @@ from __future__ import annotations
 import asyncio
 import signal
 import threading
+from collections.abc import Callable, Coroutine
 from types import FrameType
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 __all__ = ["STOP_SIGNALS", "Interrupted", "StopSignals", "exit_status"]
 
@@ -76,6 +80,30 @@ class StopSignals:
 
         for sig in STOP_SIGNALS:
             signal.signal(sig, handler)
+
+    def run_asyncio(self, main: Callable[[asyncio.Event], Coroutine[Any, Any, T]]) -> T:
+        """`asyncio.run(main(stop))`, where a stop signal sets `stop` from the loop's first moment
+        to its last, and afterwards raises `Interrupted` again (`install_raising`).
+
+        The signals are held (blocked for this thread) while the loop is made and while it is
+        closed: a signal raising `Interrupted` inside asyncio's own setup leaves a half-made
+        loop whose clean-up prints a traceback (CI saw it: SIGTERM right after the demo's first
+        line). A held signal is delivered the moment they are let through again, to the
+        loop's handler or, after the close, as `Interrupted`."""
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            with asyncio.Runner() as runner:
+                loop = runner.get_loop()
+                stop = asyncio.Event()
+                self.install_asyncio(loop, stop)
+                signal.pthread_sigmask(signal.SIG_SETMASK, held)
+                try:
+                    return runner.run(main(stop))
+                finally:
+                    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+                    self.uninstall_asyncio(loop)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
     def install_asyncio(self, loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
         """A stop signal sets `stop` inside the running loop; `uninstall_asyncio` afterwards."""

@@ -107,8 +107,8 @@ def run_demo(
         try:
             ward = DemoWard(straps, seconds, speed, work, port, seed, tz)
             with doing("running the simulated ward"):
-                result = asyncio.run(ward.run(screen, say, signals))
-        finally:  # (DemoWard.run handed the signals back from its event loop already)
+                result = signals.run_asyncio(lambda stop: ward.run(screen, say, stop))
+        finally:  # (run_asyncio handed the signals back from its event loop already)
             screen.close()
         if signals.signum is not None:
             raise Interrupted(signals.signum)
@@ -222,18 +222,9 @@ class DemoWard:
         self.ble_period_s = max(0.02, min(straps, SLOTS) / RADIO_BATCHES_PER_S)
 
     async def run(
-        self, screen: TopicRecorder, say: Callable[[str], None], signals: StopSignals
-    ) -> dict[str, Any]:
-        stop = asyncio.Event()  # a stop signal: end the run where it is
-        signals.install_asyncio(asyncio.get_running_loop(), stop)
-        try:
-            return await self._run(screen, say, stop)
-        finally:
-            signals.uninstall_asyncio(asyncio.get_running_loop())
-
-    async def _run(
         self, screen: TopicRecorder, say: Callable[[str], None], stop: asyncio.Event
     ) -> dict[str, Any]:
+        """The ward until its minutes are simulated or `stop` (a stop signal) ends it where it is."""
         radio = VirtualRadio()
         # the adapter's controller refuses an 8th link, as a real one does
         central = await radio.device("gateway", max_connections=SLOTS)

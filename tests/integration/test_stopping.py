@@ -139,17 +139,17 @@ def test_gateway_stops_and_says_offline(tmp_path, broker, sig):
             time.sleep(0.2)
         took = stop_and_time(gateway, sig, group=False)
         assert gateway.returncode == STATUS[sig], log.read_text()[-3000:]
-        assert took < STOP_WITHIN_S, f"took {took:.1f} s"
+        assert took < STOP_WITHIN_S, (f"took {took:.1f} s", log.read_text()[-3000:])
         statuses = [b["state"] for b in listener.bodies(leaf="status")]
-        assert statuses[-1] == "offline"
+        assert statuses[-1] == "offline", (statuses, log.read_text()[-3000:])
         listener.close()
         # the outbox is flushed: every sample the gateway took from a strap is at the broker
         import sqlite3
 
         with sqlite3.connect(tmp_path / "gw" / "outbox.db") as db:
             (left,) = db.execute("SELECT count(*) FROM outbox").fetchone()
-        assert left == 0
-        assert "Traceback" not in log.read_text()
+        assert left == 0, (f"{left} messages left in the outbox", log.read_text()[-3000:])
+        assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
     finally:
         radio.close()
 
