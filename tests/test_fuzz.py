@@ -11,10 +11,11 @@ import string
 import sys
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+import numpy as np
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from kmc_analysis.samples_io import SamplesFileError, load_straps
+from kmc_analysis.samples_io import SampleReader, SamplesFileError, load_straps
 from kmc_host import protocol as P
 from kmc_host.detect import ConfigError
 from kmc_host.gateway.config import load_config
@@ -196,6 +197,85 @@ def test_samples_loader_on_random_csv(tmp_path_factory, header, rows):
         load_straps(path)
     except SamplesFileError as exc:
         assert "s.csv" in str(exc)
+
+
+# cells of one column each, valid and not, in the ways files spell them: the typed CSV parse
+# and the checking parse must agree on every file made of them
+typed_cells = {
+    "time": st.one_of(
+        st.integers(1_772_400_000, 1_772_400_040).map(str),
+        st.integers(0, 40).map(lambda k: f"2026-03-01T21:00:{k:02d}Z"),
+        st.sampled_from(
+            [
+                "1772400001.5",
+                " 1772400002",
+                "2026-03-01T22:00:03+01:00",
+                " 2026-03-01T21:00:04Z",
+                "2026-03-01T21:00:05",
+                "946684800",
+                "",
+                "nan",
+                "x",
+            ]
+        ),
+    ),
+    "device": st.sampled_from(["A", "B", " A ", "", '"B"']),
+    "infant_c": st.sampled_from(["36.5", " 36.4", "+36.3", "3.62e1", "", "nan", "NaN", "50", "x"]),
+    "outer_c": st.sampled_from(["35", "35.", ".35e2", "", "inf", "9"]),
+    "contact": st.sampled_from(["0", "1", "1.0", " 1", "01", "0x1", "2", "", "-0"]),
+    "worn": st.sampled_from(["1", "0", "1e0", "yes", ""]),
+    "battery_v": st.sampled_from(["3.9", "", "low"]),
+}
+TYPED_HEADER = list(typed_cells)
+
+
+def _outcome(path: Path, typed: bool, skip_invalid: bool) -> object:
+    reader = SampleReader(path, typed=typed, skip_invalid=skip_invalid)
+    try:
+        chunks = reader.consume(list)
+    except SamplesFileError as exc:
+        return str(exc)
+    finally:
+        if typed:  # (--hypothesis-show-statistics: how often each parse read a whole file)
+            event("typed parse" if reader.typed else "checking parse")
+    cols = ("time", "infant_c", "outer_c", "contact", "worn", "battery_v")
+
+    def values(c: object, k: str) -> list[float | None]:  # NaN as None: NaN != NaN
+        v = np.asarray(getattr(c, k), float)
+        return [None if x != x else x for x in v.tolist()]
+
+    return reader.report.lines(), [(d, [values(c, k) for k in cols]) for d, c in chunks]
+
+
+@settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(st.data(), st.booleans(), st.booleans())
+def test_the_typed_csv_parse_agrees_with_the_checking_parse(tmp_path_factory, data, iso, skip):
+    """The same samples, report and errors, word for word, whichever parse reads the file.
+    Most rows are clean (so that the typed parse often reads a whole file), some are not."""
+    second = st.integers(0, 86_399)  # of a day, so that clean rows rarely share a time
+    clean_time = (
+        second.map(lambda k: f"2026-03-01T{k // 3600:02d}:{k // 60 % 60:02d}:{k % 60:02d}Z")
+        if iso
+        else second.map(lambda k: str(1_772_400_000 + k))
+    )
+    clean = st.tuples(
+        clean_time,
+        st.sampled_from(["A", "B", " A "]),
+        st.sampled_from(["36.5", " 36.4", "3.62e1", "", "nan"]),
+        st.sampled_from(["35", "35.", ".35e2"]),
+        st.sampled_from(["0", "1", " 1", "01"]),
+        st.sampled_from(["1", "0", "1e0"]),
+        st.sampled_from(["3.9", ""]),
+    )
+    messy = st.tuples(*(typed_cells[k] for k in TYPED_HEADER))
+    rows = data.draw(st.lists(st.one_of(*[clean] * 6, messy), min_size=1, max_size=12))
+    path = tmp_path_factory.mktemp("typed") / "s.csv"
+    path.write_text(",".join(TYPED_HEADER) + "\n" + "".join(",".join(r) + "\n" for r in rows))
+    assert _outcome(path, True, skip) == _outcome(path, False, skip)
 
 
 toml_text = st.one_of(

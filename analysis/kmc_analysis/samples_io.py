@@ -50,6 +50,7 @@ EARLIEST_TIME = 1420070400.0  # 2015-01-01T00:00:00Z: earlier means a strap cloc
 BATCH_ROWS = 1 << 20  # Parquet rows checked and handed out at once (at most)
 CSV_BATCH_ROWS = 1 << 18  # CSV rows likewise: CSV text is held as strings, so fewer
 CSV_BLOCK_BYTES = 1 << 20  # arrow's CSV reader reads many blocks ahead: keep them small
+CSV_TYPED_PIECE_BYTES = 1 << 23  # the typed parse's pieces of text, each parsed on every core
 MAX_LINES_LISTED = 10
 
 SPILL_DTYPE = np.dtype(
@@ -77,6 +78,12 @@ NOT_TEXT = "not UTF-8 text: a CSV file saved as UTF-8 is expected"
 
 class RowsOutOfOrder(KmcError):
     """A strap's rows are not in time order: read again with `SampleReader.sorted_straps()`."""
+
+
+class NotTyped(KmcError):
+    """The typed CSV parse met something it does not take as it is (a value to convert some other
+    way, a bad value, a malformed line): read again with the checking parse, `typed=False`,
+    which converts each value as the strict rules say and names the line of what is wrong."""
 
 
 class SamplesFileError(BadInput):
@@ -162,13 +169,51 @@ def parse_time_value(s: str) -> float:
 Mask = NDArray[np.bool_] | None  # None: no row has this problem (the common case, kept cheap)
 
 
+def _values(col: pa.Array) -> NDArray[Any]:
+    """The values of a fixed-width array without nulls: a numpy view of its buffer (booleans
+    as one byte each). pyarrow's own to_numpy imports pandas where pandas is installed, even to
+    copy nothing: a quarter of a second, a fifth of a ward-week's `kmc analyze` on Parquet."""
+    if col.null_count:
+        raise ValueError("_values: fill the nulls first")
+    t = col.type
+    if pa.types.is_boolean(t):
+        return _values(pc.cast(col, pa.uint8())).view(np.bool_)
+    if pa.types.is_timestamp(t):
+        col, t = col.cast(pa.int64()), pa.int64()
+    if pa.types.is_floating(t):
+        kind = "f"
+    elif pa.types.is_signed_integer(t):
+        kind = "i"
+    elif pa.types.is_unsigned_integer(t):
+        kind = "u"
+    else:
+        raise TypeError(f"_values: no numpy view of {t}")
+    width = t.bit_width // 8
+    return np.frombuffer(
+        col.buffers()[1], np.dtype(f"<{kind}{width}"), count=len(col), offset=col.offset * width
+    )
+
+
+def _nulls(col: pa.Array) -> Mask:
+    """Where `col` is null (None: nowhere)."""
+    return _values(col.is_null()) if col.null_count else None
+
+
+def _seconds(us: pa.Array) -> NDArray[np.float64]:
+    """Unix seconds (NaN where null) of UTC timestamps in microseconds."""
+    i = us.cast(pa.int64())
+    v = _values(i.fill_null(0) if i.null_count else i).astype(np.float64) / 1e6
+    if i.null_count:
+        v[_values(i.is_null())] = np.nan
+    return v
+
+
 def _to_seconds(col: pa.Array) -> tuple[NDArray[np.float64], Mask]:
     """Unix seconds from numbers, timestamps or strings; (values, unparsable mask)."""
     if pa.types.is_timestamp(col.type):
         if col.type.tz is None:
             raise BadInput("time column holds timestamps without a UTC offset")
-        us = pc.cast(col, pa.timestamp("us", tz="UTC")).cast(pa.int64())
-        return us.to_numpy(zero_copy_only=False).astype(np.float64) / 1e6, None
+        return _seconds(pc.cast(col, pa.timestamp("us", tz="UTC"))), None
     if pa.types.is_integer(col.type):
         return _numeric(col), None
     if not pa.types.is_floating(col.type):
@@ -176,23 +221,24 @@ def _to_seconds(col: pa.Array) -> tuple[NDArray[np.float64], Mask]:
             col = pc.cast(col, pa.float64())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             try:
-                us = pc.cast(pc.utf8_trim_whitespace(col), pa.timestamp("us", tz="UTC")).cast(
-                    pa.int64()
-                )
-                return us.to_numpy(zero_copy_only=False).astype(np.float64) / 1e6, None
+                return _seconds(
+                    pc.cast(pc.utf8_trim_whitespace(col), pa.timestamp("us", tz="UTC"))
+                ), None
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 return _slow_parse(col, parse_time_value)
     v = _numeric(col)
     bad = ~np.isfinite(v)  # nan, inf; nulls are reported as missing instead
-    if col.null_count:
-        bad &= ~col.is_null().to_numpy(zero_copy_only=False)
+    null = _nulls(col)
+    if null is not None:
+        bad &= ~null
     return v, bad if bad.any() else None
 
 
 def _numeric(col: pa.Array) -> NDArray[np.float64]:
+    """Floats, NaN where null."""
     if not pa.types.is_float64(col.type):
         col = pc.cast(col, pa.float64())
-    return np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float64)
+    return _values(col.fill_null(np.nan) if col.null_count else col)
 
 
 def _to_float(col: pa.Array) -> tuple[NDArray[np.float64], Mask]:
@@ -209,9 +255,9 @@ def _to_flag(col: pa.Array) -> tuple[NDArray[np.int8], Mask, Mask]:
     """A 0/1 flag column: (values, not-0/1 mask, empty mask)."""
     if pa.types.is_boolean(col.type):
         col = pc.cast(col, pa.int8())
-    null = col.is_null().to_numpy(zero_copy_only=False) if col.null_count else None
+    null = _nulls(col)
     if pa.types.is_integer(col.type) and null is None:
-        v = col.to_numpy(zero_copy_only=False)
+        v = _values(col)
         bad = (v != 0) & (v != 1)
         return v.astype(np.int8, copy=False), bad if bad.any() else None, None
     f, unparsable = _to_float(col)
@@ -249,6 +295,21 @@ class _Batch:
     def last_line(self) -> int:
         last = self.time.size - 1 if self.offsets is None else int(self.offsets[-1])
         return self.first_line + last
+
+    def slice(self, a: int, b: int) -> _Batch:
+        """Rows a to b-1, as views."""
+        bat = None if self.battery_v is None else self.battery_v[a:b]
+        return _Batch(
+            self.device[a:b],
+            self.first_line + a if self.offsets is None else self.first_line,
+            None if self.offsets is None else self.offsets[a:b],
+            self.time[a:b],
+            self.infant_c[a:b],
+            self.outer_c[a:b],
+            self.contact[a:b],
+            self.worn[a:b],
+            bat,
+        )
 
     def take(self, idx: NDArray[Any]) -> _Batch:
         """The rows at `idx` (indices or a boolean mask), in that order."""
@@ -312,6 +373,16 @@ def _prefetch(items: Iterator[_Batch], depth: int = 2) -> Iterator[_Batch]:
                 worker.join(timeout=0.05)
 
 
+def csv_parse_typed() -> bool:
+    """KMC_CSV_PARSE=checking reads every CSV file the checking way only, as before the typed
+    parse (benchmarks/bench_analyze.py measures the two side by side); unset or `typed`: typed
+    first."""
+    how = os.environ.get("KMC_CSV_PARSE", "typed")
+    if how not in ("typed", "checking"):
+        raise BadInput(f"KMC_CSV_PARSE={how!r}: expected 'typed' or 'checking'")
+    return how == "typed"
+
+
 # ---- the reader --------------------------------------------------------------------------
 
 
@@ -323,9 +394,17 @@ class SampleReader:
     print("\n".join(reader.report.lines()))
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, skip_invalid: bool = False) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        skip_invalid: bool = False,
+        typed: bool | None = None,
+    ) -> None:
         self.path = Path(path)
         self.skip_invalid = skip_invalid
+        # CSV: parse into typed columns first (see _csv_typed_batches); None: as KMC_CSV_PARSE
+        self.typed = csv_parse_typed() if typed is None else typed
         self.report = LoadReport(str(path))
         self.devices: list[str] = []  # strap ids by code, in order of first appearance
         self._codes: dict[str, int] = {}
@@ -333,16 +412,22 @@ class SampleReader:
 
     def consume(self, use: Callable[[Iterator[tuple[str, Samples]]], T]) -> T:
         """`use(chunks)` on the streamed file; if a strap's rows go back in time, start again
-        with `use(sorted_straps)` (the sort is stated in the report)."""
-        try:
-            return use(self.chunks())
-        except RowsOutOfOrder:
-            return use(self.sorted_straps())
+        with `use(sorted_straps)` (the sort is stated in the report), and if the typed CSV
+        parse stops at something, start again with the checking parse."""
+        order = self.chunks
+        while True:
+            try:
+                return use(order())
+            except RowsOutOfOrder:
+                order = self.sorted_straps
+            except NotTyped:
+                self.typed = False
 
     # -- the two ways through the file
 
     def chunks(self) -> Iterator[tuple[str, Samples]]:
-        """Per-strap chunks in file order; raises RowsOutOfOrder if a strap's time goes back."""
+        """Per-strap chunks in file order; raises RowsOutOfOrder if a strap's time goes back,
+        and NotTyped (CSV, `typed`) where the checking parse must read the file instead."""
         self._restart()
         last_t: dict[int, float] = {}
         last_line: dict[int, int] = {}
@@ -440,12 +525,20 @@ class SampleReader:
 
     @staticmethod
     def _by_strap(batch: _Batch) -> Iterator[tuple[int, _Batch]]:
-        """Split a batch by strap, keeping each strap's rows in file order."""
+        """Split a batch by strap, keeping each strap's rows in file order: slices where each
+        strap's rows come in one run (files written strap by strap), else gathered copies."""
         d = batch.device
         if d.size == 0:
             return
-        if d[0] == d[-1] and (d == d[0]).all():
+        starts = np.flatnonzero(d[1:] != d[:-1]) + 1
+        if starts.size == 0:
             yield int(d[0]), batch
+            return
+        first = np.concatenate(([0], starts))
+        if np.unique(d[first]).size == first.size:
+            ends = np.concatenate((starts, [d.size]))
+            for a, b in zip(first.tolist(), ends.tolist(), strict=True):
+                yield int(d[a]), batch.slice(a, b)
             return
         order = np.argsort(d, kind="stable")
         cuts = np.flatnonzero(np.diff(d[order])) + 1
@@ -462,14 +555,14 @@ class SampleReader:
         if name.endswith((".parquet", ".pq")):
             raw, line_of = self._parquet_batches()
         elif name.endswith((".csv", ".csv.gz")):
-            raw, line_of = self._csv_batches()
+            raw, line_of = self._csv_typed_batches() if self.typed else self._csv_batches()
         else:
             raise SamplesFileError(
                 self.path, None, "unknown file type (expected .csv, .csv.gz or .parquet)"
             )
         first_row = 0
         for b in raw:
-            yield self._checked(b, first_row, line_of)
+            yield self._checked(b, first_row, line_of, typed=self.typed and ".csv" in name)
             first_row += b.num_rows
         self.report.rows = first_row
 
@@ -508,16 +601,97 @@ class SampleReader:
                     )
         return SamplesFileError(self.path, None, "not UTF-8 text")
 
-    def _csv_batches(self) -> tuple[Iterator[pa.RecordBatch], Callable[[int], int]]:
+    def _header(self) -> tuple[list[str], list[str] | None]:
+        """The checked column names, and the first row of values (None: no rows)."""
+        header: list[str] | None = None
+        first: list[str] | None = None
         try:
             with self._open_text() as fh:
-                header = next(csv.reader(fh), None)
+                rows = csv.reader(fh)
+                header = next(rows, None)
+                first = next(rows, None)
         except UnicodeDecodeError:
             raise self._not_utf8() from None
+        except csv.Error as exc:
+            if header is None:
+                raise SamplesFileError(self.path, 1, f"malformed CSV header: {exc}") from None
+            first = None  # the parse that checks names the line
         if not header:
             raise SamplesFileError(self.path, 1, "empty file: expected a header line")
         names = [h.strip() for h in header]
         self._check_columns(names, 1)
+        return names, first
+
+    def _csv_typed_batches(self) -> tuple[Iterator[pa.RecordBatch], Callable[[int], int]]:
+        """The fast way through a CSV file: arrow parses it straight into the types the checks
+        work on (times as UTC timestamps, or numbers if the first row's is one; strap ids as
+        a dictionary; the rest as floats; the columns no check reads are left unconverted).
+
+        The file is cut at line ends into pieces of CSV_TYPED_PIECE_BYTES, and each piece is
+        parsed by arrow's multithreaded reader, so the parse runs on every core (arrow's
+        streaming reader parses on one). A cut inside a quoted field would shift the lines:
+        a piece with an odd number of quotes is not parsed so. Arrow's conversions take what
+        the checking parse takes, to the same values; whatever they refuse (a time written
+        another way, a malformed line, text that is not UTF-8) raises NotTyped, and so does
+        any value the checks find wrong (`_checked`), so that the messages and the counts of
+        skipped rows are the checking parse's own."""
+        names, first = self._header()
+        time_type: pa.DataType = pa.timestamp("us", tz="UTC")
+        if first is not None and len(first) == len(names):
+            try:
+                float(first[names.index("time")])
+                time_type = pa.float64()
+            except ValueError:
+                pass
+        used = [n for n in names if n in REQUIRED_COLUMNS or n == "battery_v"]
+        types = {n: pa.float64() for n in used}
+        types["device"] = pa.dictionary(pa.int32(), pa.string())
+        types["time"] = time_type
+        read = pacsv.ReadOptions(column_names=names, use_threads=True)
+        parse = pacsv.ParseOptions(ignore_empty_lines=False)
+        convert = pacsv.ConvertOptions(
+            column_types=types,
+            include_columns=used,  # the others are not read (nor checked) either way
+            null_values=[""],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=True,
+        )
+
+        def piece(text: bytes) -> pa.RecordBatch:
+            if text.count(b'"') % 2:
+                raise NotTyped(f"{self.path}: a quoted field holds a line break")
+            try:
+                table = pacsv.read_csv(
+                    pa.BufferReader(text),
+                    read_options=read,
+                    parse_options=parse,
+                    convert_options=convert,
+                )
+            except pa.ArrowInvalid:
+                raise NotTyped(str(self.path)) from None
+            return table.combine_chunks().to_batches()[0]
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            opener = gzip.open if self.path.name.lower().endswith(".gz") else open
+            with opener(self.path, "rb") as fh:
+                fh.readline()  # the header, read and checked above
+                rest = b""
+                while block := fh.read(CSV_TYPED_PIECE_BYTES):
+                    cut = block.rfind(b"\n") + 1
+                    if cut == 0:  # one line longer than a piece
+                        rest += block
+                        continue
+                    text, rest = rest + block[:cut], block[cut:]
+                    yield piece(text)
+                if rest:
+                    yield piece(rest)
+
+        return batches(), lambda row: row + 2  # header is line 1
+
+    def _csv_batches(self) -> tuple[Iterator[pa.RecordBatch], Callable[[int], int]]:
+        """The checking way through a CSV file: every column as text, converted as the strict
+        rules say, value by value where arrow's conversion refuses a batch."""
+        names, _ = self._header()
         try:
             reader = pacsv.open_csv(
                 self.path,
@@ -608,10 +782,17 @@ class SampleReader:
         if len(names) == 1 and not col.null_count:  # one strap in the batch: no gather
             return np.full(len(col), codes[0], np.int32)
         indices = col.indices.fill_null(len(names)) if col.null_count else col.indices
-        return codes[indices.to_numpy(zero_copy_only=False)]
+        return codes[_values(indices)]
 
-    def _checked(self, b: pa.RecordBatch, first_row: int, line_of: Callable[[int], int]) -> _Batch:
-        """Convert a batch and check every value; strict: raise on the first bad row."""
+    def _checked(
+        self,
+        b: pa.RecordBatch,
+        first_row: int,
+        line_of: Callable[[int], int],
+        typed: bool = False,
+    ) -> _Batch:
+        """Convert a batch and check every value; strict: raise on the first bad row. A batch
+        of the typed CSV parse with anything wrong raises NotTyped instead."""
         n = b.num_rows
         cols = {name: b.column(name) for name in b.schema.names}
         problems: list[tuple[str, Mask, Callable[[int], str]]] = []
@@ -623,8 +804,7 @@ class SampleReader:
             return lambda i: f"{name} is empty"
 
         def nulls(name: str) -> Mask:
-            c = cols[name]
-            return c.is_null().to_numpy(zero_copy_only=False) if c.null_count else None
+            return _nulls(cols[name])
 
         device = self._device_codes(cols["device"])
         no_device = device < 0
@@ -677,6 +857,8 @@ class SampleReader:
             for kind, mask, describe in problems
             if mask is not None and mask.any()
         ]
+        if found and typed:
+            raise NotTyped(f"{self.path}: line {line_of(first_row)} on")
         if found:
             bad_any = np.logical_or.reduce([mask for _, mask, _ in found])
             if not self.skip_invalid:

@@ -8,7 +8,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from kmc_analysis.samples_io import SamplesFileError, load_straps
+from kmc_analysis.samples_io import SampleReader, SamplesFileError, load_straps
+from kmc_host.errors import BadInput
 
 HEADER = "time,device,infant_c,outer_c,contact,worn\n"
 
@@ -77,6 +78,54 @@ def test_bad_values_name_file_line_and_problem(tmp_path, line, expected):
         load(path)
     assert str(err.value).startswith(str(path))
     assert expected in str(err.value)
+    # the typed parse stopped and the checking parse named it: the same words as its own
+    with pytest.raises(SamplesFileError) as checking:
+        SampleReader(path, typed=False).consume(list)
+    assert str(err.value) == str(checking.value)
+
+
+def _read(path, **kw):
+    reader = SampleReader(path, **kw)
+    chunks = reader.consume(list)
+    return reader, chunks
+
+
+@pytest.mark.parametrize("name", ["s.csv", "s.csv.gz"])
+def test_a_clean_csv_is_read_typed_and_equal_to_the_checking_parse(tmp_path, name):
+    """ISO times with offsets, strap ids with spaces, empty readings, optional columns left
+    unconverted: the typed parse takes it all (it does not fall back) and gives the same
+    chunks and report as the checking parse."""
+    header = "time,device,infant_c,outer_c,contact,worn,seq,battery_v,contact_raw\n"
+    body = "".join(
+        f"2026-03-01T{10 + i // 60:02d}:{i % 60:02d}:00+01:00, A ,36.{i % 9},35,{i % 2},1,{i},3.9,x\n"
+        for i in range(120)
+    ) + "".join(f"2026-03-02T00:00:0{i}Z,B,,35.5,1,0,,,\n" for i in range(5))
+    path = tmp_path / name
+    data = (header + body).encode()
+    path.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    typed, chunks = _read(path)
+    assert typed.typed  # no fall back
+    checking, expected = _read(path, typed=False)
+    assert typed.report.lines() == checking.report.lines()
+    assert [d for d, _ in chunks] == [d for d, _ in expected] == ["A", "B"]
+    for (_, got), (_, want) in zip(chunks, expected, strict=True):
+        for col in ("time", "infant_c", "outer_c", "contact", "worn", "battery_v"):
+            np.testing.assert_array_equal(getattr(got, col), getattr(want, col))
+
+
+def test_unix_times_are_read_typed(tmp_path):
+    typed, chunks = _read(write(tmp_path, rows(5) + rows(3, "B")))
+    assert typed.typed and [len(c) for _, c in chunks] == [5, 3]
+
+
+def test_skip_invalid_falls_back_to_the_checking_parse_with_its_counts(tmp_path):
+    body = (
+        rows(3) + "1772401000,A,99,35,1,1\n" + "1772401001,A,36,35,0x1,1\n" + rows(2, t0=1772402000)
+    )
+    typed, chunks = _read(write(tmp_path, body), skip_invalid=True)
+    assert not typed.typed  # the bad rows sent it to the checking parse
+    assert typed.report.skipped == {"temperature outside 10-45 C": 1, "flag not 0/1": 1}
+    assert sum(len(c) for _, c in chunks) == 5
 
 
 def test_duplicate_device_time_names_both_lines(tmp_path):
@@ -208,3 +257,14 @@ def test_large_file_in_many_batches(tmp_path):
     body = "\n".join(f"{x},{'AB'[x % 2]},36.5,35.0,1,1" for x in t.tolist()) + "\n"
     report, straps = load(write(tmp_path, body))
     assert report.kept == n and len(straps["A"]) == n // 2
+
+
+def test_kmc_csv_parse_chooses_the_parse_and_is_checked(tmp_path, monkeypatch):
+    path = write(tmp_path, rows(3))
+    monkeypatch.setenv("KMC_CSV_PARSE", "checking")
+    assert not SampleReader(path).typed
+    monkeypatch.setenv("KMC_CSV_PARSE", "typed")
+    assert SampleReader(path).typed
+    monkeypatch.setenv("KMC_CSV_PARSE", "fast")
+    with pytest.raises(BadInput, match="KMC_CSV_PARSE='fast': expected 'typed' or 'checking'"):
+        SampleReader(path)
