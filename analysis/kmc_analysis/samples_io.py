@@ -50,7 +50,8 @@ EARLIEST_TIME = 1420070400.0  # 2015-01-01T00:00:00Z: earlier means a strap cloc
 BATCH_ROWS = 1 << 20  # Parquet rows checked and handed out at once (at most)
 CSV_BATCH_ROWS = 1 << 18  # CSV rows likewise: CSV text is held as strings, so fewer
 CSV_BLOCK_BYTES = 1 << 20  # arrow's CSV reader reads many blocks ahead: keep them small
-CSV_TYPED_PIECE_BYTES = 1 << 23  # the typed parse's pieces of text, each parsed on every core
+CSV_TYPED_PIECE_BYTES = 1 << 24  # the typed parse's pieces of text, each parsed on every core
+CSV_TYPED_BLOCK_BYTES = 1 << 22  # and the blocks arrow parses a piece in, one a thread at once
 MAX_LINES_LISTED = 10
 
 SPILL_DTYPE = np.dtype(
@@ -334,7 +335,7 @@ class _Batch:
         )
 
 
-def _prefetch(items: Iterator[_Batch], depth: int = 2) -> Iterator[_Batch]:
+def _prefetch(items: Iterator[T], depth: int = 2) -> Iterator[T]:
     """Run `items` in a background thread, `depth` ahead; its exceptions reach the caller."""
     q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
     stop = threading.Event()
@@ -561,7 +562,7 @@ class SampleReader:
                 self.path, None, "unknown file type (expected .csv, .csv.gz or .parquet)"
             )
         first_row = 0
-        for b in raw:
+        for b in _prefetch(raw):  # the next batch is read while this one is checked
             yield self._checked(b, first_row, line_of, typed=self.typed and ".csv" in name)
             first_row += b.num_rows
         self.report.rows = first_row
@@ -647,7 +648,9 @@ class SampleReader:
         types = {n: pa.float64() for n in used}
         types["device"] = pa.dictionary(pa.int32(), pa.string())
         types["time"] = time_type
-        read = pacsv.ReadOptions(column_names=names, use_threads=True)
+        read = pacsv.ReadOptions(
+            column_names=names, use_threads=True, block_size=CSV_TYPED_BLOCK_BYTES
+        )
         parse = pacsv.ParseOptions(ignore_empty_lines=False)
         convert = pacsv.ConvertOptions(
             column_types=types,
@@ -657,34 +660,42 @@ class SampleReader:
             quoted_strings_can_be_null=True,
         )
 
-        def piece(text: bytes) -> pa.RecordBatch:
-            if text.count(b'"') % 2:
-                raise NotTyped(f"{self.path}: a quoted field holds a line break")
-            try:
-                table = pacsv.read_csv(
-                    pa.BufferReader(text),
-                    read_options=read,
-                    parse_options=parse,
-                    convert_options=convert,
-                )
-            except pa.ArrowInvalid:
-                raise NotTyped(str(self.path)) from None
-            return table.combine_chunks().to_batches()[0]
-
-        def batches() -> Iterator[pa.RecordBatch]:
+        def pieces() -> Iterator[memoryview]:
+            """The text after the header, cut after a line end every CSV_TYPED_PIECE_BYTES
+            (read into the piece's own buffer: no copy of the text but the last line's)."""
             opener = gzip.open if self.path.name.lower().endswith(".gz") else open
             with opener(self.path, "rb") as fh:
                 fh.readline()  # the header, read and checked above
                 rest = b""
-                while block := fh.read(CSV_TYPED_PIECE_BYTES):
-                    cut = block.rfind(b"\n") + 1
-                    if cut == 0:  # one line longer than a piece
-                        rest += block
+                while True:
+                    buf = bytearray(len(rest) + CSV_TYPED_PIECE_BYTES)
+                    buf[: len(rest)] = rest
+                    end = len(rest) + fh.readinto(memoryview(buf)[len(rest) :])
+                    if end == len(rest):  # the end of the file
+                        if rest:
+                            yield memoryview(buf)[:end]
+                        return
+                    cut = buf.rfind(b"\n", 0, end) + 1
+                    if cut == 0:  # no line end yet: a line longer than a piece
+                        rest = bytes(buf[:end])
                         continue
-                    text, rest = rest + block[:cut], block[cut:]
-                    yield piece(text)
-                if rest:
-                    yield piece(rest)
+                    rest = bytes(buf[cut:end])
+                    yield memoryview(buf)[:cut]
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            for text in pieces():
+                if np.count_nonzero(np.frombuffer(text, np.uint8) == ord('"')) % 2:
+                    raise NotTyped(f"{self.path}: a quoted field holds a line break")
+                try:
+                    table = pacsv.read_csv(
+                        pa.BufferReader(pa.py_buffer(text)),
+                        read_options=read,
+                        parse_options=parse,
+                        convert_options=convert,
+                    )
+                except pa.ArrowInvalid:
+                    raise NotTyped(str(self.path)) from None
+                yield from table.to_batches()  # one a block, each parsed on a core of its own
 
         return batches(), lambda row: row + 2  # header is line 1
 
