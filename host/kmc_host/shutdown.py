@@ -14,12 +14,14 @@ it and every `with`/`finally` on the way out runs.
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import threading
 from collections.abc import Callable, Coroutine
 from types import FrameType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:  # imported where a loop is run: the offline commands start faster without
+    import asyncio
 
 T = TypeVar("T")
 
@@ -90,6 +92,8 @@ class StopSignals:
         loop whose clean-up prints a traceback (CI saw it: SIGTERM right after the demo's first
         line). A held signal is delivered the moment they are let through again, to the
         loop's handler or, after the close, as `Interrupted`."""
+        import asyncio
+
         held = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         try:
             with asyncio.Runner() as runner:

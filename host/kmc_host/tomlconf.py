@@ -13,10 +13,12 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .detect import ConfigError, DetectorConfig
-from .mqtt import BrokerConfig
+
+if TYPE_CHECKING:  # the MQTT client is imported by the services that use it, not by kmc analyze
+    from .mqtt import BrokerConfig
 
 __all__ = [
     "ConfigError",
@@ -110,6 +112,8 @@ def broker_config(m: dict[str, Any], where: str, default_client_id: str) -> Brok
     ca_file = get(m, "ca_file", str, where, None)
     if ca_file is not None and not Path(ca_file).exists():
         raise ConfigError(f"{where}: ca_file {ca_file} not found")
+    from .mqtt import BrokerConfig
+
     return BrokerConfig(
         host=get(m, "host", str, where, "127.0.0.1"),
         port=port,
