@@ -16,12 +16,15 @@ import argparse
 import csv
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+KMC = [sys.executable, "-m", "kmc_host"]
 
 DETECTOR_ONLY = r"""
 import json, sys, time, tracemalloc
@@ -50,10 +53,16 @@ print(json.dumps({"samples": n, "seconds": busy, "peak_first_strap_bytes": peak_
 """
 
 
-def run_measured(cmd: list[str]) -> tuple[float, float, str]:
-    """(wall seconds, peak RSS MB, stdout) of a child process."""
+def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
+    """(wall seconds, peak RSS MB, stdout) of a child process (`env`: added to ours)."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **env} if env else None,
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     out = proc.stdout.read() if proc.stdout else ""
@@ -93,6 +102,81 @@ def agreement(ours: Path, theirs: Path) -> dict[str, str]:
     return out
 
 
+def samples_file(args: argparse.Namespace) -> Path:
+    """The simulated ward as Parquet (`kmc simulate`, cached), and as CSV made from that same
+    file (ISO 8601 times, as a gateway export writes them, or Unix seconds)."""
+    stem = f"ward_{args.straps}x{args.days:g}d_seed{args.seed}"
+    parquet = args.data / f"{stem}.parquet"
+    if not parquet.exists():
+        print(f"simulating {args.straps} straps x {args.days:g} days -> {parquet}")
+        subprocess.run(
+            [
+                *KMC,
+                "simulate",
+                "--devices",
+                str(args.straps),
+                "--days",
+                str(args.days),
+                "--seed",
+                str(args.seed),
+                "--out",
+                str(parquet),
+            ],
+            check=True,
+        )
+    if args.format == "parquet":
+        return parquet
+    csv_path = args.data / f"{stem}_{args.csv_times}.csv"
+    if not csv_path.exists():
+        print(f"writing {csv_path} from {parquet.name}")
+        write_csv(parquet, csv_path, iso=args.csv_times == "iso")
+    return csv_path
+
+
+def write_csv(parquet: Path, out: Path, iso: bool) -> None:
+    """`parquet` as CSV, row group by row group (memory stays flat)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(parquet)
+
+    def groups() -> Iterator[pa.Table]:
+        for i in range(pf.num_row_groups):
+            t = pf.read_row_group(i)
+            if iso:
+                ts = pc.cast(t["time"], pa.timestamp("s", tz="UTC"))
+                t = t.set_column(0, "time", pc.strftime(ts, format="%Y-%m-%dT%H:%M:%SZ"))
+            yield t
+
+    tables = groups()
+    first = next(tables)
+    tmp = out.with_suffix(".part")
+    with pacsv.CSVWriter(tmp, first.schema) as writer:
+        writer.write_table(first)
+        for t in tables:
+            writer.write_table(t)
+    tmp.rename(out)
+
+
+def alternate(
+    a: list[str], b: list[str], repeat: int
+) -> tuple[list[tuple[float, float]], list[tuple[float, float]], str]:
+    """`a` and `b` in turn, `repeat` times each: (wall s, peak MB) of each run, a's output."""
+    runs_a, runs_b, out = [], [], ""
+    for _ in range(repeat):
+        wall, mb, out = run_measured(a)
+        runs_a.append((wall, mb))
+        wall, mb, _ = run_measured(b)
+        runs_b.append((wall, mb))
+    return runs_a, runs_b, out
+
+
+def median(xs: list[float]) -> float:
+    return float(statistics.median(xs))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -103,59 +187,72 @@ def main() -> None:
     ap.add_argument(
         "--format", choices=["parquet", "csv"], default="parquet", help="input file format"
     )
+    ap.add_argument(
+        "--csv-times",
+        choices=["iso", "unix"],
+        default="iso",
+        help="CSV: times as ISO 8601 (default) or Unix seconds",
+    )
+    ap.add_argument(
+        "--repeat", type=int, default=3, help="runs of kmc analyze and of the typed read, in turn"
+    )
     ap.add_argument("--skip-baseline", action="store_true", help="do not run the pandas baseline")
     ap.add_argument("--data", type=Path, default=HERE / "data")
     ap.add_argument("--results", type=Path, default=HERE / "results")
     args = ap.parse_args()
+    if args.repeat < 1:
+        ap.error("--repeat: at least 1")
 
-    samples = args.data / f"ward_{args.straps}x{args.days:g}d_seed{args.seed}.{args.format}"
-    if not samples.exists():
-        print(f"simulating {args.straps} straps x {args.days:g} days -> {samples}")
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "kmc_host",
-                "simulate",
-                "--devices",
-                str(args.straps),
-                "--days",
-                str(args.days),
-                "--seed",
-                str(args.seed),
-                "--out",
-                str(samples),
-            ],
-            check=True,
-        )
+    samples = samples_file(args)
     work = args.results / samples.name.replace(".", "_")
     work.mkdir(parents=True, exist_ok=True)
 
-    ours_s, ours_mb, out = run_measured(
-        [
-            sys.executable,
-            "-m",
-            "kmc_host",
-            "analyze",
-            str(samples),
-            "--out",
-            str(work / "ours"),
-        ]
-    )
+    analyze = [*KMC, "analyze", str(samples), "--out", str(work / "ours")]
+    typed_read = [sys.executable, str(HERE / "typed_read.py"), str(samples)]
+    ours, ref, out = alternate(analyze, typed_read, args.repeat)
     n = int(out.split(" rows,")[0].rsplit(" ", 1)[-1])
+    ratios = [a[0] / b[0] for a, b in zip(ours, ref, strict=True)]
+    goal = 2.5 if args.format == "parquet" else 1.5
+    ours_s = median([w for w, _ in ours])
+    result: dict[str, object] = {
+        "input": samples.name,
+        "input_mb": round(samples.stat().st_size / 2**20),
+        "samples": n,
+        "runs": args.repeat,
+        "analyze_seconds_median": round(ours_s, 2),
+        "analyze_seconds_min_max": [
+            round(min(w for w, _ in ours), 2),
+            round(max(w for w, _ in ours), 2),
+        ],
+        "analyze_samples_per_s": round(n / ours_s),
+        "analyze_peak_rss_mb_max": round(max(mb for _, mb in ours)),
+        "typed_read_seconds_median": round(median([w for w, _ in ref]), 2),
+        "typed_read_peak_rss_mb_max": round(max(mb for _, mb in ref)),
+        "analyze_over_typed_read_median": round(median(ratios), 2),
+        "analyze_over_typed_read_min_max": [round(min(ratios), 2), round(max(ratios), 2)],
+        "goal_analyze_over_typed_read": f"<= {goal} ({'met' if median(ratios) <= goal else 'NOT met'})",
+    }
+    if args.format == "csv":  # the previous path: every column as text, then converted
+        prev_s, prev_mb, _ = run_measured(
+            analyze[:-1] + [str(work / "checking")], {"KMC_CSV_PARSE": "checking"}
+        )
+        result.update(
+            {
+                "checking_parse_analyze_seconds": round(prev_s, 2),
+                "checking_parse_peak_rss_mb": round(prev_mb),
+                "checking_parse_outputs": agreement(work / "ours", work / "checking"),
+            }
+        )
     _, det_mb, det_out = run_measured([sys.executable, "-c", DETECTOR_ONLY, str(samples)])
     det = json.loads(det_out)
-    result = {
-        "input": str(samples.name),
-        "samples": n,
-        "analyze_seconds": round(ours_s, 2),
-        "analyze_samples_per_s": round(n / ours_s),
-        "analyze_peak_rss_mb": round(ours_mb),
-        "detector_seconds": round(det["seconds"], 2),
-        "detector_samples_per_s": round(det["samples"] / det["seconds"]),
-        "detector_peak_traced_mb_one_strap": round(det["peak_first_strap_bytes"] / 2**20, 1),
-        "detector_process_peak_rss_mb": round(det_mb),
-    }
+    result.update(
+        {
+            "detector_seconds": round(det["seconds"], 2),
+            "detector_samples_per_s": round(det["samples"] / det["seconds"]),
+            "detector_peak_traced_mb_one_strap": round(det["peak_first_strap_bytes"] / 2**20, 1),
+            "detector_process_peak_rss_mb": round(det_mb),
+        }
+    )
     if not args.skip_baseline:
         pd_s, pd_mb, _ = run_measured(
             [sys.executable, str(HERE / "pandas_baseline.py"), str(samples), str(work / "pandas")]
