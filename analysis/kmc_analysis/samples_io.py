@@ -216,7 +216,7 @@ def _to_seconds(col: pa.Array) -> tuple[NDArray[np.float64], Mask]:
             raise BadInput("time column holds timestamps without a UTC offset")
         return _seconds(pc.cast(col, pa.timestamp("us", tz="UTC"))), None
     if pa.types.is_integer(col.type):
-        return _numeric(col), None
+        return floats(col), None
     if not pa.types.is_floating(col.type):
         try:
             col = pc.cast(col, pa.float64())
@@ -227,7 +227,7 @@ def _to_seconds(col: pa.Array) -> tuple[NDArray[np.float64], Mask]:
                 ), None
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 return _slow_parse(col, parse_time_value)
-    v = _numeric(col)
+    v = floats(col)
     bad = ~np.isfinite(v)  # nan, inf; nulls are reported as missing instead
     null = _nulls(col)
     if null is not None:
@@ -235,8 +235,8 @@ def _to_seconds(col: pa.Array) -> tuple[NDArray[np.float64], Mask]:
     return v, bad if bad.any() else None
 
 
-def _numeric(col: pa.Array) -> NDArray[np.float64]:
-    """Floats, NaN where null."""
+def floats(col: pa.Array) -> NDArray[np.float64]:
+    """A column as floats, NaN where null (without pyarrow's to_numpy: see `_values`)."""
     if not pa.types.is_float64(col.type):
         col = pc.cast(col, pa.float64())
     return _values(col.fill_null(np.nan) if col.null_count else col)
@@ -247,7 +247,7 @@ def _to_float(col: pa.Array) -> tuple[NDArray[np.float64], Mask]:
     if pa.types.is_boolean(col.type):
         col = pc.cast(col, pa.int8())
     try:
-        return _numeric(col), None
+        return floats(col), None
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return _slow_parse(col, float)
 

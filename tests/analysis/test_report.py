@@ -245,8 +245,10 @@ def test_report_bad_arguments_are_one_clear_line(ward, tmp_path, args, words):
     assert r.returncode == 2 and words in r.stderr and "Traceback" not in r.stderr
 
 
-def test_report_from_influxdb_equals_report_from_the_file(ward, tmp_path):
-    """Samples stored as the sink stores them, read back with InfluxQL: the same report."""
+def test_report_from_influxdb_equals_report_from_the_file(ward, tmp_path, monkeypatch):
+    """Samples stored as the sink stores them, read back with InfluxQL: the same report, read
+    as CSV a strap-day a query (the default) and as JSON a day of every strap a query (the
+    previous way, KMC_INFLUX_READ=json)."""
     base, samples = ward
     _, straps = load_straps(samples)
     server = InfluxDB(tmp_path).start()
@@ -286,6 +288,26 @@ def test_report_from_influxdb_equals_report_from_the_file(ward, tmp_path):
         assert {r["infant_id"] for r in read(tmp_path / "db" / "infants.csv")} == {
             f"PSEUDO-{k}" for k in range(4)
         }
+        monkeypatch.setenv("KMC_INFLUX_READ", "json")
+        j = run(
+            "report",
+            "--influx",
+            str(tmp_path / "influx.toml"),
+            *ward_a(TZ),
+            "--out",
+            str(tmp_path / "json"),
+        )
+        assert j.returncode == 0, j.stderr
+        for name in ("sessions", "daily", "alerts", "infants"):
+            assert read(tmp_path / "json" / f"{name}.csv") == read(tmp_path / "db" / f"{name}.csv")
+        monkeypatch.setenv("KMC_INFLUX_READ", "fast")
+        bad = run(
+            "report", "--influx", str(tmp_path / "influx.toml"), "--out", str(tmp_path / "bad")
+        )
+        assert (
+            bad.returncode == 2 and "KMC_INFLUX_READ='fast': expected 'csv' or 'json'" in bad.stderr
+        )
+        monkeypatch.delenv("KMC_INFLUX_READ")
         other = run(
             "report",
             "--influx",

@@ -83,9 +83,16 @@ class _Http:
             pair = f"{cfg.username}:{cfg.password or ''}".encode()
             self.headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
 
-    def request(self, path: str, params: dict[str, str], body: bytes | None = None) -> bytes:
+    def request(
+        self,
+        path: str,
+        params: dict[str, str],
+        body: bytes | None = None,
+        accept: str | None = None,
+    ) -> bytes:
         url = f"{self.cfg.url.rstrip('/')}{path}?{urllib.parse.urlencode(params)}"
-        req = urllib.request.Request(url, data=body, headers=self.headers, method="POST")
+        headers = self.headers if accept is None else {**self.headers, "Accept": accept}
+        req = urllib.request.Request(url, data=body, headers=headers, method="POST")
         try:
             with urllib.request.urlopen(req, timeout=self.cfg.timeout_s) as resp:
                 return bytes(resp.read())
@@ -177,6 +184,18 @@ class InfluxQL:
             for s in result.get("series", []):
                 series.append({"tags": {}, "values": []} | s)
         return series
+
+    def csv(self, query: str, epoch: str = "ms") -> bytes:
+        """One statement's rows as InfluxDB writes CSV (`name,tags,time,<columns>`; empty for
+        no rows): a tenth of the JSON's size for samples, and parsed by arrow, not by Python."""
+        params = {"db": self.cfg.database, "q": query, "epoch": epoch}
+        if self.cfg.retention_policy:
+            params["rp"] = self.cfg.retention_policy
+        body = self.http.request("/query", params, accept="application/csv")
+        if body.startswith(b"error"):  # a statement's error, as InfluxDB's CSV says it
+            detail = body.split(b"\n", 1)[-1].strip().decode(errors="replace")[:300]
+            raise InfluxError(f"InfluxQL error: {detail} in {query!r}", False)
+        return body
 
     def ping(self) -> bool:
         try:
