@@ -48,6 +48,8 @@ class StopSignals:
 
     def __init__(self) -> None:
         self.signum: int | None = None
+        self._holding = False  # in asyncio's making or closing of a loop: note, do not raise
+        self._held: int | None = None  # the signal noted while holding, not yet acted on
 
     @property
     def requested(self) -> bool:
@@ -62,12 +64,17 @@ class StopSignals:
 
     def install_raising(self) -> None:
         """From now on a stop signal raises Interrupted in the main thread (the first one only:
-        a second Ctrl-C during the orderly stop is noted, not raised again)."""
+        a second Ctrl-C during the orderly stop is noted, not raised again). While a loop is
+        being made or closed (`run_asyncio`) the first is held, and a second one raises."""
 
         def handler(signum: int, frame: FrameType | None) -> None:
             first = self.signum is None
             self._note(signum)
-            if first:
+            if self._holding and self._held is None and first:
+                self._held = signum  # acted on once asyncio is out of the way
+                return
+            if first or self._holding:  # (a second one while holding: the way out of a hang)
+                self._holding = False
                 raise Interrupted(signum)
 
         for sig in STOP_SIGNALS:
@@ -87,27 +94,37 @@ class StopSignals:
         """`asyncio.run(main(stop))`, where a stop signal sets `stop` from the loop's first moment
         to its last, and afterwards raises `Interrupted` again (`install_raising`).
 
-        The signals are held (blocked for this thread) while the loop is made and while it is
-        closed: a signal raising `Interrupted` inside asyncio's own setup leaves a half-made
-        loop whose clean-up prints a traceback (CI saw it: SIGTERM right after the demo's first
-        line). A held signal is delivered the moment they are let through again, to the
-        loop's handler or, after the close, as `Interrupted`."""
+        While asyncio makes the loop and while it closes it, a first stop signal is held:
+        raised inside asyncio's own setup, `Interrupted` would leave a half-made loop whose
+        clean-up prints a traceback (CI saw it: SIGTERM right after the demo's first line).
+        One held while the loop is made sets `stop` as soon as the loop listens; one held
+        while it closes is raised once it is closed. A second signal while holding raises at
+        once: the way out of a close that hangs (an executor job that never ends). Held in
+        Python, not by blocking: a signal blocked in this thread goes to another (paho's, the
+        demo's servers'), and Python still runs the handler here."""
         import asyncio
 
-        held = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        self._holding, self._held = True, None
         try:
             with asyncio.Runner() as runner:
                 loop = runner.get_loop()
                 stop = asyncio.Event()
                 self.install_asyncio(loop, stop)
-                signal.pthread_sigmask(signal.SIG_SETMASK, held)
+                self._holding = False
+                if self._held is not None:  # came while the loop was being made
+                    self._held = None
+                    stop.set()
                 try:
-                    return runner.run(main(stop))
+                    result = runner.run(main(stop))
                 finally:
-                    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+                    self._holding = True
                     self.uninstall_asyncio(loop)
         finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+            self._holding = False
+        held, self._held = self._held, None
+        if held is not None:  # came while the loop was being closed
+            raise Interrupted(held)
+        return result
 
     def install_asyncio(self, loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
         """A stop signal sets `stop` inside the running loop; `uninstall_asyncio` afterwards."""
