@@ -15,6 +15,7 @@ import numpy as np
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from kmc_analysis import samples_io
 from kmc_analysis.samples_io import SampleReader, SamplesFileError, load_straps
 from kmc_host import protocol as P
 from kmc_host.detect import ConfigError
@@ -239,22 +240,33 @@ def _outcome(path: Path, typed: bool, skip_invalid: bool) -> object:
         if typed:  # (--hypothesis-show-statistics: how often each parse read a whole file)
             event("typed parse" if reader.typed else "checking parse")
     cols = ("time", "infant_c", "outer_c", "contact", "worn", "battery_v")
-
-    def values(c: object, k: str) -> list[float | None]:  # NaN as None: NaN != NaN
-        v = np.asarray(getattr(c, k), float)
-        return [None if x != x else x for x in v.tolist()]
-
-    return reader.report.lines(), [(d, [values(c, k) for k in cols]) for d, c in chunks]
+    straps: dict[str, list[list[float | None]]] = {}  # joined: the parses cut chunks apart
+    for d, c in chunks:
+        joined = straps.setdefault(d, [[] for _ in cols])
+        for out, k in zip(joined, cols, strict=True):
+            v = np.asarray(getattr(c, k), float)
+            out.extend(None if x != x else x for x in v.tolist())  # NaN as None: NaN != NaN
+    return reader.report.lines(), straps
 
 
 @settings(
-    max_examples=200,
+    max_examples=250,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(st.data(), st.booleans(), st.booleans())
-def test_the_typed_csv_parse_agrees_with_the_checking_parse(tmp_path_factory, data, iso, skip):
-    """The same samples, report and errors, word for word, whichever parse reads the file.
+@given(
+    st.data(),
+    st.booleans(),
+    st.booleans(),
+    st.sampled_from([48, 160, 1 << 24]),
+    st.sampled_from(["\n", "\r\n"]),
+    st.booleans(),
+)
+def test_the_typed_csv_parse_agrees_with_the_checking_parse(
+    tmp_path_factory, data, iso, skip, piece, newline, unread
+):
+    """The same samples, report and errors, word for word, whichever parse reads the file, in
+    pieces of a few lines or in one, LF or CRLF, with a column no check reads or without.
     Most rows are clean (so that the typed parse often reads a whole file), some are not."""
     second = st.integers(0, 86_399)  # of a day, so that clean rows rarely share a time
     clean_time = (
@@ -272,10 +284,25 @@ def test_the_typed_csv_parse_agrees_with_the_checking_parse(tmp_path_factory, da
         st.sampled_from(["3.9", ""]),
     )
     messy = st.tuples(*(typed_cells[k] for k in TYPED_HEADER))
-    rows = data.draw(st.lists(st.one_of(*[clean] * 6, messy), min_size=1, max_size=12))
+    rows = data.draw(st.lists(st.one_of(*[clean] * 6, messy), min_size=1, max_size=30))
+    header = list(TYPED_HEADER)
+    if unread:
+        header.append("seq")
+        extra = st.sampled_from(["7", "", "x", '"a\nb"', "é"])
+        rows = [(*r, data.draw(extra)) for r in rows]
+    text = newline.join([",".join(header), *(",".join(r) for r in rows)])
+    if data.draw(st.booleans()):  # the last line with its line end or without
+        text += newline
     path = tmp_path_factory.mktemp("typed") / "s.csv"
-    path.write_text(",".join(TYPED_HEADER) + "\n" + "".join(",".join(r) + "\n" for r in rows))
-    assert _outcome(path, True, skip) == _outcome(path, False, skip)
+    path.write_bytes(text.encode())
+    saved = samples_io.CSV_TYPED_PIECE_BYTES, samples_io.CSV_TYPED_BLOCK_BYTES
+    samples_io.CSV_TYPED_PIECE_BYTES = piece
+    samples_io.CSV_TYPED_BLOCK_BYTES = min(piece, saved[1])
+    try:
+        typed = _outcome(path, True, skip)
+    finally:
+        samples_io.CSV_TYPED_PIECE_BYTES, samples_io.CSV_TYPED_BLOCK_BYTES = saved
+    assert typed == _outcome(path, False, skip)
 
 
 toml_text = st.one_of(

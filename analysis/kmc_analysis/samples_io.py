@@ -17,12 +17,14 @@ rows into time order is a harmless repair and is stated in the report.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import os
 import queue
 import tempfile
 import threading
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -52,6 +54,7 @@ CSV_BATCH_ROWS = 1 << 18  # CSV rows likewise: CSV text is held as strings, so f
 CSV_BLOCK_BYTES = 1 << 20  # arrow's CSV reader reads many blocks ahead: keep them small
 CSV_TYPED_PIECE_BYTES = 1 << 24  # the typed parse's pieces of text, each parsed on every core
 CSV_TYPED_BLOCK_BYTES = 1 << 22  # and the blocks arrow parses a piece in, one a thread at once
+CSV_TYPED_MAX_LINE_BYTES = 1 << 20  # longer is no samples line: the checking parse reads it
 MAX_LINES_LISTED = 10
 
 SPILL_DTYPE = np.dtype(
@@ -87,6 +90,25 @@ class NotTyped(KmcError):
     which converts each value as the strict rules say and names the line of what is wrong."""
 
 
+class _Unclean(Exception):
+    """A batch of the typed CSV parse holds something the checking parse must look at."""
+
+
+def _csv_line(row: int) -> int:
+    """The file line of a CSV row (from 0): the header is line 1."""
+    return row + 2
+
+
+def _text_columns(names: list[str]) -> pacsv.ConvertOptions:
+    """How the checking parse converts a CSV file: every column as text, empty as missing."""
+    return pacsv.ConvertOptions(
+        column_types={n: pa.string() for n in names},
+        null_values=[""],
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=True,
+    )
+
+
 class SamplesFileError(BadInput):
     """A samples file cannot be used as it is; the message names file, line and problem."""
 
@@ -111,11 +133,13 @@ class LoadReport:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def note_skipped(self, kind: str, lines: NDArray[np.int64]) -> None:
-        """Count skipped rows (called from the reader thread and the caller's)."""
+        """Count skipped rows (called from the reader thread and the caller's); the first
+        MAX_LINES_LISTED lines of each kind are listed, in order, however the rows came."""
         with self._lock:
             self.skipped[kind] += int(lines.size)
             listed = self.skipped_lines.setdefault(kind, [])
-            listed.extend(int(x) for x in lines[: max(0, MAX_LINES_LISTED - len(listed))])
+            first = np.sort(lines)[:MAX_LINES_LISTED].tolist()
+            listed[:] = sorted(set(listed) | set(first))[:MAX_LINES_LISTED]
 
     def lines(self) -> list[str]:
         """Human summary of the load."""
@@ -226,7 +250,12 @@ def _to_seconds(col: pa.Array) -> tuple[NDArray[np.float64], Mask]:
                     pc.cast(pc.utf8_trim_whitespace(col), pa.timestamp("us", tz="UTC"))
                 ), None
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                return _slow_parse(col, parse_time_value)
+                v, bad = _slow_parse(col, parse_time_value)
+                with np.errstate(invalid="ignore"):
+                    odd = ~np.isfinite(v) & ~_values(col.is_null())  # 'nan', 'inf' beside times
+                if odd.any():
+                    bad = odd if bad is None else bad | odd
+                return v, bad
     v = floats(col)
     bad = ~np.isfinite(v)  # nan, inf; nulls are reported as missing instead
     null = _nulls(col)
@@ -423,6 +452,13 @@ class SampleReader:
                 order = self.sorted_straps
             except NotTyped:
                 self.typed = False
+            except SamplesFileError:
+                if not (self.typed and self._is_csv()):
+                    raise
+                self.typed = False  # which error comes first is the checking parse's to say
+
+    def _is_csv(self) -> bool:
+        return self.path.name.lower().endswith((".csv", ".csv.gz"))
 
     # -- the two ways through the file
 
@@ -555,16 +591,51 @@ class SampleReader:
         name = self.path.name.lower()
         if name.endswith((".parquet", ".pq")):
             raw, line_of = self._parquet_batches()
+        elif name.endswith((".csv", ".csv.gz")) and self.typed:
+            yield from self._typed_csv_checked()
+            return
         elif name.endswith((".csv", ".csv.gz")):
-            raw, line_of = self._csv_typed_batches() if self.typed else self._csv_batches()
+            raw, line_of = self._csv_batches()
         else:
             raise SamplesFileError(
                 self.path, None, "unknown file type (expected .csv, .csv.gz or .parquet)"
             )
         first_row = 0
         for b in _prefetch(raw):  # the next batch is read while this one is checked
-            yield self._checked(b, first_row, line_of, typed=self.typed and ".csv" in name)
+            yield self._kept(self._checked(b, first_row, line_of))
             first_row += b.num_rows
+        self.report.rows = first_row
+
+    def _typed_csv_checked(self) -> Iterator[_Batch]:
+        """The typed CSV parse's batches, checked piece by piece. A piece with anything wrong
+        (a value its conversion refused, a bad value the checks found) is parsed again the
+        checking way, from its own text, when bad rows are skipped: the same rows, counts and
+        line numbers as the checking parse gives, without reading the file twice. When they
+        are not skipped, NotTyped: the checking parse reads the file and names the first."""
+        names, pieces = self._csv_typed_pieces()
+        first_row = 0
+        for typed, text in _prefetch(pieces):  # the next piece is parsed while this is checked
+            checked: list[_Batch] | None = None
+            if typed is not None:
+                try:
+                    checked = []
+                    row = first_row
+                    for b in typed:
+                        checked.append(self._checked(b, row, _csv_line, typed=True))
+                        row += b.num_rows
+                except _Unclean:
+                    checked = None
+            if checked is None:
+                if not self.skip_invalid:
+                    raise NotTyped(f"{self.path}: the checking parse names what is wrong")
+                checked = []
+                row = first_row
+                for b in self._csv_piece_as_text(names, text):
+                    checked.append(self._checked(b, row, _csv_line))
+                    row += b.num_rows
+            for b in checked:
+                yield self._kept(b)
+            first_row = row
         self.report.rows = first_row
 
     def _check_columns(self, names: list[str], line: int | None) -> None:
@@ -592,14 +663,17 @@ class SampleReader:
     def _not_utf8(self) -> SamplesFileError:
         """Error path only: the first line that is not UTF-8 text."""
         opener = gzip.open if self.path.name.lower().endswith(".gz") else open
-        with opener(self.path, "rb") as fh:
-            for k, raw in enumerate(fh, start=1):
-                try:
-                    raw.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    return SamplesFileError(
-                        self.path, k, f"not UTF-8 text (byte {raw[exc.start]:#04x})"
-                    )
+        try:
+            with opener(self.path, "rb") as fh:
+                for k, raw in enumerate(fh, start=1):
+                    try:
+                        raw.decode("utf-8")
+                    except UnicodeDecodeError as exc:
+                        return SamplesFileError(
+                            self.path, k, f"not UTF-8 text (byte {raw[exc.start]:#04x})"
+                        )
+        except (EOFError, OSError) as exc:  # a damaged gzip file
+            return SamplesFileError(self.path, None, f"cannot be read: {exc}")
         return SamplesFileError(self.path, None, "not UTF-8 text")
 
     def _header(self) -> tuple[list[str], list[str] | None]:
@@ -613,6 +687,8 @@ class SampleReader:
                 first = next(rows, None)
         except UnicodeDecodeError:
             raise self._not_utf8() from None
+        except (EOFError, OSError) as exc:  # a damaged gzip file
+            raise SamplesFileError(self.path, None, f"cannot be read: {exc}") from None
         except csv.Error as exc:
             if header is None:
                 raise SamplesFileError(self.path, 1, f"malformed CSV header: {exc}") from None
@@ -623,19 +699,22 @@ class SampleReader:
         self._check_columns(names, 1)
         return names, first
 
-    def _csv_typed_batches(self) -> tuple[Iterator[pa.RecordBatch], Callable[[int], int]]:
+    def _csv_typed_pieces(
+        self,
+    ) -> tuple[list[str], Iterator[tuple[list[pa.RecordBatch] | None, memoryview]]]:
         """The fast way through a CSV file: arrow parses it straight into the types the checks
         work on (times as UTC timestamps, or numbers if the first row's is one; strap ids as
         a dictionary; the rest as floats; the columns no check reads are left unconverted).
 
-        The file is cut at line ends into pieces of CSV_TYPED_PIECE_BYTES, and each piece is
-        parsed by arrow's multithreaded reader, so the parse runs on every core (arrow's
-        streaming reader parses on one). A cut inside a quoted field would shift the lines:
-        a piece with an odd number of quotes is not parsed so. Arrow's conversions take what
-        the checking parse takes, to the same values; whatever they refuse (a time written
-        another way, a malformed line, text that is not UTF-8) raises NotTyped, and so does
-        any value the checks find wrong (`_checked`), so that the messages and the counts of
-        skipped rows are the checking parse's own."""
+        The file is cut after a line end every CSV_TYPED_PIECE_BYTES, and each piece is parsed
+        by arrow's multithreaded reader in CSV_TYPED_BLOCK_BYTES blocks, so the parse runs on
+        every core (arrow's streaming reader parses on one). Yields each piece's batches (None
+        where arrow's conversion refused a value) and its text. Arrow's conversions take what
+        the checking parse takes, to the same values. NotTyped for what only the checking parse
+        reads as it should: a cut inside a quoted field (an odd number of quotes in a piece),
+        text that is not UTF-8 (in any column, read or not), line ends other than LF or CRLF
+        before the first LF, a line longer than CSV_TYPED_MAX_LINE_BYTES, a damaged gzip file,
+        a malformed line (then the checking parse names it)."""
         names, first = self._header()
         time_type: pa.DataType = pa.timestamp("us", tz="UTC")
         if first is not None and len(first) == len(names):
@@ -654,7 +733,7 @@ class SampleReader:
         parse = pacsv.ParseOptions(ignore_empty_lines=False)
         convert = pacsv.ConvertOptions(
             column_types=types,
-            include_columns=used,  # the others are not read (nor checked) either way
+            include_columns=used,  # the others are not converted (their UTF-8 is checked)
             null_values=[""],
             strings_can_be_null=True,
             quoted_strings_can_be_null=True,
@@ -665,7 +744,9 @@ class SampleReader:
             (read into the piece's own buffer: no copy of the text but the last line's)."""
             opener = gzip.open if self.path.name.lower().endswith(".gz") else open
             with opener(self.path, "rb") as fh:
-                fh.readline()  # the header, read and checked above
+                header = fh.readline(CSV_TYPED_MAX_LINE_BYTES)
+                if not header.endswith(b"\n") or b"\r" in header[:-2]:
+                    raise NotTyped(f"{self.path}: line ends other than LF or CRLF")
                 rest = b""
                 while True:
                     buf = bytearray(len(rest) + CSV_TYPED_PIECE_BYTES)
@@ -677,27 +758,53 @@ class SampleReader:
                         return
                     cut = buf.rfind(b"\n", 0, end) + 1
                     if cut == 0:  # no line end yet: a line longer than a piece
+                        if end > CSV_TYPED_MAX_LINE_BYTES:
+                            raise NotTyped(f"{self.path}: a line longer than a samples line")
                         rest = bytes(buf[:end])
                         continue
                     rest = bytes(buf[cut:end])
                     yield memoryview(buf)[:cut]
 
-        def batches() -> Iterator[pa.RecordBatch]:
-            for text in pieces():
-                if np.count_nonzero(np.frombuffer(text, np.uint8) == ord('"')) % 2:
-                    raise NotTyped(f"{self.path}: a quoted field holds a line break")
-                try:
-                    table = pacsv.read_csv(
-                        pa.BufferReader(pa.py_buffer(text)),
-                        read_options=read,
-                        parse_options=parse,
-                        convert_options=convert,
-                    )
-                except pa.ArrowInvalid:
-                    raise NotTyped(str(self.path)) from None
-                yield from table.to_batches()  # one a block, each parsed on a core of its own
+        def parsed() -> Iterator[tuple[list[pa.RecordBatch] | None, memoryview]]:
+            try:
+                for text in pieces():
+                    raw = np.frombuffer(text, np.uint8)
+                    if np.count_nonzero(raw == ord('"')) % 2:
+                        raise NotTyped(f"{self.path}: a quoted field holds a line break")
+                    if (raw >= 0x80).any():  # not all ASCII: all UTF-8, unread columns too?
+                        try:
+                            codecs.decode(text, "utf-8")
+                        except UnicodeDecodeError:
+                            raise NotTyped(f"{self.path}: not UTF-8 text") from None
+                    try:
+                        table = pacsv.read_csv(
+                            pa.BufferReader(pa.py_buffer(text)),
+                            read_options=read,
+                            parse_options=parse,
+                            convert_options=convert,
+                        )
+                    except pa.ArrowInvalid:  # a value to convert the checking way, or worse
+                        yield None, text
+                        continue
+                    yield table.to_batches(), text  # a batch a block, each parsed on a core
+            except (OSError, EOFError, zlib.error):  # a damaged gzip file: the checking
+                raise NotTyped(str(self.path)) from None  # parse says so in its words
 
-        return batches(), lambda row: row + 2  # header is line 1
+        return names, parsed()
+
+    def _csv_piece_as_text(self, names: list[str], text: memoryview) -> list[pa.RecordBatch]:
+        """A piece of the typed parse, parsed again as the checking parse parses the whole file:
+        every column as text (NotTyped if it is malformed: the checking parse names the line)."""
+        try:
+            table = pacsv.read_csv(
+                pa.BufferReader(pa.py_buffer(text)),
+                read_options=pacsv.ReadOptions(column_names=names),
+                parse_options=pacsv.ParseOptions(ignore_empty_lines=False),
+                convert_options=_text_columns(names),
+            )
+        except pa.ArrowInvalid:
+            raise NotTyped(str(self.path)) from None
+        return table.combine_chunks().to_batches()
 
     def _csv_batches(self) -> tuple[Iterator[pa.RecordBatch], Callable[[int], int]]:
         """The checking way through a CSV file: every column as text, converted as the strict
@@ -710,15 +817,12 @@ class SampleReader:
                     block_size=CSV_BLOCK_BYTES, column_names=names, skip_rows=1
                 ),
                 parse_options=pacsv.ParseOptions(ignore_empty_lines=False),
-                convert_options=pacsv.ConvertOptions(
-                    column_types={n: pa.string() for n in names},
-                    null_values=[""],
-                    strings_can_be_null=True,
-                    quoted_strings_can_be_null=True,
-                ),
+                convert_options=_text_columns(names),
             )
         except pa.ArrowInvalid as exc:
             raise self._malformed(exc, len(names)) from None
+        except OSError as exc:  # a damaged gzip file, a disk that fails
+            raise SamplesFileError(self.path, None, f"cannot be read: {exc}") from None
 
         def blocks() -> Iterator[pa.RecordBatch]:
             while True:
@@ -728,6 +832,8 @@ class SampleReader:
                     return
                 except pa.ArrowInvalid as exc:
                     raise self._malformed(exc, len(names)) from None
+                except OSError as exc:
+                    raise SamplesFileError(self.path, None, f"cannot be read: {exc}") from None
 
         def batches() -> Iterator[pa.RecordBatch]:  # small blocks (arrow reads ahead), big batches
             pending: list[pa.RecordBatch] = []
@@ -741,7 +847,7 @@ class SampleReader:
             if rows:
                 yield pa.Table.from_batches(pending).combine_chunks().to_batches()[0]
 
-        return batches(), lambda row: row + 2  # header is line 1
+        return batches(), _csv_line
 
     def _malformed(self, exc: Exception, width: int) -> SamplesFileError:
         """Error path only: name the first line whose field count differs from the header's."""
@@ -759,6 +865,8 @@ class SampleReader:
             return self._not_utf8()
         except csv.Error as err:
             return SamplesFileError(self.path, None, f"malformed CSV: {err}")
+        except (EOFError, OSError) as err:  # a damaged gzip file
+            return SamplesFileError(self.path, None, f"cannot be read: {err}")
         return SamplesFileError(self.path, None, f"malformed CSV: {exc}")
 
     def _parquet_batches(self) -> tuple[Iterator[pa.RecordBatch], Callable[[int], int]]:
@@ -803,7 +911,8 @@ class SampleReader:
         typed: bool = False,
     ) -> _Batch:
         """Convert a batch and check every value; strict: raise on the first bad row. A batch
-        of the typed CSV parse with anything wrong raises NotTyped instead."""
+        of the typed CSV parse with anything wrong raises _Unclean instead (see
+        `_typed_csv_checked`)."""
         n = b.num_rows
         cols = {name: b.column(name) for name in b.schema.names}
         problems: list[tuple[str, Mask, Callable[[int], str]]] = []
@@ -869,7 +978,7 @@ class SampleReader:
             if mask is not None and mask.any()
         ]
         if found and typed:
-            raise NotTyped(f"{self.path}: line {line_of(first_row)} on")
+            raise _Unclean
         if found:
             bad_any = np.logical_or.reduce([mask for _, mask, _ in found])
             if not self.skip_invalid:
@@ -884,6 +993,11 @@ class SampleReader:
                     self.report.note_skipped(kind, line[mine])
                 seen |= mask
             batch = batch.take(~bad_any)
+        return batch
+
+    def _kept(self, batch: _Batch) -> _Batch:
+        """A checked batch on its way out: its missing readings counted (once: a piece of the
+        typed parse may be checked twice)."""
         self.report.missing_infant_c += int(np.isnan(batch.infant_c).sum())
         return batch
 

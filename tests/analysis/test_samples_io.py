@@ -4,10 +4,9 @@ import gzip
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
+from kmc_analysis import samples_io
 from kmc_analysis.samples_io import SampleReader, SamplesFileError, load_straps
 from kmc_host.errors import BadInput
 
@@ -118,145 +117,104 @@ def test_unix_times_are_read_typed(tmp_path):
     assert typed.typed and [len(c) for _, c in chunks] == [5, 3]
 
 
-def test_skip_invalid_falls_back_to_the_checking_parse_with_its_counts(tmp_path):
+def test_skip_invalid_parses_a_bad_piece_again_the_checking_way(tmp_path, monkeypatch):
+    """With bad rows skipped, only the pieces holding them are parsed again as text: the read
+    stays typed, and the rows kept, the counts and the lines listed are the checking parse's."""
+    monkeypatch.setattr(samples_io, "CSV_TYPED_PIECE_BYTES", 256)  # many pieces
+    monkeypatch.setattr(samples_io, "CSV_TYPED_BLOCK_BYTES", 128)
     body = (
-        rows(3) + "1772401000,A,99,35,1,1\n" + "1772401001,A,36,35,0x1,1\n" + rows(2, t0=1772402000)
+        rows(30)
+        + "1772401000,A,99,35,1,1\n"
+        + "1772401001,A,36,35,0x1,1\n"
+        + "1772401002,A,36,35,1,1\n"
+        + "1772400001,B,36.1,35,1,1\n"
+        + rows(30, t0=1772402000)
     )
-    typed, chunks = _read(write(tmp_path, body), skip_invalid=True)
-    assert not typed.typed  # the bad rows sent it to the checking parse
+    path = write(tmp_path, body)
+    typed, chunks = _read(path, skip_invalid=True)
+    checking, expected = _read(path, skip_invalid=True, typed=False)
+    assert typed.typed  # no second read of the whole file
     assert typed.report.skipped == {"temperature outside 10-45 C": 1, "flag not 0/1": 1}
-    assert sum(len(c) for _, c in chunks) == 5
+    assert typed.report.lines() == checking.report.lines()
+    assert _per_strap(chunks) == _per_strap(expected)
 
 
-def test_duplicate_device_time_names_both_lines(tmp_path):
-    body = rows(3) + "1772400001,A,36.1,35,1,1\n"
-    with pytest.raises(
-        SamplesFileError, match=r"line 5: duplicate \(device, time\): strap A .* already on line 3"
-    ):
-        load(write(tmp_path, body))
+def _per_strap(chunks):
+    """Each strap's samples joined (the parses cut chunks in different places)."""
+    out: dict[str, list[list[float]]] = {}
+    for d, c in chunks:
+        cols = out.setdefault(d, [[], [], []])
+        for col, v in zip(cols, (c.time, c.infant_c, c.contact), strict=True):
+            col.extend(np.asarray(v, float).tolist())
+    return {d: [[None if x != x else x for x in col] for col in cols] for d, cols in out.items()}
 
 
-def test_same_time_on_two_straps_is_fine(tmp_path):
-    _, straps = load(write(tmp_path, rows(3, "A") + rows(3, "B")))
-    assert len(straps) == 2
+def _same_outcome(path, **kw):
+    """The typed and the checking parse agree: the same chunks and report, or the same error."""
+    outcomes = []
+    for typed in (True, False):
+        reader = SampleReader(path, typed=typed, **kw)
+        try:
+            outcomes.append((reader.report.lines(), _per_strap(reader.consume(list))))
+        except SamplesFileError as exc:
+            outcomes.append(str(exc))
+    assert outcomes[0] == outcomes[1]
+    return outcomes[0]
+
+
+def test_a_truncated_gzip_file_is_one_clear_error(tmp_path):
+    data = gzip.compress((HEADER + rows(2000)).encode())
+    path = tmp_path / "s.csv.gz"
+    path.write_bytes(data[: len(data) // 2])
+    got = _same_outcome(path)
+    assert isinstance(got, str) and str(path) in got
+
+
+def test_cr_only_line_ends_are_read(tmp_path):
+    path = tmp_path / "s.csv"
+    path.write_bytes((HEADER + rows(5)).replace("\n", "\r").encode())
+    lines, straps = _same_outcome(path)
+    assert len(straps["A"][0]) == 5
+
+
+def test_text_not_utf8_in_a_column_no_check_reads_is_refused_as_before(tmp_path):
+    header = "time,device,infant_c,outer_c,contact,worn,tilt_deg\n"
+    body = "".join(f"{1772400000 + i},A,36.5,35,1,1,12\n" for i in range(400))
+    path = tmp_path / "s.csv"
+    path.write_bytes((header + body).encode() + b"1772409999,A,36.5,35,1,1,\xff\n")
+    got = _same_outcome(path)
+    assert "line 402: not UTF-8 text (byte 0xff)" in got
+
+
+def test_the_first_error_named_is_the_checking_parses(tmp_path, monkeypatch):
+    """A duplicate early and a bad value later in the same checking batch: the checking parse
+    names the bad value (values are checked before duplicates, batch by batch); so must the
+    typed parse, whose pieces are cut elsewhere."""
+    monkeypatch.setattr(samples_io, "CSV_TYPED_PIECE_BYTES", 256)
+    monkeypatch.setattr(samples_io, "CSV_TYPED_BLOCK_BYTES", 128)
+    body = rows(10) + "1772400009,A,36.1,35,1,1\n" + rows(50, t0=1772401000)
+    body += "1772409999,A,99,35,1,1\n"
+    got = _same_outcome(write(tmp_path, body))
+    assert "line 63: temperature outside 10-45 C" in got
 
 
 @pytest.mark.parametrize(
-    ("header", "expected"),
-    [
-        ("time,device,infant_c,outer_c,contact\n", "line 1: missing column(s): worn"),
-        ("time,device,infant_c,outer_c,contact,worn,mood\n", "line 1: unknown column(s): mood"),
-        ("", "line 1: empty file"),
-    ],
+    "text",
+    [HEADER.rstrip("\n"), HEADER, HEADER + rows(3).rstrip("\n"), ""],
+    ids=["header-no-newline", "header-only", "no-final-newline", "empty"],
 )
-def test_bad_header(tmp_path, header, expected):
-    with pytest.raises(SamplesFileError, match=expected.replace("(", r"\(").replace(")", r"\)")):
-        load(write(tmp_path, rows(2) if header else "", header=header))
+def test_short_files_read_alike(tmp_path, text):
+    _same_outcome(write(tmp_path, text, header=""))
 
 
-def test_skip_invalid_reports_counts_kinds_and_lines(tmp_path):
-    body = (
-        rows(3)
-        + "1772401000,A,99,35,1,1\n"
-        + "1772401001,A,36,35,7,1\n"
-        + "1772400001,A,36.1,35,1,1\n"
-        + rows(2, t0=1772402000)
+def test_a_line_longer_than_a_piece(tmp_path, monkeypatch):
+    monkeypatch.setattr(samples_io, "CSV_TYPED_PIECE_BYTES", 64)
+    header = "time,device,infant_c,outer_c,contact,worn,seq\n"
+    body = "".join(
+        f"{1772400000 + i},A,36.5,35,1,1,{'9' * (150 if i == 3 else 1)}\n" for i in range(8)
     )
-    report, straps = load(write(tmp_path, body), skip_invalid=True)
-    assert len(straps["A"]) == 5
-    assert report.skipped == {
-        "temperature outside 10-45 C": 1,
-        "flag not 0/1": 1,
-        "duplicate (device, time)": 1,
-    }
-    assert report.skipped_lines["temperature outside 10-45 C"] == [5]
-    assert report.skipped_lines["duplicate (device, time)"] == [7]
-    text = "\n".join(report.lines())
-    assert "skipped 1 rows: flag not 0/1 (lines 6)" in text
-    assert report.rows == 8 and report.kept == 5
-
-
-def test_optional_columns_and_raw_pad_readings_are_accepted(tmp_path):
-    header = "time,device,infant_c,outer_c,contact,worn,seq,tilt_deg,battery_v,contact_raw,pad_inner_raw\n"
-    body = "1772400000,A,36.5,35,1,1,17,12,3.9,410,388\n1772400001,A,36.5,35,1,1,18,,,411,\n"
-    report, straps = load(write(tmp_path, body, header=header))
-    assert len(straps["A"]) == 2 and straps["A"].battery_v is not None
-
-
-def test_missing_temperature_is_kept_and_counted(tmp_path):
-    report, straps = load(write(tmp_path, rows(2) + "1772401000,A,,35,1,1\n"))
-    assert np.isnan(straps["A"].infant_c[-1])
-    assert report.missing_infant_c == 1
-
-
-def test_parquet_with_timestamps_and_battery(tmp_path):
-    t = pa.array(np.array([1772398800, 1772398801], dtype="datetime64[s]")).cast(
-        pa.timestamp("s", tz="UTC")
-    )
-    table = pa.table(
-        {
-            "time": t,
-            "device": ["A", "A"],
-            "infant_c": [36.5, 36.6],
-            "outer_c": [35.0, 35.0],
-            "contact": [True, False],
-            "worn": [1, 1],
-            "battery_v": [3.9, 3.9],
-        }
-    )
-    pq.write_table(table, tmp_path / "s.parquet")
-    _, straps = load(tmp_path / "s.parquet")
-    a = straps["A"]
-    assert a.time.tolist() == [1772398800.0, 1772398801.0]
-    assert (
-        a.contact.tolist() == [1, 0]
-        and a.battery_v is not None
-        and a.battery_v.tolist() == [3.9, 3.9]
-    )
-
-
-def test_parquet_bad_value_names_row(tmp_path):
-    table = pa.table(
-        {
-            "time": [1772398800, 1772398801],
-            "device": ["A", "A"],
-            "infant_c": [36.5, 60.0],
-            "outer_c": [35.0, 35.0],
-            "contact": [1, 1],
-            "worn": [1, 1],
-        }
-    )
-    pq.write_table(table, tmp_path / "s.parquet")
-    with pytest.raises(SamplesFileError, match=r"s.parquet: line 2: temperature outside"):
-        load(tmp_path / "s.parquet")
-
-
-def test_gzip_csv(tmp_path):
-    p = tmp_path / "s.csv.gz"
-    with gzip.open(p, "wt") as fh:
-        fh.write(HEADER + rows(5))
-    _, straps = load(p)
-    assert len(straps["A"]) == 5
-
-
-def test_not_a_samples_file(tmp_path):
-    p = tmp_path / "s.txt"
-    p.write_text("hello")
-    with pytest.raises(SamplesFileError, match="unknown file type"):
-        load(p)
-    with pytest.raises(SamplesFileError, match="file not found"):
-        load(tmp_path / "nope.csv")
-    (tmp_path / "bad.parquet").write_bytes(b"not parquet")
-    with pytest.raises(SamplesFileError, match="not a readable Parquet file"):
-        load(tmp_path / "bad.parquet")
-
-
-def test_large_file_in_many_batches(tmp_path):
-    n = 300_000
-    t = 1_772_400_000 + np.arange(n)
-    body = "\n".join(f"{x},{'AB'[x % 2]},36.5,35.0,1,1" for x in t.tolist()) + "\n"
-    report, straps = load(write(tmp_path, body))
-    assert report.kept == n and len(straps["A"]) == n // 2
+    lines, straps = _same_outcome(write(tmp_path, body, header=header))
+    assert len(straps["A"][0]) == 8
 
 
 def test_kmc_csv_parse_chooses_the_parse_and_is_checked(tmp_path, monkeypatch):
