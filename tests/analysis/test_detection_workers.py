@@ -4,6 +4,7 @@ in their order, a worker's error raised in the caller, a caller's error stopping
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -80,19 +81,32 @@ def test_a_workers_error_is_raised_in_the_caller(ward, monkeypatch):
     assert not [t for t in threading.enumerate() if t.name.startswith("kmc-detect")]
 
 
-def test_a_callers_error_stops_the_workers_with_a_backlog(ward, monkeypatch):
+@pytest.mark.parametrize("room", [20_000, 10_000_000], ids=["caller-waits-for-room", "all-queued"])
+def test_a_callers_error_stops_the_workers_with_a_backlog(ward, monkeypatch, room):
     """The reader fails mid-file (a strap's rows going back in time, say) while the workers
-    hold chunks: the error reaches the caller and no worker is left running."""
-    monkeypatch.setattr(detection, "QUEUED_SAMPLES", 20_000)  # the caller waits for room too
+    hold a backlog: the error reaches the caller, the workers leave the rest of their backlog
+    undetected (they finish the chunk each is on) and none is left running."""
+    monkeypatch.setattr(detection, "QUEUED_SAMPLES", room)
     chunks = _chunks(ward)
+    fed = []
+    feed = StrapDetector.feed
+
+    def slow(self, chunk):
+        time.sleep(0.02)
+        fed.append(chunk)
+        return feed(self, chunk)
+
+    monkeypatch.setattr(StrapDetector, "feed", slow)
 
     def failing():
-        yield from chunks[: len(chunks) // 2]
+        yield from chunks
         raise LookupError("the reader stopped")
 
     with pytest.raises(LookupError, match="the reader stopped"):
         detect_period(failing(), DetectorConfig(), workers=2)
     assert not [t for t in threading.enumerate() if t.name.startswith("kmc-detect")]
+    if room > len(chunks) * 5000:  # everything was queued when the error came
+        assert len(fed) < len(chunks) // 2, f"{len(fed)} of {len(chunks)} chunks fed"
 
 
 def test_an_empty_input_and_one_sample():
