@@ -170,8 +170,10 @@ class InfluxSource:
                         yield from _ready(pending.popleft())
             while pending:
                 yield from _ready(pending.popleft())
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        except BaseException:  # Ctrl-C, an error, a reader that stops early: leave at once
+            pool.shutdown(wait=False, cancel_futures=True)  # (queries end by their timeout)
+            raise
+        pool.shutdown()
 
     def _day(self, strap: str, start: float, end: float) -> Samples | None:
         """One strap's samples in [start, end), or None when it has none there."""
