@@ -133,10 +133,13 @@ def band_episodes(
         else:
             stretches.append({"key": label, "start": r.start, "end": r.end, "extreme": r.extreme})
     episodes = []
-    inside, start, ext, prev_end = False, 0.0, np.nan, None
+    inside, start, ext, prev_end, prev_key = False, 0.0, np.nan, None, None
     for st in stretches:
         dur = st["end"] - st["start"]
-        if inside and prev_end is not None and st["start"] > prev_end + 1e-9:
+        gap = st["start"] - prev_end if prev_end is not None else 0.0
+        # a data gap ends an episode, unless it is short and beyond on both sides
+        bridged = gap <= BRIDGE_S + 1e-9 and prev_key == 2 and st["key"] == 2
+        if inside and gap > 1e-9 and not bridged:
             episodes.append((start, prev_end, ext))
             inside = False
         if inside:
@@ -147,7 +150,7 @@ def band_episodes(
                 ext = pick(ext, st["extreme"])
         elif st["key"] == 2 and dur >= PERSIST_S:
             inside, start, ext = True, st["start"], st["extreme"]
-        prev_end = st["end"]
+        prev_end, prev_key = st["end"], st["key"]
     if inside:
         episodes.append((start, prev_end, ext))
     return episodes
@@ -159,6 +162,9 @@ def iso(t: float) -> str:
 
 def analyze(samples: Path, out: Path, tz: str) -> None:
     df = pd.read_parquet(samples) if samples.suffix == ".parquet" else pd.read_csv(samples)
+    if not pd.api.types.is_numeric_dtype(df["time"]):  # ISO 8601 times
+        since = pd.to_datetime(df["time"], utc=True) - pd.Timestamp(0, tz="UTC")
+        df["time"] = since / pd.Timedelta(seconds=1)
     df = df.sort_values(["device", "time"], kind="stable").reset_index(drop=True)
     df["time"] = df["time"].astype(float)
     out.mkdir(parents=True, exist_ok=True)
