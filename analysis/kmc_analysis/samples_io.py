@@ -1,8 +1,11 @@
 """Reading samples files (CSV, CSV.gz, Parquet) into per-strap `Samples`, strictly.
 
 Files of a ward-week reach tens of millions of rows, so the reader streams: it converts the file
-batch by batch (pyarrow, vectorised; the next batch is read in a background thread while the
-caller works on this one), checks every value, and hands out per-strap chunks in file order.
+batch by batch (pyarrow, vectorised; the next batch is read in one background thread while
+another checks this one and the caller works on the one before), checks every value, and hands
+out per-strap chunks in file order. A CSV file is parsed straight into typed columns first, on
+every core; whatever that parse cannot take as it is goes through the checking parse, every
+column as text (see `_csv_typed_pieces`), so that both give the same samples, report and errors.
 The detector is incremental, so that is all `kmc analyze` needs when each strap's rows are in
 time order, however the straps are interleaved. When a strap's time goes backwards the reader
 says so (`RowsOutOfOrder`) and `SampleReader.consume()` starts again with `sorted_straps()`,
@@ -433,7 +436,7 @@ class SampleReader:
     ) -> None:
         self.path = Path(path)
         self.skip_invalid = skip_invalid
-        # CSV: parse into typed columns first (see _csv_typed_batches); None: as KMC_CSV_PARSE
+        # CSV: parse into typed columns first (see _csv_typed_pieces); None: as KMC_CSV_PARSE
         self.typed = csv_parse_typed() if typed is None else typed
         self.report = LoadReport(str(path))
         self.devices: list[str] = []  # strap ids by code, in order of first appearance
