@@ -21,6 +21,8 @@ import pytest
 
 from kmc_host.mqtt import BrokerConfig, MqttPublisher, TopicTree
 from kmc_host.mqtt.messages import payload
+from kmc_host.sink.config import load_sink_config
+from kmc_host.sink.service import subscription
 from servers import InfluxDB, Mosquitto
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -103,7 +105,13 @@ def broker(tmp_path_factory):
 
 
 def client(
-    port: int, d: Path, user: str | None, pw: str | None, ca: str = "ca.crt", tls: bool = True
+    port: int,
+    d: Path,
+    user: str | None,
+    pw: str | None,
+    ca: str = "ca.crt",
+    tls: bool = True,
+    topic: str = "kmc/#",
 ) -> tuple[mqtt.Client, list, threading.Event, list]:
     got: list = []
     ready = threading.Event()
@@ -117,7 +125,7 @@ def client(
     def on_connect(cl, u, f, reason, p):
         codes.append(reason)
         if not reason.is_failure:
-            cl.subscribe("kmc/#", qos=1)
+            cl.subscribe(topic, qos=1)
 
     c.on_connect = on_connect
     c.on_subscribe = lambda *a: ready.set()
@@ -276,3 +284,41 @@ def test_ward_screen_listens_where_configured(tmp_path):
         f'pin_file = "{tmp_path / "pin"}"\n'
     )
     assert load_ward_config(f).listen == "127.0.0.1"
+
+
+def test_two_sinks_share_the_messages_under_the_ward_acl(broker, tmp_path):
+    """`[sink] share_group` on a ward's broker as deploy/ configures it: two `sink` logins on
+    `$share/<group>/kmc/+/+/+/+` (the subscription `kmc sink` makes) split the gateway's
+    messages between them, each message to one of them, none lost, and the broker keeps the
+    ACL: a forged strap message from a sink login reaches neither."""
+    mq, d = broker
+    cfg = tmp_path / "sink.toml"
+    cfg.write_text(
+        f'[sink]\ndata_dir = "{tmp_path}"\nshare_group = "sinks"\n[mqtt]\nport = {mq.port}\n'
+        '[influx]\nurl = "http://127.0.0.1:9"\n'
+    )
+    topic = subscription(load_sink_config(cfg))
+    assert topic == "$share/sinks/kmc/+/+/+/+"
+    sinks = [client(mq.port, d, "sink", USERS["sink"], topic=topic) for _ in range(2)]
+    for c, _, ready, _ in sinks:
+        connect(c, mq.port)
+        assert ready.wait(10)
+    gw, _, gready, _ = client(mq.port, d, "gateway", USERS["gateway"], topic="kmc/none")
+    connect(gw, mq.port)
+    assert gready.wait(10)
+    for k in range(60):
+        body = json.dumps({"v": 1, "strap": "KMC-0001", "seq": [k]})
+        gw.publish(TOPIC, body, qos=1).wait_for_publish(5)
+    forger = sinks[0][0]
+    forger.publish(TOPIC, json.dumps({"v": 1, "strap": "KMC-0001", "seq": [999]}), qos=1)
+    deadline = time.monotonic() + 10
+    samples = lambda got: [b for t, b in got if t == TOPIC]  # noqa: E731  (not the retained status)
+    while sum(len(samples(got)) for _, got, _, _ in sinks) < 60 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # (a duplicate or the forged message would have come by now)
+    for c, _, _, _ in (*sinks, (gw, None, None, None)):
+        c.disconnect()
+        c.loop_stop()
+    seqs = [[json.loads(b)["seq"][0] for b in samples(got)] for _, got, _, _ in sinks]
+    assert sorted(seqs[0] + seqs[1]) == list(range(60))  # each once, none forged
+    assert seqs[0] and seqs[1], [len(s) for s in seqs]  # shared, not all to one
