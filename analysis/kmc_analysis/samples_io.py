@@ -97,6 +97,10 @@ class _Unclean(Exception):
     """A batch of the typed CSV parse holds something the checking parse must look at."""
 
 
+# every CSV read: an empty line is a malformed row (one field), not skipped, so rows stay lines
+CSV_PARSE = pacsv.ParseOptions(ignore_empty_lines=False)
+
+
 def _csv_line(row: int) -> int:
     """The file line of a CSV row (from 0): the header is line 1."""
     return row + 2
@@ -659,15 +663,18 @@ class SampleReader:
             raise SamplesFileError(self.path, line, f"repeated column(s): {', '.join(dup)}")
         self.has_battery = "battery_v" in names
 
-    def _open_text(self) -> Any:
+    def _open(self, mode: str) -> Any:
+        """The file, gunzipped if it is a .gz one ("rt": as text, newlines left to csv)."""
         opener = gzip.open if self.path.name.lower().endswith(".gz") else open
-        return opener(self.path, "rt", newline="")
+        return opener(self.path, mode, newline="") if "t" in mode else opener(self.path, mode)
+
+    def _open_text(self) -> Any:
+        return self._open("rt")
 
     def _not_utf8(self) -> SamplesFileError:
         """Error path only: the first line that is not UTF-8 text."""
-        opener = gzip.open if self.path.name.lower().endswith(".gz") else open
         try:
-            with opener(self.path, "rb") as fh:
+            with self._open("rb") as fh:
                 for k, raw in enumerate(fh, start=1):
                     try:
                         raw.decode("utf-8")
@@ -733,7 +740,6 @@ class SampleReader:
         read = pacsv.ReadOptions(
             column_names=names, use_threads=True, block_size=CSV_TYPED_BLOCK_BYTES
         )
-        parse = pacsv.ParseOptions(ignore_empty_lines=False)
         convert = pacsv.ConvertOptions(
             column_types=types,
             include_columns=used,  # the others are not converted (their UTF-8 is checked)
@@ -745,8 +751,7 @@ class SampleReader:
         def pieces() -> Iterator[memoryview]:
             """The text after the header, cut after a line end every CSV_TYPED_PIECE_BYTES
             (read into the piece's own buffer: no copy of the text but the last line's)."""
-            opener = gzip.open if self.path.name.lower().endswith(".gz") else open
-            with opener(self.path, "rb") as fh:
+            with self._open("rb") as fh:
                 header = fh.readline(CSV_TYPED_MAX_LINE_BYTES)
                 if not header.endswith(b"\n") or b"\r" in header[:-2]:
                     raise NotTyped(f"{self.path}: line ends other than LF or CRLF")
@@ -783,7 +788,7 @@ class SampleReader:
                         table = pacsv.read_csv(
                             pa.BufferReader(pa.py_buffer(text)),
                             read_options=read,
-                            parse_options=parse,
+                            parse_options=CSV_PARSE,
                             convert_options=convert,
                         )
                     except pa.ArrowInvalid:  # a value to convert the checking way, or worse
@@ -802,7 +807,7 @@ class SampleReader:
             table = pacsv.read_csv(
                 pa.BufferReader(pa.py_buffer(text)),
                 read_options=pacsv.ReadOptions(column_names=names),
-                parse_options=pacsv.ParseOptions(ignore_empty_lines=False),
+                parse_options=CSV_PARSE,
                 convert_options=_text_columns(names),
             )
         except pa.ArrowInvalid:
@@ -819,7 +824,7 @@ class SampleReader:
                 read_options=pacsv.ReadOptions(
                     block_size=CSV_BLOCK_BYTES, column_names=names, skip_rows=1
                 ),
-                parse_options=pacsv.ParseOptions(ignore_empty_lines=False),
+                parse_options=CSV_PARSE,
                 convert_options=_text_columns(names),
             )
         except pa.ArrowInvalid as exc:

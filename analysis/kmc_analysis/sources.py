@@ -7,8 +7,8 @@ asked for, to a function (`consume(use)`), the shape the incremental detector ea
   report (rows read, rows left out) is in `notes()` once read.
 - `InfluxSource`: the `kmc_sample` measurement (docs/influxdb.md) of one site/ward, read back
   with InfluxQL a strap-day at a time, several queries at once, as CSV (memory stays at a few
-  days of samples), so the same detector runs on it: the report of a stored week equals the report of the file the straps would have
-  written. It also knows the infant pseudonyms the straps carried (`infants`).
+  days of samples), so the same detector runs on it: the report of a stored week equals the
+  report of the file the straps would have written. It also knows the infant pseudonyms the straps carried (`infants`).
 
 `open_source` picks one from the command line's choice (a file, or an `[influx]` TOML file).
 """
@@ -112,6 +112,10 @@ class InfluxSource:
             parts.append(f"ward = {quote_str(self.ward)}")
         return "".join(f" AND {p}" for p in parts)
 
+    def _span(self, start: float, end: float) -> str:
+        """The WHERE clause of [start, end) on this source's site/ward (ms, end rounded up)."""
+        return f"time >= {int(start * 1000)}ms AND time < {math.ceil(end * 1000)}ms{self._where()}"
+
     def extent(self) -> tuple[float, float] | None:
         """First and last sample time stored (Unix seconds), or None when there is none."""
         ends = []
@@ -126,10 +130,7 @@ class InfluxSource:
 
     def infant_tags(self, start: float, end: float) -> dict[str, str]:
         """Strap -> the infant pseudonym it carried last in the period (the `infant` tag)."""
-        q = (
-            f"SELECT last(seq) FROM kmc_sample WHERE time >= {int(start * 1000)}ms"
-            f" AND time < {math.ceil(end * 1000)}ms{self._where()} GROUP BY strap, infant"
-        )
+        q = f"SELECT last(seq) FROM kmc_sample WHERE {self._span(start, end)} GROUP BY strap, infant"
         latest: dict[str, tuple[float, str]] = {}
         for series in self.query.run(q):
             strap, infant = series["tags"].get("strap", ""), series["tags"].get("infant", "")
@@ -140,10 +141,7 @@ class InfluxSource:
 
     def straps(self, start: float, end: float) -> list[str]:
         """The straps with samples stored in [start, end), sorted."""
-        q = (
-            f"SELECT last(seq) FROM kmc_sample WHERE time >= {int(start * 1000)}ms"
-            f" AND time < {math.ceil(end * 1000)}ms{self._where()} GROUP BY strap"
-        )
+        q = f"SELECT last(seq) FROM kmc_sample WHERE {self._span(start, end)} GROUP BY strap"
         return sorted({s["tags"].get("strap", "") for s in self.query.run(q)})
 
     def chunks(self, start: float, end: float) -> Iterator[tuple[str, Samples]]:
@@ -178,9 +176,8 @@ class InfluxSource:
     def _day(self, strap: str, start: float, end: float) -> Samples | None:
         """One strap's samples in [start, end), or None when it has none there."""
         q = (
-            f"SELECT {', '.join(SAMPLE_FIELDS)} FROM kmc_sample WHERE strap = {quote_str(strap)}"
-            f" AND time >= {int(start * 1000)}ms AND time < {math.ceil(end * 1000)}ms"
-            f"{self._where()}"
+            f"SELECT {', '.join(SAMPLE_FIELDS)} FROM kmc_sample"
+            f" WHERE strap = {quote_str(strap)} AND {self._span(start, end)}"
         )
         body = self.query.csv(q)
         if not body.strip():
@@ -202,10 +199,7 @@ class InfluxSource:
         reference)."""
         fields = ", ".join(SAMPLE_FIELDS)
         for t, t1 in days:
-            q = (
-                f"SELECT {fields} FROM kmc_sample WHERE time >= {int(t * 1000)}ms"
-                f" AND time < {math.ceil(t1 * 1000)}ms{self._where()} GROUP BY strap"
-            )
+            q = f"SELECT {fields} FROM kmc_sample WHERE {self._span(t, t1)} GROUP BY strap"
             for series in sorted(self.query.run(q), key=lambda s: s["tags"].get("strap", "")):
                 yield series["tags"].get("strap", ""), _samples(series)
 
