@@ -7,6 +7,7 @@ import csv
 import json
 import re
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -320,3 +321,36 @@ def test_report_from_influxdb_equals_report_from_the_file(ward, tmp_path, monkey
         assert other.returncode == 2 and "no samples in InfluxDB" in other.stderr
     finally:
         server.stop()
+
+
+def test_the_commands_reading_a_source_do_not_use_outer_c(ward, tmp_path):
+    """InfluxSource leaves outer_c out of its queries (sources.SAMPLE_FIELDS), so what the
+    report and the FHIR export make must not depend on it: the same samples with outer_c
+    blanked give the same tables, the same page's plots and the same bundle."""
+    base, samples = ward
+    table = pq.read_table(samples)
+    blank = table.set_column(
+        table.schema.get_field_index("outer_c"),
+        "outer_c",
+        pa.nulls(table.num_rows, table.schema.field("outer_c").type),
+    )
+    pq.write_table(blank, tmp_path / "blank.parquet")
+    outs = {}
+    for name, path in (("kept", samples), ("blank", tmp_path / "blank.parquet")):
+        out = tmp_path / name
+        r = run("report", str(path), *ward_a(TZ), "--out", str(out))
+        assert r.returncode == 0, r.stderr
+        e = run("export", "fhir", str(path), *ward_a(TZ), "--out", str(out / "bundle.json"))
+        assert e.returncode == 0, e.stderr
+        outs[name] = out
+    csvs = sorted(p.name for p in outs["kept"].glob("*.csv"))
+    assert len(csvs) >= 8
+    for name in csvs:
+        assert read(outs["kept"] / name) == read(outs["blank"] / name), name
+    images = [
+        re.findall(r'src="data:image/png;base64,([^"]+)"', (o / "report.html").read_text())
+        for o in outs.values()
+    ]
+    assert images[0] and images[0] == images[1]
+    bundles = [json.loads((o / "bundle.json").read_text()) for o in outs.values()]
+    assert bundles[0]["entry"] and bundles[0]["entry"] == bundles[1]["entry"]

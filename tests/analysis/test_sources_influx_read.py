@@ -8,7 +8,7 @@ import time
 
 from kmc_analysis.sources import InfluxSource
 
-ROWS = b"name,tags,time,infant_c,outer_c,contact,worn,battery_v\nkmc_sample,,1780000000000,36.5,33,1,1,3.9\n"
+ROWS = b"name,tags,time,infant_c,contact,worn,battery_v\nkmc_sample,,1780000000000,36.5,1,1,3.9\n"
 
 
 class SlowInflux:
