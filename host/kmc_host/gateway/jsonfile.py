@@ -25,7 +25,18 @@ def read_map(path: Path, convert: Callable[[Any], Any], what: str, advice: str) 
 
 
 def write_map(path: Path, mapping: dict[str, Any]) -> None:
-    """Replace the file atomically: a crash leaves the old or the new one, never half."""
+    """Replace the file atomically and durably: a crash or a power cut leaves the old or the
+    new one, never half, and never an empty file (which would stop the gateway at its next
+    start: "corrupt"). The new text is fsync'd before the rename, the folder after it: without
+    the first, a file system may commit the rename before the data (ext4 in some mounts, XFS)."""
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(mapping, sort_keys=True, indent=1))
+    with tmp.open("w") as fh:
+        fh.write(json.dumps(mapping, sort_keys=True, indent=1))
+        fh.flush()
+        os.fsync(fh.fileno())
     os.replace(tmp, path)
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)

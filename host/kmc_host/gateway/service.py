@@ -121,7 +121,6 @@ class Gateway:
         self.elapsed = elapsed
         self.tz = zone(cfg.timezone)
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
-        self.cursors = CursorStore(cfg.data_dir / "cursors.json")
         self.addresses = AddressBook(cfg.data_dir / "strap_addresses.json")
         self.silences = SilenceBook(cfg.data_dir / "silences.json")
         self.started = now()  # a strap never heard from is silent since the gateway started
@@ -132,6 +131,8 @@ class Gateway:
             reserve_mb=cfg.outbox_reserve_mb,
             status=self.status,
         )
+        # a cursor on disk moves only past samples the outbox has made durable
+        self.cursors = CursorStore(cfg.data_dir / "cursors.json", self.publisher.outbox.sync)
         self.straps: dict[str, StrapState] = {}
         self.adapters = [
             Adapter(radio.label, _access_for(radio, access), radio.max_connections)
@@ -181,8 +182,11 @@ class Gateway:
             # what the straps sent before the stop goes to the broker now, not at next start
             await self.publisher.flush(FLUSH_S)
         finally:
-            self.publisher.stop()
-            self._save_silences(*self.straps.values())
+            try:  # each visit flushed its own; a visit cut short by the stop may not have
+                self.cursors.flush()
+            finally:
+                self.publisher.stop()
+                self._save_silences(*self.straps.values())
 
     # -- one batch from one strap
 

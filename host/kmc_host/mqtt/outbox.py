@@ -39,7 +39,14 @@ class Message:
 class Outbox:
     """A durable FIFO of MQTT messages (thread-safe: paho's callbacks run in its thread)."""
 
-    def __init__(self, path: Path, reserve_mb: float = 0.0) -> None:
+    def __init__(
+        self, path: Path, reserve_mb: float = 0.0, *, sync_each_commit: bool = False
+    ) -> None:
+        """`sync_each_commit`: every put reaches the disk before it returns (SQLite's
+        synchronous=FULL), for a caller that lets the sender forget the message at once (the
+        sink acknowledges to the broker). Otherwise (NORMAL) a put survives a crash of the
+        process but a power cut only once `sync` has run: the gateway syncs before its cursor
+        file moves past the samples (`CursorStore`), once a second rather than at every put."""
         self.path = path
         self.reserve_bytes = int(reserve_mb * 1024 * 1024)
         self._checked_at = 0.0
@@ -48,7 +55,7 @@ class Outbox:
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(f"PRAGMA synchronous={'FULL' if sync_each_commit else 'NORMAL'}")
         # a small write-ahead log: checkpointed every 100 pages and cut back to 256 kB, so it
         # cannot eat the disk's last megabytes while the broker is away
         self._db.execute("PRAGMA wal_autocheckpoint=100")
@@ -86,6 +93,18 @@ class Outbox:
             # what the insert may take: the row in the table, and page frames in the WAL
             self._room_bytes -= len(payload) + len(topic) + 2 * self._page
             return int(cur.lastrowid or 0)
+
+    def sync(self) -> None:
+        """Make every message put so far survive a power cut. In WAL mode with
+        synchronous=NORMAL a commit is in the write-ahead log, not yet on the disk; a
+        checkpoint syncs the log before it copies the log into the database, and syncs the
+        database after (SQLite's documented order). PASSIVE: it waits for nobody. OutboxFull
+        when the disk refuses it."""
+        with self._lock:
+            try:
+                self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            except sqlite3.OperationalError as exc:
+                raise OutboxFull(f"{self.path}: cannot sync: {exc}") from None
 
     def _has_room(self, every_s: float = 1.0) -> bool:
         """Free disk plus the pages the outbox has freed (SQLite reuses them), minus what was

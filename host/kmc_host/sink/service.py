@@ -548,12 +548,13 @@ class Sink:
             text = {"payload_base64": base64.b64encode(body).decode()}
         record = {"time": time.time(), "topic": topic, "reason": reason} | text
         try:
-            with self._reject_lock, self.rejected_path.open("a") as f:
-                f.write(json.dumps(record) + "\n")
+            with self._reject_lock:  # the spooler and the writer both reject
+                with self.rejected_path.open("a") as f:
+                    f.write(json.dumps(record) + "\n")
+                self.stats.rejected += 1
         except OSError as exc:  # the disk full too: keep it at the broker, unacknowledged
             log.error("cannot keep a rejected message in %s (%s)", self.rejected_path, exc)
             return False
-        self.stats.rejected += 1
         log.warning("rejected a message: %s (kept in %s)", reason, self.rejected_path)
         return True
 

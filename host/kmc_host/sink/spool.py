@@ -19,6 +19,7 @@ from __future__ import annotations
 import sqlite3
 import time
 import zlib
+from pathlib import Path
 
 from ..mqtt import Outbox, OutboxFull
 from ..mqtt.outbox import Message
@@ -35,6 +36,11 @@ def _unpack(stored: bytes) -> bytes:
 
 
 class Spool(Outbox):
+    def __init__(self, path: Path, reserve_mb: float = 0.0) -> None:
+        # each batch on the disk before its messages are acknowledged: the broker then
+        # forgets them, so a power cut must not take a batch the spool said it had
+        super().__init__(path, reserve_mb, sync_each_commit=True)
+
     def put(self, topic: str, payload: bytes, retain: bool = False) -> int:
         return super().put(topic, _pack(payload), retain)
 
