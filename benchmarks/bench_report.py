@@ -12,7 +12,9 @@ as a whole process: `kmc report --influx` (strap-days queried four at a time, an
 answered as JSON); and `kmc report FILE` on the Parquet file the samples came from. The three
 reports' sessions, daily hours and alerts must be identical (infant pseudonyms aside: the file
 has none) before any time is printed. InfluxDB's CPU seconds during the reports say where the
-two cores went.
+two cores went. Then InfluxDB alone: the report's strap-day queries, one at a time, with the
+fields it asks for (`sources.SAMPLE_FIELDS`) and with outer_c as well (what it asked before),
+alternating, InfluxDB's CPU seconds for each set.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import argparse
 import csv
 import datetime as dt
 import json
+import math
 import os
 import platform
 import shutil
@@ -29,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -42,6 +46,7 @@ from bench_sink import BATCH_LINES, cpu_s, per_strap  # noqa: E402
 
 from kmc_analysis.samples_io import load_straps  # noqa: E402
 from kmc_analysis.simulate import simulate_ward  # noqa: E402
+from kmc_analysis.sources import SAMPLE_FIELDS  # noqa: E402
 from kmc_host.sink.schema import to_lines_many  # noqa: E402
 from kmc_host.sink.service import WRITES_IN_FLIGHT  # noqa: E402
 from packets import samples_messages  # noqa: E402
@@ -108,6 +113,32 @@ def report(args: list[str], out: Path, influxd: int, env: dict[str, str] | None 
     return {"s": round(wall, 2), "influxd_cpu_s": round(cpu_s(influxd) - c0, 1)}
 
 
+def query_cpu(influx: InfluxDB, fields: tuple[str, ...], days: int) -> dict:
+    """InfluxDB's CPU seconds for the report's strap-day queries (CSV) asking for `fields`."""
+    straps = sorted(per_strap(influx))
+    first = influx.query("SELECT first(seq) FROM kmc_sample")[0]["values"][0][0]
+    c0, t0, size = cpu_s(influx.proc.pid), time.perf_counter(), 0
+    for strap in straps:
+        for d in range(days):
+            a = first + d * 86_400_000
+            q = (
+                f"SELECT {', '.join(fields)} FROM kmc_sample WHERE strap = '{strap}'"
+                f" AND time >= {a}ms AND time < {a + 86_400_000}ms"
+            )
+            url = f"{influx.url}/query?" + urllib.parse.urlencode(
+                {"db": "kmc", "q": q, "epoch": "ms"}
+            )
+            req = urllib.request.Request(url, method="POST", headers={"Accept": "application/csv"})
+            with urllib.request.urlopen(req) as resp:
+                size += len(resp.read())
+    return {
+        "fields": ", ".join(fields),
+        "influxd_cpu_s": round(cpu_s(influx.proc.pid) - c0, 1),
+        "s": round(time.perf_counter() - t0, 1),
+        "answer_mb": round(size / 1e6),
+    }
+
+
 def rows(folder: Path, name: str) -> list[dict[str, str]]:
     with (folder / f"{name}.csv").open(newline="") as fh:
         return [{k: v for k, v in r.items() if k != "infant_id"} for r in csv.DictReader(fh)]
@@ -151,6 +182,11 @@ def main() -> None:
                 else report(db, work / "json", pid, {"KMC_INFLUX_READ": "json"})
             )
             from_file = report([str(samples)], work / "file", pid)
+            before = ("infant_c", "outer_c", "contact", "worn", "battery_v")
+            fields: dict[str, list[dict]] = {"now": [], "with outer_c": []}
+            for _ in range(2):
+                fields["now"].append(query_cpu(influx, SAMPLE_FIELDS, math.ceil(args.days) + 1))
+                fields["with outer_c"].append(query_cpu(influx, before, math.ceil(args.days) + 1))
         finally:
             influx.stop()
         outs = [work / "csv0", work / "file"] + ([] if previous is None else [work / "json"])
@@ -172,6 +208,7 @@ def main() -> None:
             "report_influx_samples_per_s": round(n / median),
             "report_influx_previous_way": previous,
             "report_file": from_file,
+            "influxdb_alone_queries": fields,
             "tables_identical": list(TABLES),
         }
         if previous is not None:

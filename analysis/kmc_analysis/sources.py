@@ -44,8 +44,8 @@ Period = tuple[float, float] | None
 # The fields asked of InfluxDB: what the commands that read a source use (the detector's
 # infant_c, contact, worn and battery_v; FHIR's readings are infant_c). outer_c, the strap's
 # outer sensor, no command reads, so it is not asked for and comes back NaN: InfluxDB's answer
-# costs a row plus a field apiece, and leaving outer_c out took a seventh off its CPU seconds
-# for a stored week (benchmarks/README.md).
+# costs a row plus a field apiece, and leaving outer_c out took about a seventh off its CPU
+# seconds for a stored week (benchmarks/README.md, bench_report.py's queries alone).
 SAMPLE_FIELDS = ("infant_c", "contact", "worn", "battery_v")
 CHUNK_S = 86400.0
 READERS = 4  # InfluxDB queries in flight at once

@@ -57,7 +57,7 @@ class CursorStore:
     """Next sequence number to fetch, per strap, in one JSON file replaced atomically.
 
     The cursor moves in memory at every batch; the file follows at most once every `every_s`
-    and at `flush` (the end of each visit, the gateway's stop), each time after `barrier()`,
+    and at `flush` (the end of each visit, a stop's included), each time after `barrier()`,
     which makes what the batches behind it became durable (the gateway's outbox, `Outbox.sync`).
     So after a power cut the cursor on disk never names a sample the outbox lost; at worst the
     samples of the last second are fetched from the strap again, and every consumer is
@@ -84,15 +84,22 @@ class CursorStore:
         if time.monotonic() - self._written_at >= self.every_s:
             self.flush()
 
-    def flush(self) -> None:
-        """Write the cursors, if they moved, once what they point past is durable."""
+    def flush(self) -> bool:
+        """Write the cursors, if they moved, once what they point past is durable; False when
+        the disk refused the sync or the file (logged): the moves stay in memory, to be written
+        at the next one, and a restart meanwhile fetches those samples again."""
         if not self._dirty:
-            return
-        if self.barrier is not None:
-            self.barrier()
-        write_map(self.path, self._cursors)
+            return True
+        try:
+            if self.barrier is not None:
+                self.barrier()
+            write_map(self.path, self._cursors)
+        except OSError as exc:
+            log.warning("cursor file %s not saved (%s): kept in memory", self.path, exc)
+            return False
         self._dirty = False
         self._written_at = time.monotonic()
+        return True
 
 
 class AddressBook:
@@ -327,10 +334,7 @@ class StrapLink:
         finally:
             self.connected.clear()
             self.drained = False
-            try:  # the visit's last cursor to disk, behind the outbox's sync
-                self.cursors.flush()
-            except (OSError, OutboxFull) as exc:  # kept in memory: written at the next batch
-                log.warning("strap %s: cursor not saved: %s", self.strap_id, exc)
+            self.cursors.flush()  # the visit's last cursor to disk, behind the outbox's sync
         return FAILED
 
     async def _until_stop(self, visit: Awaitable[bool], stop: asyncio.Event) -> bool:

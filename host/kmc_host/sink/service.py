@@ -39,6 +39,7 @@ import base64
 import contextlib
 import json
 import logging
+import os
 import random
 import re
 import sqlite3
@@ -549,8 +550,10 @@ class Sink:
         record = {"time": time.time(), "topic": topic, "reason": reason} | text
         try:
             with self._reject_lock:  # the spooler and the writer both reject
-                with self.rejected_path.open("a") as f:
+                with self.rejected_path.open("a") as f:  # on the disk before it is acked
                     f.write(json.dumps(record) + "\n")
+                    f.flush()
+                    os.fsync(f.fileno())
                 self.stats.rejected += 1
         except OSError as exc:  # the disk full too: keep it at the broker, unacknowledged
             log.error("cannot keep a rejected message in %s (%s)", self.rejected_path, exc)
