@@ -74,8 +74,12 @@ def test_the_status_heartbeat_goes_straight_to_the_broker_and_only_while_connect
     nothing (False) when not: a heartbeat never waits in the outbox to be replayed stale."""
     (tmp_path / "mq").mkdir()
     broker = Mosquitto(tmp_path / "mq")
-    beats = iter(range(1, 1000))
-    status = lambda: StatusMessage(state="online", time=float(next(beats)), every_s=5.0)  # noqa: E731
+    issued: list[float] = []  # the time of each status() made: on connect and per heartbeat
+
+    def status() -> StatusMessage:
+        issued.append(float(len(issued) + 1))
+        return StatusMessage(state="online", time=issued[-1], every_s=5.0)
+
     pub = MqttPublisher(BrokerConfig(port=broker.port), TOPICS, tmp_path / "o.db", status=status)
     pub.start()
     assert pub.publish_status() is False  # no broker yet
@@ -84,16 +88,20 @@ def test_the_status_heartbeat_goes_straight_to_the_broker_and_only_while_connect
     try:
         listener = Listener(broker.port)
         wait_for(pub.connected.is_set, timeout=20)
-        assert pub.publish_status() is True
-        wait_for(lambda: len(listener.bodies(TOPICS.gateway_status)) >= 1)
-        assert pub.publish_status() is True
-        wait_for(lambda: len(listener.bodies(TOPICS.gateway_status)) >= 2)
+
+        def heard_last() -> bool:  # the listener has the newest status made so far
+            return issued[-1] in [b["time"] for b in listener.bodies(TOPICS.gateway_status)]
+
+        for _ in range(2):
+            assert pub.publish_status() is True
+            wait_for(heard_last)
         got = listener.bodies(TOPICS.gateway_status)
+        assert len(got) >= 2
         assert [b["every_s"] for b in got] == [5.0] * len(got)
         assert [b["time"] for b in got] == sorted(b["time"] for b in got)  # each one fresh
         late = Listener(broker.port)  # retained: a reader arriving now gets the newest
         wait_for(lambda: late.bodies(TOPICS.gateway_status) != [])
-        assert late.bodies(TOPICS.gateway_status)[-1]["time"] == got[-1]["time"]
+        assert late.bodies(TOPICS.gateway_status)[-1]["time"] == issued[-1]
         late.close()
         listener.close()
     finally:
